@@ -1,0 +1,56 @@
+"""One imputed data set with miceforest, reproducible whatever the number of threads.
+
+Like Amelia's ``idvars``, ``exclude`` columns are carried through but neither imputed nor
+used as predictors; like its ``noms``, ``categorical`` columns are imputed as categories.
+"""
+import pandas as pd
+from miceforest import ImputationKernel
+
+
+def deterministic_lightgbm(threads: int) -> dict:
+    """LightGBM settings that make a tree independent of the number of threads."""
+    return {"num_threads": threads, "deterministic": True, "force_row_wise": True}
+
+
+def impute_once(data: pd.DataFrame, *, seed: int, iterations: int, exclude=(), categorical=(),
+                threads: int = 1) -> pd.DataFrame:
+    """Return a completed copy of ``data``: same rows, order, columns and dtypes.
+
+    Parameters
+    ----------
+    data : DataFrame
+        The incomplete data; never modified.
+    seed : int
+        This imputation's own seed (see ``mlmi.seeds.int_seed_for``).
+    iterations : int
+        MICE iterations of miceforest.
+    exclude, categorical : sequence of str
+        Columns kept out of the imputation model; columns imputed as categories.
+    threads : int
+        LightGBM threads; results do not depend on it.
+    """
+    _check_columns(data, "imputation.exclude", exclude)
+    _check_columns(data, "imputation.categorical", categorical)
+    work = data.drop(columns=list(exclude))
+    work = work.astype({c: "category" if c in categorical else float for c in work.columns})
+    if not work.isna().any().any():
+        return data.copy()
+    kernel = ImputationKernel(work, num_datasets=1, random_state=seed, save_all_iterations_data=True)
+    kernel.mice(iterations, **deterministic_lightgbm(threads))
+    completed = kernel.complete_data(dataset=0)
+    return _restore(data, completed)
+
+
+def _check_columns(data: pd.DataFrame, key: str, columns) -> None:
+    """Fail with the config key's name when it lists a column the data lacks."""
+    absent = [c for c in columns if c not in data.columns]
+    if absent:
+        raise ValueError(f"{key} lists columns {absent} that the data does not have (columns: {list(data.columns)})")
+
+
+def _restore(original: pd.DataFrame, completed: pd.DataFrame) -> pd.DataFrame:
+    """Put imputed columns back with the original dtypes (integers must come back whole)."""
+    result = original.copy()
+    for column in completed.columns:
+        result[column] = completed[column].astype(float).to_numpy()
+    return result.astype(original.dtypes.to_dict())

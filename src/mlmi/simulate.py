@@ -1,0 +1,204 @@
+"""An hsb-like data set (students in schools) with known true parameters (design §6).
+
+The defaults imitate High School and Beyond as the merTools vignette uses it, and
+``mathach`` follows the vignette's model ``mathach ~ minority + female + ses + meanses +
+(1 + ses | schid)`` with lme4's REML estimates on the real hsb as the true values, so every
+report can say how far each estimate lies from the truth.
+"""
+import copy
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+TERMS = ["(Intercept)", "minority", "female", "ses", "meanses"]
+COLUMNS = ["schid", "minority", "female", "ses", "mathach", "size", "schtype", "meanses"]
+
+#: Default generator settings: the margins of the real hsb and the vignette's lme4 fit.
+DEFAULTS = {
+    "n_schools": 160,
+    "students_min": 14,
+    "students_max": 67,
+    "students_mean": 44.9,
+    "students_sd": 11.85,
+    "catholic_fraction": 0.4375,
+    "size_min": 100,
+    "size_max": 2713,
+    "size_mean": 1098,
+    "size_sd": 629.5,
+    "ses_between_sd": 0.41,
+    "ses_within_sd": 0.66,
+    "minority_rate": 0.275,
+    "minority_ses_cor": -0.27,
+    "minority_icc": 0.5,
+    "female_rate": 0.528,
+    "girls_school_fraction": 0.10,
+    "boys_school_fraction": 0.075,
+    "fixed_effects": {"(Intercept)": 14.05, "minority": -2.80, "female": -1.21, "ses": 1.92,
+                      "meanses": 3.05},
+    "sd_intercept": 1.54,
+    "sd_ses": 0.58,
+    "cor_intercept_ses": -0.63,
+    "sigma": 5.98,
+}
+
+
+def _merge(defaults: dict, given: dict, where: str = "settings") -> dict:
+    """``given`` merged recursively over ``defaults``; a key ``defaults`` lacks is an error."""
+    merged = copy.deepcopy(defaults)
+    for key, value in given.items():
+        if key not in defaults:
+            raise ValueError(f"unknown key {key!r} in {where}; known keys: {sorted(defaults)}")
+        if isinstance(defaults[key], dict):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}.{key} must be a mapping, got {value!r}")
+            merged[key] = _merge(defaults[key], value, f"{where}.{key}")
+        else:
+            merged[key] = value
+    return merged
+
+
+def _scaled_beta(rng, n, low, high, mean, sd, name):
+    """n draws of ``low + (high - low) * Beta(a, b)`` with a and b matching mean and SD.
+
+    A scaled Beta keeps every draw inside [low, high] while hitting the target mean and SD
+    (method of moments), as school sizes and enrolments must.
+    """
+    p = (mean - low) / (high - low)
+    v = (sd / (high - low)) ** 2
+    if not 0 < p < 1 or not 0 < v < p * (1 - p):
+        raise ValueError(f"{name}: mean {mean} and SD {sd} are impossible within [{low}, {high}]")
+    concentration = p * (1 - p) / v - 1
+    return low + (high - low) * rng.beta(p * concentration, (1 - p) * concentration, n)
+
+
+def _school_flags(rng, n_schools, fractions):
+    """A school label 0..len(fractions): exactly round(f * n_schools) schools get each label
+    i + 1, at random places; the rest get 0."""
+    counts = [round(f * n_schools) for f in fractions]
+    if sum(counts) > n_schools:
+        raise ValueError(f"school fractions {fractions} add up to more than all schools")
+    labels = np.repeat(np.arange(len(counts) + 1), [n_schools - sum(counts), *counts])
+    return rng.permutation(labels)
+
+
+def _latent_minority_cor(rate, point_biserial):
+    """Correlation of the latent normal with ses that gives the target point-biserial one.
+
+    With minority = 1{z > tau}, tau = Phi^-1(1 - rate), and (z, ses) bivariate normal with
+    correlation rho, the point-biserial correlation is rho phi(tau) / sqrt(rate (1 - rate)).
+    """
+    tau = stats.norm.ppf(1 - rate)
+    rho = point_biserial * np.sqrt(rate * (1 - rate)) / stats.norm.pdf(tau)
+    if abs(rho) >= 1:
+        raise ValueError(f"minority_ses_cor {point_biserial} is impossible with minority_rate {rate}")
+    return rho
+
+
+def _minority(rng, school, ses_std, ses_icc, s):
+    """0/1 minority: the round(minority_rate * n) students of highest latent z are minority.
+
+    z = rho ses_std + sqrt(1 - rho^2) eps is marginally N(0, 1); eps has a school part chosen
+    so that z has intraclass correlation ``minority_icc`` (given that ses_std, the
+    standardised ses, has ``ses_icc``). Thresholding at the sample quantile rather than at
+    Phi^-1(1 - rate) keeps the rate exact: with school clustering the realised rate would
+    otherwise wander by about +-0.02 (one SD) around the target.
+    """
+    rho = _latent_minority_cor(s["minority_rate"], s["minority_ses_cor"])
+    eps_icc = (s["minority_icc"] - rho**2 * ses_icc) / (1 - rho**2)
+    if not 0 <= eps_icc <= 1:
+        raise ValueError(f"minority_icc {s['minority_icc']} is impossible with minority_ses_cor "
+                         f"{s['minority_ses_cor']} and the ses intraclass correlation {ses_icc:.3f}")
+    n_schools = school.max() + 1
+    eps = (np.sqrt(eps_icc) * rng.standard_normal(n_schools)[school]
+           + np.sqrt(1 - eps_icc) * rng.standard_normal(len(school)))
+    z = rho * ses_std + np.sqrt(1 - rho**2) * eps
+    n_minority = round(s["minority_rate"] * len(z))
+    return (stats.rankdata(z, method="ordinal") > len(z) - n_minority).astype(np.int64)
+
+
+def _female(rng, school, students, s):
+    """0/1 female: girls' schools all 1, boys' schools all 0, mixed schools at the rate that
+    makes the expected overall rate ``female_rate`` given the simulated school sizes."""
+    kind = _school_flags(rng, len(students), [s["girls_school_fraction"], s["boys_school_fraction"]])
+    n_girls_schools, n_mixed = students[kind == 1].sum(), students[kind == 0].sum()
+    # max(..., 1): with no mixed school only the rate the single-sex schools give passes the check
+    mixed_rate = (s["female_rate"] * students.sum() - n_girls_schools) / max(n_mixed, 1)
+    if not 0 <= mixed_rate <= 1:
+        raise ValueError(f"female_rate {s['female_rate']} is impossible with these single-sex schools")
+    rate = np.select([kind == 1, kind == 2], [1.0, 0.0], mixed_rate)[school]
+    return (rng.random(len(school)) < rate).astype(np.int64)
+
+
+def _random_effects(rng, n_schools, s):
+    """Per-school intercept and ses-slope deviations, bivariate normal with the true SDs and
+    correlation r: b0 = sd0 z0 and b1 = sd1 (r z0 + sqrt(1 - r^2) z1), valid for |r| = 1 too."""
+    z = rng.standard_normal((2, n_schools))
+    r = s["cor_intercept_ses"]
+    return s["sd_intercept"] * z[0], s["sd_ses"] * (r * z[0] + np.sqrt(1 - r**2) * z[1])
+
+
+def _truth(s):
+    """The true parameters in the shape of data/truth.json (design §4)."""
+    return {"fixed_effects": {term: float(s["fixed_effects"][term]) for term in TERMS},
+            "random_effects": {"group": "schid",
+                               "sd": {"(Intercept)": float(s["sd_intercept"]), "ses": float(s["sd_ses"])},
+                               "cor": {"(Intercept).ses": float(s["cor_intercept_ses"])}},
+            "sigma": float(s["sigma"])}
+
+
+def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
+    """Simulate an hsb-like data set and return it with its true parameters.
+
+    Parameters
+    ----------
+    settings : dict
+        Generator settings merged over ``DEFAULTS`` (a partial dict is fine, nested
+        ``fixed_effects`` too); an unknown key is a ValueError.
+    rng : numpy.random.Generator
+        The only source of randomness: the same seed gives the same data.
+
+    Returns
+    -------
+    data : pandas.DataFrame
+        One row per student, sorted by school: ``schid, minority, female, ses, mathach,
+        size, schtype, meanses`` (int64 except the float64 ``ses``, ``mathach``, ``meanses``).
+    truth : dict
+        ``{"fixed_effects": {term: value}, "random_effects": {"group": "schid", "sd": {...},
+        "cor": {"(Intercept).ses": value}}, "sigma": value}``.
+
+    Notes
+    -----
+    Students per school and enrolment are scaled Betas matching min, max, mean and SD;
+    exactly round(catholic_fraction * n_schools) schools are Catholic. ses is a school mean
+    N(0, ses_between_sd) plus a student deviation N(0, ses_within_sd); meanses is the
+    realised school mean of ses. minority thresholds a latent normal correlated with ses and
+    clustered by school. mathach = X beta + b0_j + b1_j ses + e with (b0_j, b1_j) bivariate
+    normal and e ~ N(0, sigma).
+    """
+    s = _merge(DEFAULTS, settings)
+    n_schools = s["n_schools"]
+    students = np.rint(_scaled_beta(rng, n_schools, s["students_min"], s["students_max"],
+                                    s["students_mean"], s["students_sd"], "students")).astype(np.int64)
+    size = np.rint(_scaled_beta(rng, n_schools, s["size_min"], s["size_max"], s["size_mean"],
+                                s["size_sd"], "size")).astype(np.int64)
+    schtype = _school_flags(rng, n_schools, [s["catholic_fraction"]]).astype(np.int64)
+    school = np.repeat(np.arange(n_schools), students)
+
+    ses = (s["ses_between_sd"] * rng.standard_normal(n_schools)[school]
+           + s["ses_within_sd"] * rng.standard_normal(len(school)))
+    ses_var = s["ses_between_sd"] ** 2 + s["ses_within_sd"] ** 2
+    minority = _minority(rng, school, ses / np.sqrt(ses_var), s["ses_between_sd"] ** 2 / ses_var, s)
+    female = _female(rng, school, students, s)
+    meanses = pd.Series(ses).groupby(school).transform("mean").to_numpy()
+
+    beta = s["fixed_effects"]
+    b0, b1 = _random_effects(rng, n_schools, s)
+    mathach = (beta["(Intercept)"] + beta["minority"] * minority + beta["female"] * female
+               + beta["ses"] * ses + beta["meanses"] * meanses + b0[school] + b1[school] * ses
+               + s["sigma"] * rng.standard_normal(len(school)))
+
+    data = pd.DataFrame({"schid": school + 1, "minority": minority, "female": female, "ses": ses,
+                         "mathach": mathach, "size": size[school], "schtype": schtype[school],
+                         "meanses": meanses})
+    return data[COLUMNS], _truth(s)

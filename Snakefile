@@ -1,0 +1,38 @@
+# mlmi: multilevel models on multiply imputed data (design §1)
+#
+#   simulate ──> ampute ──> impute k=1..m ──> fit k=1..m ──┐
+#                    └──────────────────────> fit listwise ─┴─> pool ──> report
+
+import os
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+# The default config sits beside this file, so the workflow runs from any working directory
+# (-s path/to/Snakefile -d WORKDIR); --configfile is merged over it.
+configfile: os.path.join(workflow.basedir, "config", "config.yaml")
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+
+
+wildcard_constraints:
+    k=r"\d+",
+
+
+include: "rules/data.smk"
+include: "rules/impute.smk"
+include: "rules/fit.smk"
+include: "rules/pool.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_outputs(),
+    default_target: True

@@ -1,0 +1,19 @@
+rule impute:
+    input:
+        missing=f"{OUT}/data/missing.parquet",
+    output:
+        imputed=f"{OUT}/imputations/imp_{{k}}.parquet",
+    log:
+        f"{OUT}/logs/impute/{{k}}.log",
+    benchmark:
+        f"{OUT}/benchmarks/impute/{{k}}.tsv"
+    params:
+        seed=config["seed"],
+        iterations=config["imputation"]["iterations"],
+        exclude=config["imputation"]["exclude"],
+        categorical=config["imputation"]["categorical"],
+    threads: 1
+    conda:
+        "../envs/mlmi.yaml"
+    script:
+        "../scripts/impute.py"

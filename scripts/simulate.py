@@ -1,0 +1,6 @@
+from mlmi import stages
+from mlmi.logs import log_to
+
+with log_to(snakemake.log[0]):
+    stages.simulate(snakemake.output.complete, snakemake.output.truth,
+                    settings=snakemake.params.settings, seed=snakemake.params.seed)

@@ -1,0 +1,137 @@
+"""The whole workflow, run by Snakemake from another working directory, as a user runs it."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+CONTRACT = REPO.parent / "shared" / "checks" / "contract.py"
+TINY = {"scenario": "tiny", "data": {"simulate": {"n_schools": 20}}, "imputation": {"m": 2, "iterations": 2}}
+
+
+def run_workflow(workdir: Path, config: dict, cores: int = 2) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config`` merged over the default."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "extra.yaml").write_text(yaml.safe_dump(config))
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+         "--configfile", str(workdir / "extra.yaml"), "--cores", str(cores)],
+        capture_output=True, text=True, timeout=600)
+
+
+def finished(workdir: Path, config: dict, cores: int = 2) -> Path:
+    """Run the workflow, fail the test with Snakemake's output if it fails, return the results."""
+    done = run_workflow(workdir, config, cores)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return workdir / "results" / config.get("scenario", "hsb")
+
+
+def estimates(fit_path: Path) -> dict:
+    """A fit record without its timing: everything that must repeat exactly."""
+    record = json.loads(fit_path.read_text())
+    record.pop("fit_seconds")
+    return record
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return {cores: finished(tmp_path_factory.mktemp(f"cores{cores}"), TINY, cores) for cores in (1, 2)}
+
+
+@pytest.fixture(scope="module")
+def default(tmp_path_factory):
+    return finished(tmp_path_factory.mktemp("default"), {})
+
+
+def test_tiny_run_meets_the_output_contract(tiny):
+    if not CONTRACT.exists():
+        pytest.skip(f"{CONTRACT} is not beside this clone")
+    check = subprocess.run([sys.executable, str(CONTRACT), str(tiny[2]), "--simulated"],
+                           capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout
+
+
+def test_one_and_two_cores_give_identical_results(tiny):
+    for table in sorted((tiny[1] / "pooled").glob("*.csv")):
+        assert table.read_bytes() == (tiny[2] / "pooled" / table.name).read_bytes(), table.name
+    for name in ("imp_1.json", "imp_2.json", "listwise.json"):
+        assert estimates(tiny[1] / "fits" / name) == estimates(tiny[2] / "fits" / name), name
+    for name in ("imp_1.parquet", "imp_2.parquet"):
+        pd.testing.assert_frame_equal(pd.read_parquet(tiny[1] / "imputations" / name),
+                                      pd.read_parquet(tiny[2] / "imputations" / name))
+
+
+def test_every_rule_leaves_a_log_and_a_benchmark(tiny):
+    for rule in ("simulate", "ampute", "impute/1", "impute/2", "fit/1", "fit/2", "fit_listwise", "pool",
+                 "report"):
+        assert (tiny[2] / "logs" / f"{rule}.log").exists(), rule
+        assert (tiny[2] / "benchmarks" / f"{rule}.tsv").exists(), rule
+
+
+def test_a_second_run_has_nothing_to_do(tiny):
+    again = run_workflow(tiny[2].parent.parent, TINY)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_failing_job_says_where_its_log_is(tmp_path):
+    done = run_workflow(tmp_path, {**TINY, "imputation": {**TINY["imputation"], "exclude": ["schid", "nothere"]}})
+    assert done.returncode != 0
+    assert "results/tiny/logs/impute/" in done.stderr
+    log = next((tmp_path / "results" / "tiny" / "logs" / "impute").glob("*.log")).read_text()
+    assert "imputation.exclude lists columns ['nothere']" in log
+
+
+def test_a_config_that_breaks_the_schema_stops_before_any_job(tmp_path):
+    done = run_workflow(tmp_path, {"imputation": {"m": 1}})
+    assert done.returncode != 0 and "1 is less than the minimum of 2" in done.stderr
+    assert not (tmp_path / "results").exists()
+    done = run_workflow(tmp_path, {"modle": {}})
+    assert done.returncode != 0 and "'modle' was unexpected" in done.stderr
+
+
+def test_default_pooled_fixed_effects_are_near_the_truth(default):
+    pooled = pd.read_csv(default / "pooled" / "fixed_effects.csv").set_index("term")
+    truth = json.loads((default / "data" / "truth.json").read_text())["fixed_effects"]
+    assert list(pooled.index) == list(truth)
+    # The acceptance bound: every pooled estimate within 3 pooled SEs of the value simulated.
+    z = (pooled["estimate"] - pd.Series(truth)) / pooled["std_error"]
+    assert (z.abs() < 3).all(), z.to_dict()
+    assert (pooled["m"] == 5).all() and (pooled["dfcom"] == pooled["dfcom"].iloc[0]).all()
+
+
+def test_default_data_have_the_hsb_shape(default):
+    data = pd.read_parquet(default / "data" / "complete.parquet")
+    schools = data.groupby("schid")
+    # design §6, with the tolerances of tests/test_simulate.py
+    assert schools.ngroups == 160 and schools.size().between(14, 67).all()
+    assert abs(len(data) - 7185) <= 0.05 * 7185
+    assert schools["schtype"].first().sum() == 70
+    assert abs(schools["meanses"].first().std() - 0.41) <= 0.06
+    assert abs(data["ses"].std() - 0.78) <= 0.05
+    assert abs(data["minority"].mean() - 0.275) <= 0.04 and abs(data["female"].mean() - 0.528) <= 0.03
+    assert abs(data["mathach"].mean() - 12.75) <= 0.6 and abs(data["mathach"].std() - 6.88) <= 0.5
+
+
+def test_default_amputation_rates(default):
+    complete = pd.read_parquet(default / "data" / "complete.parquet")
+    missing = pd.read_parquet(default / "data" / "missing.parquet")
+    n = len(missing)
+    for column in ("minority", "female", "ses", "size"):
+        # binomial(n, 0.05): 4 SDs is about 0.010 at n = 7,200
+        assert abs(missing[column].isna().mean() - 0.05) <= 4 * np.sqrt(0.05 * 0.95 / n), column
+    for column in ("schid", "mathach", "schtype", "meanses"):
+        pd.testing.assert_series_equal(missing[column], complete[column])
+    imputed = pd.read_parquet(default / "imputations" / "imp_1.parquet")
+    assert not imputed.isna().any().any() and imputed.dtypes.equals(missing.dtypes)
+
+
+def test_default_report_is_one_self_contained_page(default):
+    page = (default / "report.html").read_text()
+    assert "data:image/png;base64," in page and "<script src" not in page and "<link" not in page
+    for heading in ("Warnings", "Data and missingness", "Fixed effects", "Random effects", "Model information"):
+        assert heading in page

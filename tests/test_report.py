@@ -1,5 +1,6 @@
 """The report page from a tiny fixture of the pooled tables of design §4."""
 import base64
+import html
 import json
 import re
 
@@ -129,11 +130,11 @@ def test_no_truth_anywhere_without_truth(tmp_path):
 
 
 def test_warnings_listed(page):
-    warnings = page[page.index("<h2>Warnings</h2>"):page.index("<h2>Data and missingness</h2>")]
+    warnings = html.unescape(page[page.index("<h2>Warnings</h2>"):page.index("<h2>Data and missingness</h2>")])
     assert "imputation: kernel note" in warnings
     assert "fit 2: did not converge; Model failed to converge with max|grad| = 0.0024" in warnings
-    assert "x: between-imputation variance negligible next to within variance" in warnings
-    assert "(Intercept): between" not in warnings and "fit 1" not in warnings
+    assert "term 'x': between-imputation variance is negligible next to the within variance" in warnings
+    assert "'(Intercept)': between" not in warnings and "fit 1" not in warnings
     assert page.count('<tr class="flagged">') == 1
 
 

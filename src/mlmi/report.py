@@ -15,9 +15,8 @@ from matplotlib.figure import Figure
 from mlmi.formula import parse_formula
 from mlmi.io import read_json
 from mlmi.missingness import summarize_missingness
+from mlmi.pool import negligible_between
 
-#: riv below this: the imputations barely differ (merTools warns on a similar threshold).
-RIV_NEGLIGIBLE = 1e-6
 #: How many levels of the grouping factor the conditional-modes table shows.
 RANEF_LEVELS_SHOWN = 5
 
@@ -157,10 +156,7 @@ def gather_warnings(warnings: list[str], model_info: pd.DataFrame, fixed: pd.Dat
             problems.append(str(row.warnings))
         if problems:
             found.append(f"fit {row.imputation}: " + "; ".join(problems))
-    for row in fixed[fixed["riv"] < RIV_NEGLIGIBLE].itertuples(index=False):
-        found.append(f"{row.term}: between-imputation variance negligible next to within variance "
-                     f"(riv = {number(row.riv)}); are the imputations too similar?")
-    return found
+    return found + negligible_between(fixed)
 
 
 def warnings_section(warnings: list[str], model_info: pd.DataFrame, fixed: pd.DataFrame) -> str:

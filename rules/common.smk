@@ -1,13 +1,25 @@
+import sys
+
+import yaml
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from mlmi.formula import parse_formula
+from mlmi.inputs import InputError, check_inputs, schema_problem
 
-
-validate(config, schema="../config/schema.yaml")
-parse_formula(config["model"]["formula"])
+# Check everything the user gave before any job runs; a problem is one line and a stop.
+try:
+    validate(config, schema="../config/schema.yaml")
+    IMPUTED_FILES = check_inputs(config)
+except WorkflowError:
+    with open(workflow.source_path("../config/schema.yaml")) as schema:
+        sys.exit(f"mlmi: {schema_problem(config, yaml.safe_load(schema))}")
+except InputError as error:
+    sys.exit(f"mlmi: {error}")
 
 OUT = f"results/{config['scenario']}"
-M = config["imputation"]["m"]
+SIMULATED = config["data"]["source"] == "simulate"
+EXTERNAL = config["imputation"]["method"] == "external"
+M = len(IMPUTED_FILES) if EXTERNAL else config["imputation"]["m"]
 
 
 def get_fits():
@@ -26,6 +38,8 @@ def get_pooled_tables():
         "ranef": "ranef",
         "model_info": "model_info",
     }
+    if config.get("pooling", {}).get("mertools_legacy"):
+        names["mertools"] = "mertools_fixed_effects"
     return {key: f"{OUT}/pooled/{name}.csv" for key, name in names.items()}
 
 
@@ -36,4 +50,9 @@ def get_final_outputs():
 
 def get_truth():
     """The true parameters, for simulated data only."""
-    return f"{OUT}/data/truth.json" if config["data"]["source"] == "simulate" else []
+    return f"{OUT}/data/truth.json" if SIMULATED else []
+
+
+def get_imputed_file(wildcards):
+    """The k-th external imputed file (natural order: imp2 before imp10)."""
+    return IMPUTED_FILES[int(wildcards.k) - 1]

@@ -1,5 +1,6 @@
 """The whole workflow, run by Snakemake from another working directory, as a user runs it."""
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT = REPO.parent / "shared" / "checks" / "contract.py"
-TINY = {"scenario": "tiny", "data": {"simulate": {"n_schools": 20}}, "imputation": {"m": 2, "iterations": 2}}
+TINY = {"scenario": "tiny", "data": {"simulate": {"n_schools": 20}}, "imputation": {"m": 2, "iterations": 2},
+        "pooling": {"mertools_legacy": True}}
 
 
 def run_workflow(workdir: Path, config: dict, cores: int = 2) -> subprocess.CompletedProcess:
@@ -56,6 +58,15 @@ def test_tiny_run_meets_the_output_contract(tiny):
     assert check.returncode == 0, check.stdout
 
 
+def test_mertools_legacy_table_only_on_request(tiny, default):
+    from mlmi.mertools import mertools_fixed_effects
+
+    fits = [json.loads((tiny[2] / "fits" / f"imp_{k}.json").read_text()) for k in (1, 2)]
+    legacy = pd.read_csv(tiny[2] / "pooled" / "mertools_fixed_effects.csv")
+    pd.testing.assert_frame_equal(legacy, mertools_fixed_effects(fits), check_exact=False, rtol=1e-15)
+    assert not (default / "pooled" / "mertools_fixed_effects.csv").exists()
+
+
 def test_one_and_two_cores_give_identical_results(tiny):
     for table in sorted((tiny[1] / "pooled").glob("*.csv")):
         assert table.read_bytes() == (tiny[2] / "pooled" / table.name).read_bytes(), table.name
@@ -78,20 +89,44 @@ def test_a_second_run_has_nothing_to_do(tiny):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
-def test_a_failing_job_says_where_its_log_is(tmp_path):
-    done = run_workflow(tmp_path, {**TINY, "imputation": {**TINY["imputation"], "exclude": ["schid", "nothere"]}})
+def test_a_failing_job_says_where_its_log_is(tmp_path, tiny):
+    """A damaged intermediate file: the job that reads it fails, its log has the traceback."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny[2].parent.parent, workdir)
+    (workdir / "results" / "tiny" / "imputations" / "imp_1.parquet").write_bytes(b"not parquet")
+    done = run_workflow(workdir, TINY)
     assert done.returncode != 0
-    assert "results/tiny/logs/impute/" in done.stderr
-    log = next((tmp_path / "results" / "tiny" / "logs" / "impute").glob("*.log")).read_text()
-    assert "imputation.exclude lists columns ['nothere']" in log
+    assert "results/tiny/logs/fit/1.log" in done.stderr
+    log = (workdir / "results" / "tiny" / "logs" / "fit" / "1.log").read_text()
+    assert "Traceback" in log and "Parquet" in log
 
 
-def test_a_config_that_breaks_the_schema_stops_before_any_job(tmp_path):
-    done = run_workflow(tmp_path, {"imputation": {"m": 1}})
-    assert done.returncode != 0 and "1 is less than the minimum of 2" in done.stderr
+@pytest.mark.parametrize("config, line", [
+    ({"imputation": {"m": 1}}, "mlmi: config key imputation.m: 1 is less than the minimum of 2"),
+    ({"modle": {}}, "mlmi: config key (top level): Additional properties are not allowed ('modle' was unexpected)"),
+    ({"data": {"source": "mine.csv"}, "imputation": {"method": "external", "files": ["imp*.csv"]}},
+     "mlmi: imputation.files: the glob 'imp*.csv' matches no file"),
+])
+def test_bad_input_stops_before_any_job_with_one_line(tmp_path, config, line):
+    pd.DataFrame({"schid": [1, 2], "mathach": [1.0, 2.0], "ses": [0.1, 0.2], "minority": [0, 1],
+                  "female": [1, 0], "meanses": [0.1, 0.2]}).to_csv(tmp_path / "mine.csv", index=False)
+    done = run_workflow(tmp_path, config)
+    assert done.returncode != 0
+    said = [row for row in done.stderr.splitlines() if row.startswith("mlmi:")]
+    assert len(said) == 1 and said[0].startswith(line), done.stderr
     assert not (tmp_path / "results").exists()
-    done = run_workflow(tmp_path, {"modle": {}})
-    assert done.returncode != 0 and "'modle' was unexpected" in done.stderr
+
+
+def test_users_own_data_runs_without_amputation_or_truth(tmp_path, tiny):
+    missing = pd.read_parquet(tiny[2] / "data" / "missing.parquet")
+    missing.to_csv(tmp_path / "school.csv", index=False)
+    results = finished(tmp_path, {"scenario": "own", "data": {"source": "school.csv"},
+                                  "imputation": {"m": 2, "iterations": 2}})
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "data" / "missing.parquet"), missing,
+                                  check_dtype=False)
+    assert not (results / "data" / "truth.json").exists() and not (results / "data" / "complete.parquet").exists()
+    assert "truth" not in (results / "report.html").read_text().lower()
+    assert len(pd.read_csv(results / "pooled" / "fixed_effects.csv")) == 5
 
 
 def test_default_pooled_fixed_effects_are_near_the_truth(default):

@@ -10,6 +10,8 @@ from mlmi import io, pool, summarize
 from mlmi.ampute import ampute_mcar
 from mlmi.fit import complete_cases, fit_mixed
 from mlmi.impute import impute_once
+from mlmi.inputs import read_table
+from mlmi.mertools import mertools_fixed_effects
 from mlmi.report import write_report
 from mlmi.seeds import int_seed_for, rng_for
 from mlmi.simulate import simulate_hsb
@@ -58,7 +60,7 @@ def pool_fits(fit_paths, listwise_path, outputs) -> None:
     """Write every pooled table of design §4 from the m fit records and the listwise one.
 
     ``outputs`` maps fixed_effects, by_imputation, listwise, random_effects, varcorr,
-    ranef and model_info to their paths.
+    ranef and model_info to their paths, and mertools (merTools' legacy arithmetic) when asked.
     """
     fits = [io.read_json(path) for path in fit_paths]
     listwise = io.read_json(listwise_path)
@@ -70,9 +72,18 @@ def pool_fits(fit_paths, listwise_path, outputs) -> None:
     io.write_csv(summarize.pool_ranef(fits), outputs["ranef"])
     labelled = {str(k): fit for k, fit in enumerate(fits, start=1)} | {"listwise": listwise}
     io.write_csv(summarize.model_info(labelled), outputs["model_info"])
+    if "mertools" in outputs:
+        io.write_csv(mertools_fixed_effects(fits), outputs["mertools"])
 
 
 def report(report_path, *, fixed_effects_path, missing_path, truth_path, scenario: str, formula: str) -> None:
     """Write the self-contained HTML report from the pooled tables (in one folder)."""
     write_report(report_path, pooled_dir=Path(fixed_effects_path).parent, missing_path=missing_path,
                  truth_path=truth_path, scenario=scenario, formula=formula)
+
+
+def load(source_path, data_path) -> None:
+    """Copy a user's CSV or Parquet data set into the workflow as Parquet (the file is only read)."""
+    data = read_table(str(source_path))
+    log.info("read %s: %d rows, %d columns, %d missing values", source_path, *data.shape, int(data.isna().sum().sum()))
+    io.write_parquet(data, data_path)

@@ -157,3 +157,13 @@ def test_explicit_model_vars_and_escaping(tmp_path):
                                           (0.0, "0")])
 def test_number_format(value, shown):
     assert number(value) == shown
+
+
+def test_mertools_legacy_table_is_labelled_not_rubin(tmp_path):
+    paths = write_fixture(tmp_path, truth=False)
+    pd.DataFrame({"term": ["x"], "estimate": [1.0], "std_error": [0.123], "statistic": [8.1], "df": [40.0]}).to_csv(
+        tmp_path / "pooled" / "mertools_fixed_effects.csv", index=False)
+    write_report(tmp_path / "report.html", formula=FORMULA, scenario="tiny", **paths)
+    page = html.unescape((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert "merTools legacy table (not Rubin's rules)" in page and "0.123" in page
+    assert "averages the standard errors instead of the variances" in page

@@ -76,6 +76,7 @@ def write_report(path, *, pooled_dir, missing_path, formula, scenario, model_var
         Warnings from earlier stages, listed first on the page.
     """
     tables = {key: pd.read_csv(Path(pooled_dir) / name) for key, name in POOLED_FILES.items()}
+    legacy = Path(pooled_dir) / "mertools_fixed_effects.csv"
     data = pd.read_parquet(missing_path)
     if model_vars is None:
         model_vars = parse_formula(formula).variables(data.columns)
@@ -84,6 +85,7 @@ def write_report(path, *, pooled_dir, missing_path, formula, scenario, model_var
         warnings_section(list(warnings), tables["model_info"], tables["fixed"]),
         missingness_section(summarize_missingness(data, model_vars), model_vars),
         fixed_effects_section(tables["fixed"], tables["listwise"], tables["by_imputation"], truth),
+        *([mertools_section(pd.read_csv(legacy), tables["fixed"])] if legacy.exists() else []),
         by_imputation_section(tables["by_imputation"], tables["fixed"]),
         random_effects_section(tables["varcorr"], tables["random"], truth),
         ranef_section(tables["ranef"]),
@@ -260,6 +262,18 @@ def by_imputation_section(by_imputation: pd.DataFrame, fixed: pd.DataFrame) -> s
     return section("Per-imputation estimates",
                    "Each imputed data set's estimates; how much they differ is the between-imputation variance.",
                    table(wide))
+
+
+def mertools_section(legacy: pd.DataFrame, fixed: pd.DataFrame) -> str:
+    """Section: merTools' modelFixedEff table, asked for explicitly, beside Rubin's standard errors."""
+    rubin = fixed.set_index("term")[["std_error", "df"]].rename(columns=lambda c: f"Rubin {c}")
+    shown = legacy.join(rubin, on="term").rename(columns={"std_error": "merTools std_error", "df": "merTools df"})
+    return section("merTools legacy table (not Rubin's rules)",
+                   "merTools' modelFixedEff, for reproducing published merTools results only. It averages the "
+                   "standard errors instead of the variances, divides the between-imputation variance by m "
+                   "instead of m - 1 and adds it to an SE without a square root, so its standard errors are too "
+                   "small whenever the imputations differ. Use the pooled table above for inference.",
+                   table(shown))
 
 
 def truth_random(truth: dict) -> dict[str, float]:

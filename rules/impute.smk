@@ -21,6 +21,7 @@ else:
             missing=f"{OUT}/data/missing.parquet",
         output:
             imputed=f"{OUT}/imputations/imp_{{k}}.parquet",
+            chains=f"{OUT}/imputations/chains_{{k}}.csv",
         log:
             f"{OUT}/logs/impute/{{k}}.log",
         benchmark:

@@ -26,7 +26,7 @@ def incomplete():
 
 @pytest.fixture(scope="module")
 def completed(incomplete):
-    return impute_once(incomplete, seed=11, threads=1, **SETTINGS)
+    return impute_once(incomplete, seed=11, threads=1, **SETTINGS)[0]
 
 
 def test_same_rows_order_columns_dtypes(incomplete, completed):
@@ -53,8 +53,18 @@ def test_input_is_not_modified(incomplete):
 
 
 def test_one_and_two_threads_agree_and_seeds_matter(incomplete, completed):
-    pd.testing.assert_frame_equal(impute_once(incomplete, seed=11, threads=2, **SETTINGS), completed)
-    assert not impute_once(incomplete, seed=12, threads=1, **SETTINGS).equals(completed)
+    pd.testing.assert_frame_equal(impute_once(incomplete, seed=11, threads=2, **SETTINGS)[0], completed)
+    assert not impute_once(incomplete, seed=12, threads=1, **SETTINGS)[0].equals(completed)
+
+
+def test_chains_summarise_the_imputed_cells_per_iteration(incomplete, completed):
+    _, chains = impute_once(incomplete, seed=11, threads=1, **SETTINGS)
+    assert list(chains["iteration"].unique()) == [0, 1, 2]                 # initialisation + 2 iterations
+    assert list(chains["variable"].unique()) == ["flag", "x", "count"]     # imputed columns, gmean excluded
+    last = chains[chains["iteration"] == 2].set_index("variable")
+    holes = incomplete["x"].isna()
+    assert last.loc["x", "mean"] == pytest.approx(completed.loc[holes, "x"].mean(), rel=1e-12)
+    assert last.loc["x", "sd"] == pytest.approx(completed.loc[holes, "x"].std(), rel=1e-12)
 
 
 def test_unknown_columns_are_named(incomplete):

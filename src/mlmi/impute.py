@@ -6,6 +6,8 @@ used as predictors; like its ``noms``, ``categorical`` columns are imputed as ca
 import pandas as pd
 from miceforest import ImputationKernel
 
+CHAIN_COLUMNS = ["iteration", "variable", "mean", "sd"]
+
 
 def deterministic_lightgbm(threads: int) -> dict:
     """LightGBM settings that make a tree independent of the number of threads."""
@@ -13,8 +15,11 @@ def deterministic_lightgbm(threads: int) -> dict:
 
 
 def impute_once(data: pd.DataFrame, *, seed: int, iterations: int, exclude=(), categorical=(),
-                threads: int = 1) -> pd.DataFrame:
-    """Return a completed copy of ``data``: same rows, order, columns and dtypes.
+                threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return a completed copy of ``data`` (same rows, order, columns and dtypes) and its chains.
+
+    The chains table has one row per iteration (0 = miceforest's random initialisation) and
+    imputed variable: the mean and SD of the imputed cells, the usual convergence check.
 
     Parameters
     ----------
@@ -34,11 +39,22 @@ def impute_once(data: pd.DataFrame, *, seed: int, iterations: int, exclude=(), c
     work = data.drop(columns=list(exclude))
     work = work.astype({c: "category" if c in categorical else float for c in work.columns})
     if not work.isna().any().any():
-        return data.copy()
+        return data.copy(), pd.DataFrame(columns=CHAIN_COLUMNS)
     kernel = ImputationKernel(work, num_datasets=1, random_state=seed, save_all_iterations_data=True)
     kernel.mice(iterations, **deterministic_lightgbm(threads))
-    completed = kernel.complete_data(dataset=0)
-    return _restore(data, completed)
+    return _restore(data, kernel.complete_data(dataset=0)), _chains(kernel, work, iterations)
+
+
+def _chains(kernel: ImputationKernel, work: pd.DataFrame, iterations: int) -> pd.DataFrame:
+    """Mean and SD of each variable's imputed cells at every iteration."""
+    holes = work.isna()
+    rows = []
+    for iteration in range(iterations + 1):
+        completed = kernel.complete_data(dataset=0, iteration=iteration)
+        for variable in holes.columns[holes.any()]:
+            values = completed.loc[holes[variable], variable].astype(float)
+            rows.append((iteration, variable, values.mean(), values.std()))
+    return pd.DataFrame(rows, columns=CHAIN_COLUMNS)
 
 
 def _check_columns(data: pd.DataFrame, key: str, columns) -> None:

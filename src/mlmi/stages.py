@@ -34,14 +34,15 @@ def ampute(complete_path, missing_path, *, prob: dict, seed: int) -> None:
     io.write_parquet(missing, missing_path)
 
 
-def impute(missing_path, imputed_path, *, k: int, seed: int, iterations: int, exclude, categorical,
+def impute(missing_path, imputed_path, chains_path, *, k: int, seed: int, iterations: int, exclude, categorical,
            threads: int) -> None:
-    """Write the k-th imputed data set, seeded from the master seed and k alone."""
+    """Write the k-th imputed data set and its chains, seeded from the master seed and k alone."""
     job_seed = int_seed_for(seed, "impute", k)
     log.info("imputation %d: seed %d, %d iterations, %d threads", k, job_seed, iterations, threads)
-    completed = impute_once(io.read_parquet(missing_path), seed=job_seed, iterations=iterations,
-                            exclude=exclude, categorical=categorical, threads=threads)
+    completed, chains = impute_once(io.read_parquet(missing_path), seed=job_seed, iterations=iterations,
+                                    exclude=exclude, categorical=categorical, threads=threads)
     io.write_parquet(completed, imputed_path)
+    io.write_csv(chains, chains_path)
 
 
 def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: bool = False) -> None:

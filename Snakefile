@@ -1,7 +1,7 @@
 # mlmi: multilevel models on multiply imputed data (design §1)
 #
 #   simulate ──> ampute ──> impute k=1..m ──> fit k=1..m ──┐
-#                    └──────────────────────> fit listwise ─┴─> pool ──> report
+#                    └──────────────────────> fit listwise ─┴─> pool ──> report ──> provenance
 
 import os
 
@@ -30,6 +30,7 @@ include: "rules/impute.smk"
 include: "rules/fit.smk"
 include: "rules/pool.smk"
 include: "rules/report.smk"
+include: "rules/provenance.smk"
 
 
 rule all:

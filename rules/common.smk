@@ -44,8 +44,8 @@ def get_pooled_tables():
 
 
 def get_final_outputs():
-    """The final outputs of a run: the report and the pooled tables."""
-    return [f"{OUT}/report.html", *get_pooled_tables().values()]
+    """The final outputs of a run: the report, the pooled tables and the provenance record."""
+    return [f"{OUT}/report.html", *get_pooled_tables().values(), f"{OUT}/provenance.json"]
 
 
 def get_truth():
@@ -56,3 +56,23 @@ def get_truth():
 def get_imputed_file(wildcards):
     """The k-th external imputed file (natural order: imp2 before imp10)."""
     return IMPUTED_FILES[int(wildcards.k) - 1]
+
+
+def get_run_inputs():
+    """What the user gave: the config files, and the data and imputed files when not simulated."""
+    return [*workflow.configfiles, *([] if SIMULATED else [config["data"]["source"]]), *IMPUTED_FILES]
+
+
+def get_run_outputs():
+    """Every result file a run makes, for the checksums of provenance.json."""
+    data = ["complete.parquet", "truth.json", "missing.parquet"] if SIMULATED else ["missing.parquet"]
+    chains = [] if EXTERNAL else [f"{OUT}/imputations/chains_{k}.csv" for k in range(1, M + 1)]
+    return [
+        *[f"{OUT}/data/{name}" for name in data],
+        *[f"{OUT}/imputations/imp_{k}.parquet" for k in range(1, M + 1)],
+        *chains,
+        *get_fits(),
+        f"{OUT}/fits/listwise.json",
+        *get_pooled_tables().values(),
+        f"{OUT}/report.html",
+    ]

@@ -77,9 +77,21 @@ def test_one_and_two_cores_give_identical_results(tiny):
                                       pd.read_parquet(tiny[2] / "imputations" / name))
 
 
+def test_provenance_holds_every_output_checksum(tiny):
+    from mlmi.provenance import sha256
+
+    record = json.loads((tiny[2] / "provenance.json").read_text())
+    workdir = tiny[2].parent.parent
+    assert {"pooled/fixed_effects.csv", "report.html", "fits/imp_2.json", "imputations/imp_1.parquet"} <= {
+        path.removeprefix("results/tiny/") for path in record["outputs"]}
+    for path, digest in record["outputs"].items():
+        assert sha256(workdir / path) == digest, path
+    assert record["config"]["imputation"]["m"] == 2 and record["seeds"]["master"] == record["config"]["seed"]
+
+
 def test_every_rule_leaves_a_log_and_a_benchmark(tiny):
     for rule in ("simulate", "ampute", "impute/1", "impute/2", "fit/1", "fit/2", "fit_listwise", "pool",
-                 "report"):
+                 "report", "provenance"):
         assert (tiny[2] / "logs" / f"{rule}.log").exists(), rule
         assert (tiny[2] / "benchmarks" / f"{rule}.tsv").exists(), rule
 

@@ -1,0 +1,61 @@
+"""What a run was: config as run, seeds, versions, checksums, so it can be re-run and verified.
+
+``describe_run`` is what the report shows; ``write_provenance`` adds the checksums of every
+output and writes ``provenance.json`` (design §4).
+"""
+import hashlib
+import importlib.metadata
+import platform
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from mlmi import io
+from mlmi.seeds import STAGES, int_seed_for
+
+#: The packages whose versions decide the numbers (pyproject.toml pins them).
+PACKAGES = ("mlmi", "snakemake", "statsmodels", "formulaic", "miceforest", "lightgbm", "numpy", "scipy", "pandas",
+            "pyarrow", "matplotlib", "PyYAML", "jsonschema", "threadpoolctl")
+
+
+def sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def seeds(master: int, m: int) -> dict:
+    """The master seed and the seed each job derives from it (``mlmi.seeds``)."""
+    return {"master": master,
+            "derivation": "numpy.random.SeedSequence(entropy=master, spawn_key=(stage, k)); "
+                          "the numbers below are its first 32-bit word",
+            **{stage: int_seed_for(master, stage) for stage in STAGES if stage != "impute"},
+            "impute": {str(k): int_seed_for(master, "impute", k) for k in range(1, m + 1)}}
+
+
+def versions() -> dict:
+    """Python, platform and the versions of the packages that decide the numbers."""
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "packages": {name: importlib.metadata.version(name) for name in PACKAGES}}
+
+
+def run_seconds(benchmark_dir) -> float:
+    """Sum of the jobs' wall-clock seconds from Snakemake's benchmark files (0 if none yet)."""
+    return float(sum(pd.read_csv(tsv, sep="\t")["s"].iloc[0] for tsv in Path(benchmark_dir).rglob("*.tsv")))
+
+
+def describe_run(config: dict, m: int, inputs, benchmark_dir) -> dict:
+    """Config as run, seeds, versions, input checksums and run time: the report's provenance."""
+    return {"config": config, "seeds": seeds(config["seed"], m), "versions": versions(),
+            "inputs": {str(path): sha256(path) for path in inputs}, "run_seconds": run_seconds(benchmark_dir)}
+
+
+def write_provenance(path, *, config: dict, m: int, inputs, outputs, benchmark_dir) -> None:
+    """Write provenance.json: ``describe_run`` plus the checksum of every output."""
+    record = describe_run(config, m, inputs, benchmark_dir)
+    record["outputs"] = {str(output): sha256(output) for output in outputs}
+    io.write_json(record, path)

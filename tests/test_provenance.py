@@ -1,0 +1,28 @@
+"""provenance.json: checksums, seeds and versions of a run."""
+import json
+
+from mlmi.provenance import describe_run, sha256, write_provenance
+from mlmi.seeds import int_seed_for
+
+
+def test_sha256_of_known_bytes(tmp_path):
+    (tmp_path / "abc").write_bytes(b"abc")     # FIPS 180-2 test vector
+    assert sha256(tmp_path / "abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+
+def test_record_has_config_seeds_versions_checksums(tmp_path):
+    (tmp_path / "in.csv").write_text("x\n1\n")
+    (tmp_path / "out.csv").write_text("y\n2\n")
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "a.tsv").write_text("s\th:m:s\n1.5\t0:00:01\n")
+    (tmp_path / "bench" / "b.tsv").write_text("s\th:m:s\n2.25\t0:00:02\n")
+    config = {"seed": 7, "scenario": "t"}
+    write_provenance(tmp_path / "p.json", config=config, m=3, inputs=[tmp_path / "in.csv"],
+                     outputs=[tmp_path / "out.csv"], benchmark_dir=tmp_path / "bench")
+    record = json.loads((tmp_path / "p.json").read_text())
+    assert record["config"] == config and record["run_seconds"] == 3.75
+    assert record["seeds"]["impute"] == {str(k): int_seed_for(7, "impute", k) for k in (1, 2, 3)}
+    assert record["inputs"] == {str(tmp_path / "in.csv"): sha256(tmp_path / "in.csv")}
+    assert record["outputs"] == {str(tmp_path / "out.csv"): sha256(tmp_path / "out.csv")}
+    assert record["versions"]["packages"]["statsmodels"] == __import__("statsmodels").__version__
+    assert "outputs" not in describe_run(config, 3, [], tmp_path / "bench")

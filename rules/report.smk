@@ -3,8 +3,25 @@ rule report:
         **get_pooled_tables(),
         missing=f"{OUT}/data/missing.parquet",
         truth=get_truth(),
+        fits=get_fits(),
+        listwise_fit=f"{OUT}/fits/listwise.json",
+        imputed=get_imputations(),
+        chains=get_chains(),
+        run_inputs=get_run_inputs(),
     output:
-        report(f"{OUT}/report.html", caption="../report/report.rst", category="Report"),
+        html=report(f"{OUT}/report.html", caption="../report/report.rst", category="Report"),
+        missingness_patterns=report(f"{OUT}/figures/missingness_patterns.png",
+                                    caption="../report/missingness_patterns.rst", category="Figures",
+                                    subcategory="Data and missingness"),
+        imputation_diagnostics=report(f"{OUT}/figures/imputation_diagnostics.png",
+                                      caption="../report/imputation_diagnostics.rst", category="Figures",
+                                      subcategory="Imputation diagnostics"),
+        forest=report(f"{OUT}/figures/forest.png", caption="../report/forest.rst", category="Figures",
+                      subcategory="Fixed effects"),
+        random_effects=report(f"{OUT}/figures/random_effects.png", caption="../report/random_effects.rst",
+                              category="Figures", subcategory="Random effects"),
+        caterpillar=report(f"{OUT}/figures/caterpillar.png", caption="../report/caterpillar.rst",
+                           category="Figures", subcategory="Random effects"),
     log:
         f"{OUT}/logs/report.log",
     benchmark:
@@ -12,6 +29,11 @@ rule report:
     params:
         scenario=config["scenario"],
         formula=config["model"]["formula"],
+        categorical=config["imputation"]["categorical"],
+        config=config,
+        m=M,
+        logs=f"{OUT}/logs",
+        benchmarks=f"{OUT}/benchmarks",
     conda:
         "../envs/mlmi.yaml"
     script:

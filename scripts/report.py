@@ -1,7 +1,14 @@
 from mlmi import stages
 from mlmi.logs import log_to
+from mlmi.provenance import describe_run
 
 with log_to(snakemake.log[0]):
-    stages.report(snakemake.output[0], fixed_effects_path=snakemake.input.fixed_effects,
+    figures = {name: path for name, path in snakemake.output.items() if name != "html"}
+    stages.report(snakemake.output.html, figure_paths=figures, fixed_effects_path=snakemake.input.fixed_effects,
                   missing_path=snakemake.input.missing, truth_path=snakemake.input.get("truth") or None,
-                  scenario=snakemake.params.scenario, formula=snakemake.params.formula)
+                  fit_paths=snakemake.input.fits, listwise_fit_path=snakemake.input.listwise_fit,
+                  imputed_paths=snakemake.input.imputed, chain_paths=snakemake.input.chains,
+                  log_dir=snakemake.params.logs, own_log=snakemake.log[0], scenario=snakemake.params.scenario,
+                  formula=snakemake.params.formula, categorical=snakemake.params.categorical,
+                  provenance=describe_run(snakemake.params.config, snakemake.params.m, snakemake.input.run_inputs,
+                                          snakemake.params.benchmarks))

@@ -1,4 +1,4 @@
-"""The report page from a tiny fixture of the pooled tables of design §4."""
+"""The report page from a tiny fixture of a results folder (design §4): pooled tables, fits, data, imputations."""
 import base64
 import html
 import json
@@ -8,19 +8,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.report import number, write_report
+from mlmi.report import FIGURES, gather_warnings, logged_warnings, number, write_report
 
 FORMULA = "y ~ x + z + (1 + x | g)"
-HEADINGS = ["Warnings", "Data and missingness", "Fixed effects", "Per-imputation estimates", "Random effects",
-            "Conditional modes", "Model information"]
+HEADINGS = ["Warnings", "Data and missingness", "Imputation diagnostics", "Fixed effects", "Random effects",
+            "Model information", "Provenance"]
 TRUTH = {"fixed_effects": {"(Intercept)": 14.05, "x": -2.8, "z": 3.05},
          "random_effects": {"group": "g", "sd": {"(Intercept)": 1.54, "x": 0.58}, "cor": {"(Intercept).x": -0.63}},
          "sigma": 5.98}
+PROVENANCE = {"config": {"scenario": "tiny", "seed": 7, "model": {"formula": FORMULA}},
+              "seeds": {"master": 7, "impute": {"1": 1111, "2": 2222}},
+              "versions": {"python": "3.11.7", "platform": "Linux-x", "packages": {"numpy": "2.4.6"}},
+              "inputs": {"config/config.yaml": "ab" * 32}, "run_seconds": 12.345}
 
 
-def write_fixture(root, truth=True):
+def fit_record(sd_intercept: float, sd_x: float, cor: float, sigma: float) -> dict:
+    """The parts of a fit record (fits/*.json) the report and the console summary read."""
+    return {"formula": FORMULA, "reml": True, "n_groups": {"g": 7}, "sigma": sigma,
+            "random_effects": {"group": "g", "terms": ["(Intercept)", "x"], "sd": {"(Intercept)": sd_intercept,
+                               "x": sd_x}, "cor": {"(Intercept).x": cor}}}
+
+
+def write_pooled(pooled):
     """Pooled CSVs for 2 imputations and 3 terms; imputation 2 did not converge; x has riv = 0."""
-    pooled = root / "pooled"
     pooled.mkdir()
     terms = ["(Intercept)", "x", "z"]
     pd.DataFrame({
@@ -65,10 +75,15 @@ def write_fixture(root, truth=True):
         "converged": [True, False, True], "singular": [False, False, False],
         "warnings": ["", "Model failed to converge with max|grad| = 0.0024", ""],
     }).to_csv(pooled / "model_info.csv", index=False)
+
+
+def write_data(root, truth: bool) -> pd.DataFrame:
+    """data/missing.parquet (and truth.json): 40 rows, 7 of them incomplete in the model's columns."""
     data = root / "data"
     data.mkdir()
     rng = np.random.default_rng(1)
-    frame = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40), "z": rng.normal(size=40),
+    frame = pd.DataFrame({"y": rng.normal(size=40), "x": rng.normal(size=40),
+                          "z": rng.integers(0, 2, size=40).astype(float),
                           "g": np.repeat(np.arange(101, 108), 6)[:40], "extra": rng.normal(size=40)})
     frame.loc[[0, 1, 2], "x"] = np.nan          # 7 model rows incomplete: 0, 1, 2, 5, 9, 10 and 11
     frame.loc[[2, 5, 9], "z"] = np.nan
@@ -77,30 +92,123 @@ def write_fixture(root, truth=True):
     frame.to_parquet(data / "missing.parquet", index=False)
     if truth:
         (data / "truth.json").write_text(json.dumps(TRUTH))
-    return {"pooled_dir": pooled, "missing_path": data / "missing.parquet",
-            "truth_path": data / "truth.json" if truth else None}
+    return frame
 
 
-@pytest.fixture
-def page(tmp_path):
-    paths = write_fixture(tmp_path)
-    write_report(tmp_path / "report.html", formula=FORMULA, scenario="tiny", warnings=["imputation: kernel note"],
-                 **paths)
-    return (tmp_path / "report.html").read_text(encoding="utf-8")
+def write_imputations(root, missing: pd.DataFrame) -> None:
+    """imputations/imp_<k>.parquet (every gap filled; z with 0/1) and chains_<k>.csv for k = 1, 2."""
+    folder = root / "imputations"
+    folder.mkdir()
+    for k in (1, 2):
+        rng = np.random.default_rng(k)
+        filled = missing.copy()
+        for column in ("y", "x", "extra"):
+            gaps = filled[column].isna()
+            filled.loc[gaps, column] = rng.normal(size=gaps.sum())
+        filled.loc[filled["z"].isna(), "z"] = [0.0, 1.0, float(k % 2)]
+        filled.to_parquet(folder / f"imp_{k}.parquet", index=False)
+        pd.DataFrame([{"iteration": i, "variable": v, "mean": 0.1 * i + k, "sd": 1.0 + 0.01 * i}
+                      for i in range(3) for v in ("y", "x", "z", "extra")]).to_csv(folder / f"chains_{k}.csv",
+                                                                                  index=False)
+
+
+def write_fits(root) -> None:
+    """fits/imp_1.json, imp_2.json and listwise.json."""
+    fits = root / "fits"
+    fits.mkdir()
+    for name, record in {"imp_1": fit_record(1.52, 0.65, -0.46, 5.98), "imp_2": fit_record(1.53, 0.69, -0.52, 5.99),
+                         "listwise": fit_record(1.6, 0.4, -0.9, 6.0)}.items():
+        (fits / f"{name}.json").write_text(json.dumps(record))
+
+
+def write_fixture(root, truth=True, chains=True) -> dict:
+    """A tiny results folder; returns write_report's path arguments for it."""
+    write_pooled(root / "pooled")
+    missing = write_data(root, truth)
+    write_imputations(root, missing)
+    write_fits(root)
+    return {"pooled_dir": root / "pooled", "missing_path": root / "data" / "missing.parquet",
+            "truth_path": root / "data" / "truth.json" if truth else None,
+            "fit_paths": [root / "fits" / f"imp_{k}.json" for k in (1, 2)],
+            "listwise_fit_path": root / "fits" / "listwise.json",
+            "imputed_paths": [root / "imputations" / f"imp_{k}.parquet" for k in (1, 2)],
+            "chain_paths": [root / "imputations" / f"chains_{k}.csv" for k in (1, 2)] if chains else []}
+
+
+def write_page(root, **options) -> str:
+    """Write the fixture's report and return the page's text."""
+    paths = write_fixture(root, truth=options.pop("truth", True), chains=options.pop("chains", True))
+    options = {"formula": FORMULA, "scenario": "tiny", "categorical": ["z"], **options}
+    write_report(root / "report.html", **paths, **options)
+    return (root / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    """A simulated run: truth, chains, a job log with a warning, provenance; figures written as files too."""
+    root = tmp_path_factory.mktemp("full")
+    log = root / "impute.log"
+    log.write_text("2026-11-24 10:14:42,231 INFO mlmi.stages: imputation 1: seed 3\n"
+                   "2026-11-24 10:14:42,232 WARNING py.warnings: kernel note\n")
+    figures = {name: root / "figures" / f"{name}.png" for name in FIGURES}
+    return {"page": write_page(root, logs={"impute/1": log}, provenance=PROVENANCE, figure_paths=figures),
+            "figures": figures}
+
+
+@pytest.fixture(scope="module")
+def page(full):
+    return full["page"]
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory):
+    """A user's data and imputations made elsewhere: no truth, no chains, no provenance; merTools' table asked for.
+
+    The scenario name needs escaping, and only y counts as a model variable.
+    """
+    root = tmp_path_factory.mktemp("bare")
+    paths = write_fixture(root, truth=False, chains=False)
+    pd.DataFrame({"term": ["x"], "estimate": [1.0], "std_error": [0.123], "statistic": [8.1], "df": [40.0]}).to_csv(
+        root / "pooled" / "mertools_fixed_effects.csv", index=False)
+    write_report(root / "report.html", formula=FORMULA, scenario="a<b", model_vars=["y"], **paths)
+    return (root / "report.html").read_text(encoding="utf-8")
+
+
+def without_images(page: str) -> str:
+    """The page without its images' data, so a word search cannot hit base64 by chance."""
+    return re.sub(r'src="data:[^"]*"', 'src=""', page)
+
+
+def images(page: str) -> list[tuple[str, bytes]]:
+    """(kind, decoded bytes) of every <img> in the page."""
+    return [(kind, base64.b64decode(data))
+            for kind, data in re.findall(r'<img alt="[^"]+" src="data:image/(png|svg\+xml);base64,([A-Za-z0-9+/=]+)"',
+                                         page)]
+
+
+def section_text(page: str, heading: str) -> str:
+    """The unescaped markup of one section, from its heading to the next one."""
+    start = page.index(f"<h2>{heading}</h2>")
+    end = page.find("<h2>", start + 1)
+    return html.unescape(page[start:end if end > 0 else len(page)])
 
 
 def test_page_is_self_contained(page):
     assert page.startswith("<!DOCTYPE html>")
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page and "<link" not in page
-    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert len(images) >= 1
-    assert base64.b64decode(images[0]).startswith(b"\x89PNG")
+    assert page.count("<img ") == len(FIGURES) == len(images(page))
+    for kind, content in images(page):
+        assert content.startswith(b"\x89PNG") if kind == "png" else content.lstrip().startswith(b"<?xml")
 
 
-def test_sections_in_order(page):
+def test_sections_in_order_each_with_a_one_line_explanation(page):
     positions = [page.index(f"<h2>{heading}</h2>") for heading in HEADINGS]
     assert positions == sorted(positions)
+    assert page.count("<h2>") == len(HEADINGS)
+    for heading in HEADINGS:
+        assert re.search(f'<h2>{re.escape(heading)}</h2>\n<p class="lead">[^<]+</p>', page), heading
+        assert f'href="#{heading.lower().replace(" ", "-")}"' in page
     assert "<h1>mlmi report: tiny</h1>" in page
     assert "<code>y ~ x + z + (1 + x | g)</code>" in page
 
@@ -121,35 +229,91 @@ def test_truth_column_when_truth_given(page):
     assert re.search(r"<td>cor__\(Intercept\).x</td>\s*<td>-0.63</td>", page)
 
 
-def test_no_truth_anywhere_without_truth(tmp_path):
-    paths = write_fixture(tmp_path, truth=False)
-    write_report(tmp_path / "report.html", formula=FORMULA, scenario="tiny", **paths)
-    page = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert "truth" not in page.lower() and "true value" not in page
-    assert "14.05" not in page
+def test_no_truth_anywhere_without_truth(bare):
+    text = without_images(bare)
+    assert "truth" not in text.lower() and "true value" not in text
+    assert "14.05" not in text
 
 
-def test_warnings_listed(page):
-    warnings = html.unescape(page[page.index("<h2>Warnings</h2>"):page.index("<h2>Data and missingness</h2>")])
-    assert "imputation: kernel note" in warnings
+def test_warnings_first_gathered_from_results_and_logs(page):
+    assert page.index("<h2>Warnings</h2>") < page.index("<h2>Data and missingness</h2>")
+    warnings = section_text(page, "Warnings")
+    assert "impute/1: kernel note" in warnings and "seed 3" not in warnings
     assert "fit 2: did not converge; Model failed to converge with max|grad| = 0.0024" in warnings
     assert "term 'x': between-imputation variance is negligible next to the within variance" in warnings
     assert "'(Intercept)': between" not in warnings and "fit 1" not in warnings
-    assert page.count('<tr class="flagged">') == 1
+    assert '<li><b>3</b> warnings</li>' in page and '<li><b>1</b> fit not converged or singular</li>' in page
 
 
-def test_missingness_counts(page):
+def test_logged_lines_that_repeat_a_result_warning_are_listed_once(tmp_path):
+    log = tmp_path / "fit.log"
+    log.write_text("2026-11-24 10:14:49,989 WARNING mlmi.stages: 2: Model failed to converge with max|grad| = 0.0024\n"
+                   "2026-11-24 10:14:50,000 ERROR mlmi.stages: something else broke\n")
+    model_info = pd.read_csv(write_fixture(tmp_path)["pooled_dir"] / "model_info.csv")
+    fixed = pd.read_csv(tmp_path / "pooled" / "fixed_effects.csv")
+    found = gather_warnings(logged_warnings({"fit/2": log}), model_info, fixed)
+    assert sum("max|grad| = 0.0024" in line for line in found) == 1
+    assert found[-1] == "fit/2: something else broke"
+
+
+def test_missingness_counts_and_patterns(page):
     assert "Rows: 40" in page
     assert re.search(r"Rows after listwise deletion \(no missing value in y, x, z, g\): 33<", page)
+    assert "Rows after imputation: 40 in each of the 2 imputed data sets" in page
     assert "Patterns of missingness in the data (the complete pattern included): 6" in page
+    assert 'alt="missingness patterns' in section_text(page, "Data and missingness")
 
 
-def test_explicit_model_vars_and_escaping(tmp_path):
+def test_imputation_diagnostics_with_and_without_chains(page, bare):
+    shown = section_text(page, "Imputation diagnostics")
+    assert "Imputed variables: y, x, z, extra." in shown
+    assert "each iteration of each chain" in shown and "came from elsewhere" not in shown
+    external = section_text(bare, "Imputation diagnostics")
+    assert "The imputations came from elsewhere (<code>imputation.method: external</code>)" in external
+    assert 'alt="observed and imputed distributions' in external
+
+
+def test_complete_data_say_nothing_was_imputed(tmp_path):
     paths = write_fixture(tmp_path)
-    write_report(tmp_path / "r.html", formula=FORMULA, scenario="a<b", model_vars=["y"], **paths)
-    page = (tmp_path / "r.html").read_text(encoding="utf-8")
-    assert "mlmi report: a&lt;b" in page and "a<b" not in page
-    assert re.search(r"no missing value in y\): 38<", page)
+    complete = pd.read_parquet(paths["imputed_paths"][0])
+    complete.to_parquet(paths["missing_path"], index=False)
+    write_report(tmp_path / "report.html", formula=FORMULA, scenario="tiny", **{**paths, "chain_paths": []})
+    shown = section_text((tmp_path / "report.html").read_text(encoding="utf-8"), "Imputation diagnostics")
+    assert "No value was missing, so nothing was imputed." in shown and "<img " in shown
+
+
+def test_figures_written_as_png_files_for_snakemakes_report(full):
+    for path in full["figures"].values():
+        assert path.read_bytes().startswith(b"\x89PNG"), path.name
+
+
+def test_random_effects_tables_and_plots(page):
+    shown = section_text(page, "Random effects")
+    assert "VarCorr (mean over imputations)" in shown and "SD over imputations (a spread" in shown
+    assert "7 levels of g" in shown
+    assert 'alt="each random-effect SD' in shown and 'alt="caterpillar plot' in shown
+
+
+def test_model_information_highlights_problem_fits(page):
+    assert section_text(page, "Model information").count('<tr class="flagged">') == 1
+
+
+def test_provenance_rendered_when_given(page):
+    shown = section_text(page, "Provenance")
+    assert "<pre>scenario: tiny\nseed: 7\nmodel:\n  formula: y ~ x + z + (1 + x | g)\n</pre>" in shown
+    assert re.search(r"<td>impute 2</td>\s*<td>2222</td>", shown)
+    assert re.search(r"<td>packages numpy</td>\s*<td>2.4.6</td>", shown)
+    assert re.search(r"<td>config/config.yaml</td>\s*<td>" + "ab" * 32 + "</td>", shown)
+    assert "Run time: 12.3 s" in shown
+
+
+def test_provenance_not_available_without_it(bare):
+    assert "Provenance is not available for this run." in section_text(bare, "Provenance")
+
+
+def test_explicit_model_vars_and_escaping(bare):
+    assert "mlmi report: a&lt;b" in bare and "a<b" not in bare
+    assert re.search(r"no missing value in y\): 38<", bare)
 
 
 @pytest.mark.parametrize("value, shown", [(13.96458, "13.96"), (-2.501642, "-2.502"), (46359.69, "46359.7"),
@@ -159,11 +323,8 @@ def test_number_format(value, shown):
     assert number(value) == shown
 
 
-def test_mertools_legacy_table_is_labelled_not_rubin(tmp_path):
-    paths = write_fixture(tmp_path, truth=False)
-    pd.DataFrame({"term": ["x"], "estimate": [1.0], "std_error": [0.123], "statistic": [8.1], "df": [40.0]}).to_csv(
-        tmp_path / "pooled" / "mertools_fixed_effects.csv", index=False)
-    write_report(tmp_path / "report.html", formula=FORMULA, scenario="tiny", **paths)
-    page = html.unescape((tmp_path / "report.html").read_text(encoding="utf-8"))
-    assert "merTools legacy table (not Rubin's rules)" in page and "0.123" in page
-    assert "averages the standard errors instead of the variances" in page
+def test_mertools_legacy_table_is_labelled_not_rubin(bare, page):
+    shown = section_text(bare, "Fixed effects")
+    assert "merTools legacy table (not Rubin's rules)" in shown and "<td>0.123</td>" in shown
+    assert "averages the standard errors instead of the variances" in shown
+    assert "merTools legacy" not in page

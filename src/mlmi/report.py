@@ -1,24 +1,46 @@
 """The mlmi report: one self-contained HTML page in place of the vignette's console output.
 
-Everything the page shows is read from the pooled tables and data files of design §4 and
-only formatted here, never recomputed, so the page and the CSVs always agree. The page
-needs no network: the stylesheet is inline and figures are embedded as base64 PNG.
+Everything the page shows is read from the files of design §4 (pooled tables, fits, data,
+imputations, chains) and only formatted or drawn here, never re-estimated, so the page and the
+CSVs always agree. The page needs no network: the stylesheet is inline and every figure is an
+``<img>`` with a data: URI (PNG, or SVG where that is smaller). Figures tell their series apart
+by marker and line style as well as colour, so they read in grey-scale print too.
 """
 import base64
 import html
 import io
+import math
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
+import numpy as np
 import pandas as pd
+import yaml
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from scipy.stats import gaussian_kde
 
+from mlmi.console import fit_warnings, is_true
 from mlmi.formula import parse_formula
 from mlmi.io import read_json
 from mlmi.missingness import summarize_missingness
-from mlmi.pool import negligible_between
+from mlmi.summarize import random_effect_parameters
 
-#: How many levels of the grouping factor the conditional-modes table shows.
-RANEF_LEVELS_SHOWN = 5
+#: Figure width in inches; at DPI dots per inch it fills the page's column on a laptop screen.
+WIDTH = 10.0
+DPI = 100
+
+#: The most frequent missingness patterns drawn (all are counted in the text).
+PATTERNS_SHOWN = 20
+
+#: What the imputation diagnostics say for data without a missing value.
+NOTHING_IMPUTED = "No value was missing, so nothing was imputed."
+
+#: Normal quantile of the 95% intervals drawn around per-imputation estimates and conditional modes.
+Z95 = 1.959963984540054
 
 POOLED_FILES = {
     "fixed": "fixed_effects.csv",
@@ -30,30 +52,75 @@ POOLED_FILES = {
     "model_info": "model_info.csv",
 }
 
+#: The page's figures: file stem (as in results/<scenario>/figures/) to the alt text of its image.
+FIGURES = {
+    "missingness_patterns": "missingness patterns: one row per pattern, missing cells dark",
+    "imputation_diagnostics": "observed and imputed distributions per imputed variable, and the imputation chains",
+    "forest": "forest plot of the fixed effects: listwise, each imputation and pooled, with 95% intervals",
+    "random_effects": "each random-effect SD and correlation per imputation, with the pooled mean",
+    "caterpillar": "caterpillar plot of the pooled conditional modes with 95% intervals",
+}
+
+#: How each kind of series is drawn: marker and line style tell them apart without colour.
+SERIES = {
+    "observed": {"color": "black", "linestyle": "-", "linewidth": 2.4},
+    "listwise": {"color": "#555555", "marker": "s", "markerfacecolor": "white", "linestyle": "none"},
+    "imputation": {"color": "#4a7fb5", "marker": "o", "markersize": 4, "linestyle": "none"},
+    "pooled": {"color": "black", "marker": "D", "linestyle": "none"},
+    "pooled mean": {"color": "black", "linestyle": "-", "linewidth": 1.2},
+    "truth": {"color": "#b03a2e", "linestyle": "--", "linewidth": 1.2},
+}
+IMPUTATION_LINES = ["--", ":", "-.", (0, (6, 2, 1, 2, 1, 2)), (0, (1, 3))]
+IMPUTATION_MARKERS = ["o", "s", "^", "v", "D", "P", "X", "*"]
+IMPUTATION_HATCHES = ["//", "\\\\", "xx", "..", "--", "++", "oo", "**"]
+IMPUTATION_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
+
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
-       max-width: 68rem; margin: 2rem auto; padding: 0 1rem; line-height: 1.45; }
+       max-width: 66rem; margin: 1.5rem auto; padding: 0 1rem; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 h2 { font-size: 1.25rem; border-bottom: 1px solid #ccc; padding-bottom: .2rem; margin-top: 2.2rem; }
+h3 { font-size: 1.02rem; margin: 1.4rem 0 .3rem; }
 p.lead { color: #555; margin-top: 0; }
-code { background: #f3f3f3; padding: .1rem .3rem; border-radius: 3px; }
+nav { font-size: .9rem; margin: .6rem 0; }
+nav a { margin-right: .9rem; }
+ul.facts { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4rem 1.6rem; margin: .4rem 0; }
+ul.facts b { font-size: 1.15rem; }
+code, pre { background: #f3f3f3; border-radius: 3px; }
+code { padding: .1rem .3rem; }
+pre { padding: .6rem; overflow-x: auto; font-size: .85rem; }
 table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .9rem; }
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #e3e3e3; text-align: right; }
 th { background: #f6f6f6; }
 th[colspan] { text-align: center; border-bottom: 2px solid #ccc; }
-td { white-space: nowrap; }
+td { white-space: nowrap; font-variant-numeric: tabular-nums; }
 section { overflow-x: auto; }
-tr.flagged td { background: #fde2e1; }
+tr.flagged td { background: #fde2e1; font-weight: 600; }
+tr.flagged td:first-child { border-left: 4px solid #8a1c12; }
 ul.warnings li { color: #8a1c12; }
-img { max-width: 100%; }
+p.ok { color: #1d6b2f; }
+img { max-width: 100%; height: auto; display: block; margin: .4rem 0; }
+div.side { display: flex; flex-wrap: wrap; gap: 0 2rem; align-items: flex-start; }
+div.side > div { flex: 1 1 24rem; }
+details summary { cursor: pointer; font-weight: 600; margin: 1rem 0 .3rem; }
 """ + "".join(  # table() tags each text column's position; those cells align left
     f"table.text-{i} td:nth-child({i}), table.text-{i} tr:last-child th:nth-child({i}) {{ text-align: left; }}\n"
+    f"table.text-{i} td:nth-child({i}) {{ white-space: normal; }}\n"
     for i in range(1, 21))
 
 
-def write_report(path, *, pooled_dir, missing_path, formula, scenario, model_vars=None, truth_path=None,
-                 warnings=()) -> None:
-    """Write the report page to ``path``.
+@dataclass(frozen=True)
+class Image:
+    """One rendered figure: the PNG bytes for its file, and the page's ``<img>`` tag."""
+
+    png: bytes
+    tag: str
+
+
+def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path, imputed_paths, formula: str,
+                 scenario: str, chain_paths=(), truth_path=None, categorical=(), model_vars=None, logs=None,
+                 provenance: dict | None = None, figure_paths: dict | None = None) -> None:
+    """Write the report page to ``path``, and its figures as PNG files to ``figure_paths``.
 
     Parameters
     ----------
@@ -63,52 +130,93 @@ def write_report(path, *, pooled_dir, missing_path, formula, scenario, model_var
         Folder with the pooled tables of design §4 (``fixed_effects.csv`` and the rest).
     missing_path : str or Path
         ``data/missing.parquet``: the data with its missing values.
-    formula : str
-        The lme4 model formula, shown in the title.
-    scenario : str
-        The scenario name, shown in the title.
-    model_vars : list of str, optional
-        Columns the model uses, for the listwise-deletion row count; by default the data
-        columns named in ``formula``.
+    fit_paths, listwise_fit_path : list of paths, path
+        ``fits/imp_<k>.json`` in imputation order, and ``fits/listwise.json``.
+    imputed_paths : list of paths
+        ``imputations/imp_<k>.parquet`` in imputation order.
+    formula, scenario : str
+        The lme4 model formula and the scenario name, shown in the title.
+    chain_paths : list of paths
+        ``imputations/chains_<k>.csv``; empty when the imputations came from elsewhere.
     truth_path : str or Path, optional
-        ``data/truth.json`` for simulated data; without it the page has no truth column.
-    warnings : iterable of str
-        Warnings from earlier stages, listed first on the page.
+        ``data/truth.json`` for simulated data; without it the page has no truth anywhere.
+    categorical : iterable of str
+        Variables imputed as categories: drawn as bars, not densities (non-numeric ones always are).
+    model_vars : list of str, optional
+        Columns the model uses, for the listwise-deletion row count; by default those named in ``formula``.
+    logs : dict, optional
+        Job logs, label (such as ``fit/1``) to path; their WARNING and ERROR lines join the warnings.
+    provenance : dict, optional
+        ``mlmi.provenance.describe_run``'s record; without it the page says provenance is not available.
+    figure_paths : dict, optional
+        Figure name (a key of ``FIGURES``) to the PNG file to write it to, for Snakemake's report.
     """
     tables = {key: pd.read_csv(Path(pooled_dir) / name) for key, name in POOLED_FILES.items()}
     legacy = Path(pooled_dir) / "mertools_fixed_effects.csv"
     data = pd.read_parquet(missing_path)
-    if model_vars is None:
-        model_vars = parse_formula(formula).variables(data.columns)
+    parsed = parse_formula(formula)
+    model_vars = parsed.variables(data.columns) if model_vars is None else model_vars
     truth = read_json(truth_path) if truth_path is not None else None
+    imputed = [pd.read_parquet(p) for p in imputed_paths]
+    chains = [pd.read_csv(p) for p in chain_paths]
+    fits = [read_json(p) for p in fit_paths]
+    summary = summarize_missingness(data, model_vars)
+    variables = imputed_variables(data, imputed)
+    images = {name: render(figure, FIGURES[name]) for name, figure in {
+        "missingness_patterns": patterns_plot(summary["patterns"]),
+        "imputation_diagnostics": imputation_plot(data, imputed, chains, variables, set(categorical)),
+        "forest": forest_plot(tables["fixed"], tables["listwise"], tables["by_imputation"], truth, parsed.response),
+        "random_effects": random_effects_plot(fits, read_json(listwise_fit_path), tables["random"], truth,
+                                              parsed.response),
+        "caterpillar": caterpillar_plot(tables["ranef"], parsed.response),
+    }.items()}
+    for name, figure_path in (figure_paths or {}).items():
+        Path(figure_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(figure_path).write_bytes(images[name].png)
+    warnings = gather_warnings(logged_warnings(logs or {}), tables["model_info"], tables["fixed"])
     sections = [
-        warnings_section(list(warnings), tables["model_info"], tables["fixed"]),
-        missingness_section(summarize_missingness(data, model_vars), model_vars),
-        fixed_effects_section(tables["fixed"], tables["listwise"], tables["by_imputation"], truth),
-        *([mertools_section(pd.read_csv(legacy), tables["fixed"])] if legacy.exists() else []),
-        by_imputation_section(tables["by_imputation"], tables["fixed"]),
-        random_effects_section(tables["varcorr"], tables["random"], truth),
-        ranef_section(tables["ranef"]),
+        warnings_section(warnings),
+        missingness_section(summary, model_vars, imputed, images["missingness_patterns"]),
+        imputation_section(variables, bool(chains), images["imputation_diagnostics"]),
+        fixed_effects_section(tables["fixed"], tables["listwise"], tables["by_imputation"], truth,
+                              pd.read_csv(legacy) if legacy.exists() else None, images["forest"]),
+        random_effects_section(tables["varcorr"], tables["random"], tables["ranef"], truth, images),
         model_info_section(tables["model_info"]),
+        provenance_section(provenance),
     ]
-    Path(path).write_text(page(scenario, formula, int(tables["fixed"]["m"].iloc[0]), sections), encoding="utf-8")
+    facts = key_facts(summary, tables["model_info"], len(imputed), len(warnings))
+    Path(path).write_text(page(scenario, formula, facts, sections), encoding="utf-8")
 
 
-def page(scenario: str, formula: str, m: int, sections: list[str]) -> str:
-    """The whole HTML document: title with scenario and formula, inline style, sections."""
+def page(scenario: str, formula: str, facts: str, sections: list[str]) -> str:
+    """The whole HTML document: title, formula, key facts, links to the sections, the sections."""
     title = f"mlmi report: {html.escape(scenario)}"
+    links = " ".join(f'<a href="#{anchor}">{html.escape(name)}</a>'
+                     for anchor, name in re.findall(r'<section id="([^"]+)">\n<h2>([^<]+)</h2>', "\n".join(sections)))
     return (
-        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
+        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">\n<title>{title}</title>\n'
         f"<style>{STYLE}</style>\n</head>\n<body>\n<h1>{title}</h1>\n"
-        f"<p class=\"lead\">Linear mixed model <code>{html.escape(formula)}</code>, fitted by REML on each of "
-        f"{m} imputed data sets and pooled with Rubin's rules, next to the fit after listwise deletion.</p>\n"
-        + "\n".join(sections) + "\n</body>\n</html>\n"
+        f"<p class=\"lead\">Linear mixed model <code>{html.escape(formula)}</code>, fitted on each imputed data "
+        f"set and pooled with Rubin's rules, next to the fit after listwise deletion.</p>\n{facts}\n"
+        f"<nav>{links}</nav>\n" + "\n".join(sections) + "\n</body>\n</html>\n"
     )
 
 
+def key_facts(summary: dict, model_info: pd.DataFrame, m: int, n_warnings: int) -> str:
+    """The run at a glance: imputations, rows before and after listwise deletion, flagged fits, warnings."""
+    facts = [(m, "imputed data set", ""), (summary["n_rows"], "row", ""),
+             (summary["rows_listwise"], "row", " after listwise deletion"),
+             (sum(flagged_fits(model_info)), "fit", " not converged or singular"), (n_warnings, "warning", "")]
+    return '<ul class="facts">' + "".join(f"<li><b>{value}</b> {noun}{'' if value == 1 else 's'}{rest}</li>"
+                                          for value, noun, rest in facts) + "</ul>"
+
+
 def section(title: str, lead: str, body: str) -> str:
-    """One titled section with its one-line plain-language explanation."""
-    return f"<section>\n<h2>{html.escape(title)}</h2>\n<p class=\"lead\">{html.escape(lead)}</p>\n{body}\n</section>"
+    """One titled section (with an anchor for the links at the top) and its one-line plain explanation."""
+    anchor = re.sub(r"[^a-z]+", "-", title.lower()).strip("-")
+    return (f'<section id="{anchor}">\n<h2>{html.escape(title)}</h2>\n<p class="lead">{html.escape(lead)}</p>\n'
+            f"{body}\n</section>")
 
 
 def number(value: float) -> str:
@@ -134,43 +242,69 @@ def table(frame: pd.DataFrame, flagged=None) -> str:
     return head + "<tbody>" + rows[0] + "".join(marked)
 
 
-def figure_png(figure: Figure, alt: str) -> str:
-    """Embed a matplotlib figure as an ``<img>`` with a base64 PNG (no external file, no network)."""
+def save(figure: Figure, kind: str) -> bytes:
+    """The figure as PNG or SVG bytes, without timestamps, so the same results give the same page."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{encoded}">'
+    metadata = {"Software": None} if kind == "png" else {"Date": None, "Creator": None}
+    with matplotlib.rc_context({"svg.hashsalt": "mlmi", "svg.fonttype": "path"}):
+        figure.savefig(buffer, format=kind, dpi=DPI, bbox_inches="tight", metadata=metadata)
+    return buffer.getvalue()
 
 
-def is_true(value) -> bool:
-    """A flag read back from CSV (bool, numpy bool or the text "True"); missing counts as false."""
-    return str(value).strip().lower() in ("true", "1")
+def render(figure: Figure, alt: str) -> Image:
+    """The figure's PNG, and an ``<img>`` of whichever of PNG and SVG is smaller, as a data: URI."""
+    png, svg = save(figure, "png"), save(figure, "svg")
+    kind, content = ("svg+xml", svg) if len(svg) < len(png) else ("png", png)
+    encoded = base64.b64encode(content).decode("ascii")
+    return Image(png, f'<img alt="{html.escape(alt)}" src="data:image/{kind};base64,{encoded}">')
 
 
-def gather_warnings(warnings: list[str], model_info: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
-    """Warnings passed in, fits that did not converge or are singular (or warned), terms with riv ~ 0."""
-    found = list(warnings)
-    for row in model_info.itertuples(index=False):
-        problems = ["did not converge"] if not is_true(row.converged) else []
-        if is_true(row.singular):
-            problems.append("singular fit (a variance at zero or a correlation at ±1)")
-        if not pd.isna(row.warnings) and str(row.warnings).strip():
-            problems.append(str(row.warnings))
-        if problems:
-            found.append(f"fit {row.imputation}: " + "; ".join(problems))
-    return found + negligible_between(fixed)
+def imputation_style(k: int) -> dict:
+    """Colour, line style and marker of imputation k (1-based), distinct in grey-scale too."""
+    return {"color": IMPUTATION_COLOURS[(k - 1) % len(IMPUTATION_COLOURS)],
+            "linestyle": IMPUTATION_LINES[(k - 1) % len(IMPUTATION_LINES)],
+            "marker": IMPUTATION_MARKERS[(k - 1) % len(IMPUTATION_MARKERS)]}
 
 
-def warnings_section(warnings: list[str], model_info: pd.DataFrame, fixed: pd.DataFrame) -> str:
+def units(response: str, term: str) -> str:
+    """The unit of a coefficient or random effect of ``term`` on ``response``, for axis labels."""
+    return f"{response} units" if term in ("(Intercept)", "Observation") else f"{response} per unit of {term}"
+
+
+def legend_handle(style: dict) -> Line2D:
+    """A legend entry drawn in ``style`` (a SERIES or imputation_style dict)."""
+    return Line2D([], [], **style)
+
+
+def logged_warnings(logs: dict) -> list[tuple[str, str]]:
+    """(log label, message) of every WARNING, ERROR or CRITICAL line in job logs (``mlmi.logs`` format)."""
+    pattern = re.compile(r"^\S+ \S+ (?:WARNING|ERROR|CRITICAL) \S+: (.*)$")
+    return [(label, match.group(1)) for label, path in logs.items()
+            for match in map(pattern.match, Path(path).read_text(encoding="utf-8", errors="replace").splitlines())
+            if match]
+
+
+def gather_warnings(logged: list[tuple[str, str]], model_info: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
+    """The results' own warnings (fits, pooling), then logged lines that do not repeat one of them.
+
+    A logged message repeats one when it, or its text after a leading "label: ", is part of a
+    result warning (the fit and pool jobs log what model_info.csv and the pooled riv also say).
+    """
+    found = fit_warnings(model_info, fixed)
+    said = " ".join(found)
+    return found + [f"{label}: {message}" for label, message in logged
+                    if message not in said and message.split(": ", 1)[-1] not in said]
+
+
+def warnings_section(warnings: list[str]) -> str:
     """Section: every warning in one list, or a plain statement that there are none."""
-    found = gather_warnings(warnings, model_info, fixed)
-    body = ('<ul class="warnings">\n' + "\n".join(f"<li>{html.escape(w)}</li>" for w in found) + "\n</ul>"
-            if found else "<p>No warnings.</p>")
+    body = ('<ul class="warnings">\n' + "\n".join(f"<li>{html.escape(w)}</li>" for w in warnings) + "\n</ul>"
+            if warnings else '<p class="ok">No warnings.</p>')
     return section("Warnings", "Problems met while imputing, fitting and pooling; read these first.", body)
 
 
-def missingness_section(summary: dict, model_vars: list[str]) -> str:
-    """Section: Amelia's summary of the data, fraction missing per variable and row counts."""
+def missingness_section(summary: dict, model_vars: list[str], imputed: list[pd.DataFrame], image: Image) -> str:
+    """Section: fraction missing per variable, pattern count and plot, rows before and after imputation."""
     fractions = pd.DataFrame({
         "variable": list(summary["fraction_missing"]),
         "fraction missing": list(summary["fraction_missing"].values()),
@@ -180,11 +314,132 @@ def missingness_section(summary: dict, model_vars: list[str]) -> str:
         f"<ul>\n<li>Rows: {summary['n_rows']}</li>\n"
         f"<li>Rows after listwise deletion (no missing value in {html.escape(', '.join(model_vars))}): "
         f"{summary['rows_listwise']}</li>\n"
-        f"<li>Patterns of missingness in the data (the complete pattern included): {summary['n_patterns']}</li>\n</ul>"
+        f"<li>Rows after imputation: {len(imputed[0])} in each of the {len(imputed)} imputed data sets</li>\n"
+        f"<li>Patterns of missingness in the data (the complete pattern included): {summary['n_patterns']}</li>\n"
+        "</ul>"
     )
+    shown = min(PATTERNS_SHOWN, summary["n_patterns"])
+    caption = (f"<p>The {shown} most frequent patterns: each row is one combination of missing (dark) and observed "
+               "(light) variables, labelled with how many rows have it.</p>")
     return section("Data and missingness",
-                   "How much of the data is missing, and how many rows listwise deletion would keep.",
-                   facts + "\n" + table(fractions))
+                   "How much of the data is missing, in which combinations, and how many rows listwise deletion "
+                   "would keep where imputation keeps them all.",
+                   f'{facts}\n<div class="side">\n{table(fractions)}\n<div>{image.tag}\n{caption}</div>\n</div>')
+
+
+def imputed_variables(data: pd.DataFrame, imputed: list[pd.DataFrame]) -> list[str]:
+    """Columns with missing values that the imputed data sets filled in."""
+    return [c for c in data.columns if data[c].isna().any() and not imputed[0][c].isna().any()]
+
+
+def is_categorical(column: pd.Series, categorical: set[str]) -> bool:
+    """Whether a variable is drawn as category bars: named as categorical, or not a number."""
+    return column.name in categorical or not pd.api.types.is_numeric_dtype(column) or column.dtype == bool
+
+
+def imputation_plot(data: pd.DataFrame, imputed: list[pd.DataFrame], chains: list[pd.DataFrame],
+                    variables: list[str], categorical: set[str]) -> Figure:
+    """One row per imputed variable: observed vs imputed distribution, then the chains' mean and SD."""
+    if not variables:
+        figure = Figure(figsize=(WIDTH, 0.6))
+        figure.text(0.5, 0.5, NOTHING_IMPUTED, ha="center", va="center")
+        return figure
+    columns = 3 if chains else 1
+    figure = Figure(figsize=(WIDTH, 2.5 * len(variables) + 0.7), layout="constrained")
+    axes = figure.subplots(len(variables), columns, squeeze=False)
+    for row, variable in zip(axes, variables):
+        missing = data[variable].isna().to_numpy()
+        draws = [frame.loc[missing, variable] for frame in imputed]
+        if is_categorical(data[variable], categorical):
+            category_bars(row[0], data[variable].dropna(), draws)
+        else:
+            densities(row[0], data[variable].dropna().astype(float), [d.astype(float) for d in draws])
+        row[0].set_title(f"{variable}: observed vs imputed", loc="left", fontsize=10)
+        if chains:
+            chain_lines(row[1], row[2], variable, chains)
+    handles = [legend_handle(SERIES["observed"])] + [legend_handle(imputation_style(k))
+                                                     for k in range(1, len(imputed) + 1)]
+    labels = ["observed"] + [f"imputation {k}" for k in range(1, len(imputed) + 1)]
+    figure.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6), fontsize=9)
+    return figure
+
+
+def densities(ax, observed: pd.Series, draws: list[pd.Series]) -> None:
+    """Kernel densities of the observed values and of each imputation's imputed values."""
+    grid = np.linspace(min(observed.min(), *(d.min() for d in draws)),
+                       max(observed.max(), *(d.max() for d in draws)), 200)
+    density = gaussian_kde(observed)(grid)
+    ax.fill_between(grid, density, color="#dddddd")
+    ax.plot(grid, density, **SERIES["observed"])
+    for k, values in enumerate(draws, start=1):
+        if values.nunique() > 1:
+            ax.plot(grid, gaussian_kde(values)(grid), markevery=25, markersize=4, **imputation_style(k))
+        else:
+            ax.axvline(values.iloc[0], **imputation_style(k))
+    ax.set_xlabel(f"{observed.name} (data units)")
+    ax.set_ylabel("density")
+
+
+def category_bars(ax, observed: pd.Series, draws: list[pd.Series]) -> None:
+    """Proportion of each category among observed values and among each imputation's imputed values."""
+    categories = sorted(set(observed) | {value for d in draws for value in d})
+    width = 0.8 / (len(draws) + 1)
+    positions = np.arange(len(categories))
+    shares = observed.value_counts(normalize=True).reindex(categories, fill_value=0)
+    ax.bar(positions - 0.4 + width / 2, shares, width, color="#444444", label="observed")
+    for k, values in enumerate(draws, start=1):
+        shares = values.value_counts(normalize=True).reindex(categories, fill_value=0)
+        ax.bar(positions - 0.4 + width * (k + 0.5), shares, width, facecolor="white",
+               edgecolor=imputation_style(k)["color"], hatch=IMPUTATION_HATCHES[(k - 1) % len(IMPUTATION_HATCHES)])
+    ax.set_xticks(positions, [str(c) for c in categories])
+    ax.set_xlabel(f"{observed.name} (category)")
+    ax.set_ylabel("proportion of values")
+
+
+def chain_lines(mean_ax, sd_ax, variable: str, chains: list[pd.DataFrame]) -> None:
+    """The imputed cells' mean and SD at each MICE iteration, one line per imputation (chain)."""
+    for k, chain in enumerate(chains, start=1):
+        rows = chain[chain["variable"] == variable]
+        mean_ax.plot(rows["iteration"], rows["mean"], markersize=4, **imputation_style(k))
+        sd_ax.plot(rows["iteration"], rows["sd"], markersize=4, **imputation_style(k))
+    for ax, what in ((mean_ax, "mean"), (sd_ax, "SD")):
+        ax.set_xlabel("iteration (0 = initial fill)")
+        ax.set_ylabel(f"{what} of imputed values")
+        ax.set_title(f"{variable}: chain {what}", loc="left", fontsize=10)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+
+
+def imputation_section(variables: list[str], has_chains: bool, image: Image) -> str:
+    """Section: per imputed variable, distributions and (when mlmi imputed) the chains."""
+    chains = ("<p>Right: the mean and SD of the imputed values at each iteration of each chain. Converged chains "
+              "mix and show no trend over the last iterations.</p>" if has_chains else
+              "<p>The imputations came from elsewhere (<code>imputation.method: external</code>), so there are "
+              "no imputation chains to show.</p>")
+    shown = (f"<p>Imputed variables: {html.escape(', '.join(variables))}. Left: the observed values (solid, "
+             "shaded) against the values each imputation filled in (density for numbers, bars for categories); "
+             f"similar shapes are expected under MCAR.</p>\n{chains}" if variables else f"<p>{NOTHING_IMPUTED}</p>")
+    body = f"{shown}\n{image.tag}"
+    return section("Imputation diagnostics",
+                   "Whether the imputed values look plausible next to the observed ones, and whether the "
+                   "imputation chains settled.", body)
+
+
+def patterns_plot(patterns: pd.DataFrame) -> Figure:
+    """The most frequent missingness patterns as a grid: one row per pattern, missing cells dark."""
+    shown = patterns.head(PATTERNS_SHOWN)
+    mask = shown.drop(columns="n_rows").to_numpy(dtype=float)
+    figure = Figure(figsize=(WIDTH * 0.6, 0.26 * len(shown) + 1.3), layout="constrained")
+    ax = figure.subplots()
+    ax.pcolormesh(mask, cmap=ListedColormap(["#e4e4e4", "#222222"]), vmin=0, vmax=1, edgecolors="white",
+                  linewidth=1.5)
+    columns = list(shown.columns.drop("n_rows"))
+    ax.set_xticks(np.arange(len(columns)) + 0.5, columns, rotation=30, ha="right")
+    ax.set_yticks(np.arange(len(shown)) + 0.5, [f"{n} row{'s' if n != 1 else ''}" for n in shown["n_rows"]])
+    ax.invert_yaxis()
+    ax.set_xlabel("variable (dark: missing, light: observed)")
+    ax.set_ylabel("pattern (rows that have it)")
+    ax.tick_params(length=0)
+    return figure
 
 
 def fixed_effects_table(fixed: pd.DataFrame, listwise: pd.DataFrame, truth: dict | None) -> pd.DataFrame:
@@ -201,118 +456,196 @@ def fixed_effects_table(fixed: pd.DataFrame, listwise: pd.DataFrame, truth: dict
     return pd.DataFrame(columns)
 
 
-def forest_plot(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputation: pd.DataFrame,
-                truth: dict | None) -> Figure:
-    """One panel per term: 95% intervals of the listwise fit, each imputation (estimate ± 1.96 SE), pooled."""
-    imputations = sorted(by_imputation["imputation"].unique())
-    labels = ["listwise"] + [f"imputation {k}" for k in imputations] + ["pooled"]
-    figure = Figure(figsize=(7.5, len(fixed) * (0.25 * len(labels) + 0.6)))
-    axes = figure.subplots(len(fixed), 1, squeeze=False)[:, 0]
-    for ax, term in zip(axes, fixed["term"]):
-        rows = interval_rows(term, fixed, listwise, by_imputation)
-        for label, (estimate, low, high, colour) in rows.items():
-            y = len(labels) - 1 - labels.index(label)
-            ax.errorbar(estimate, y, xerr=[[estimate - low], [high - estimate]], fmt="o", color=colour, capsize=2)
-        if truth is not None and term in truth["fixed_effects"]:
-            ax.axvline(truth["fixed_effects"][term], color="#c0392b", linestyle="--")
-        ax.set_yticks(range(len(labels)), labels[::-1], fontsize=8)
-        ax.set_ylim(-0.7, len(labels) - 0.3)
-        ax.set_title(term, loc="left", fontsize=10)
-        ax.grid(axis="x", color="#eee")
-    figure.tight_layout()
-    return figure
-
-
 def interval_rows(term: str, fixed: pd.DataFrame, listwise: pd.DataFrame,
-                  by_imputation: pd.DataFrame) -> dict[str, tuple[float, float, float, str]]:
-    """(estimate, low, high, colour) per plotted row of one term, straight from the CSVs."""
-    rows = {}
-    for row in listwise[listwise["term"] == term].itertuples(index=False):
-        rows["listwise"] = (row.estimate, row.conf_low, row.conf_high, "#7f7f7f")
-    for row in by_imputation[by_imputation["term"] == term].itertuples(index=False):
-        rows[f"imputation {row.imputation}"] = (row.estimate, row.estimate - 1.96 * row.std_error,
-                                                row.estimate + 1.96 * row.std_error, "#8fb8de")
-    for row in fixed[fixed["term"] == term].itertuples(index=False):
-        rows["pooled"] = (row.estimate, row.conf_low, row.conf_high, "#1f4e79")
+                  by_imputation: pd.DataFrame) -> list[tuple[str, str, float, float, float]]:
+    """(label, series, estimate, low, high) per plotted row of one term, top to bottom, straight from the CSVs."""
+    rows = [("listwise", "listwise", r.estimate, r.conf_low, r.conf_high)
+            for r in listwise[listwise["term"] == term].itertuples(index=False)]
+    rows += [(f"imputation {r.imputation}", "imputation", r.estimate, r.estimate - Z95 * r.std_error,
+              r.estimate + Z95 * r.std_error)
+             for r in by_imputation[by_imputation["term"] == term].itertuples(index=False)]
+    rows += [("pooled", "pooled", r.estimate, r.conf_low, r.conf_high)
+             for r in fixed[fixed["term"] == term].itertuples(index=False)]
     return rows
 
 
+def panel_grid(figure: Figure, n: int, columns: int, **options):
+    """``n`` axes in rows of ``columns`` (spare cells hidden), in reading order."""
+    rows = math.ceil(n / columns)
+    axes = figure.subplots(rows, columns, squeeze=False, **options).ravel()
+    for spare in axes[n:]:
+        spare.set_visible(False)
+    return axes[:n]
+
+
+def forest_plot(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputation: pd.DataFrame, truth: dict | None,
+                response: str) -> Figure:
+    """One panel per term: 95% intervals of the listwise fit, each imputation and the pooled estimate; truth."""
+    columns = min(3, len(fixed))
+    n_rows = len(interval_rows(fixed["term"].iloc[0], fixed, listwise, by_imputation))
+    figure = Figure(figsize=(WIDTH, math.ceil(len(fixed) / columns) * (0.22 * n_rows + 1.0) + 0.5),
+                    layout="constrained")
+    for ax, term in zip(panel_grid(figure, len(fixed), columns, sharey=True), fixed["term"]):
+        rows = interval_rows(term, fixed, listwise, by_imputation)
+        for y, (_, series, estimate, low, high) in enumerate(rows):
+            ax.errorbar(estimate, y, xerr=[[estimate - low], [high - estimate]], capsize=2, **SERIES[series])
+        if truth is not None and term in truth["fixed_effects"]:
+            ax.axvline(truth["fixed_effects"][term], **SERIES["truth"])
+        ax.set_yticks(range(len(rows)), [label for label, *_ in rows], fontsize=8)
+        ax.set_ylim(len(rows) - 0.4, -0.6)
+        ax.set_title(term, loc="left", fontsize=10)
+        ax.set_xlabel(f"estimate ({units(response, term)})", fontsize=8)
+        ax.grid(axis="x", color="#eeeeee")
+    shown = ["listwise", "imputation", "pooled"] + (["truth"] if truth is not None else [])
+    labels = {"imputation": "each imputation (± 1.96 SE)"}
+    figure.legend([legend_handle(SERIES[s]) for s in shown], [labels.get(s, s) for s in shown],
+                  loc="outside upper center", ncols=len(shown), fontsize=9)
+    return figure
+
+
 def fixed_effects_section(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputation: pd.DataFrame,
-                          truth: dict | None) -> str:
-    """Section: the listwise and pooled fixed-effects table and the forest plot."""
-    figure = forest_plot(fixed, listwise, by_imputation, truth)
+                          truth: dict | None, legacy: pd.DataFrame | None, image: Image) -> str:
+    """Section: listwise vs pooled table, forest plot, per-imputation estimates, merTools' table if asked."""
     lead = ("The fit after dropping incomplete rows next to Rubin's rules over the imputed fits "
             "(riv: relative increase in variance due to missingness; fmi: fraction of missing information)"
             + ("; truth is the value the data were simulated with." if truth is not None else "."))
-    caption = ("<p>Intervals are 95%: grey the listwise fit, light blue each imputation (estimate ± 1.96 SE), "
-               "dark blue the pooled estimate (Student t with the pooled df)"
-               + ("; dashed red the true value.</p>" if truth is not None else ".</p>"))
-    plot = figure_png(figure, "forest plot of the fixed effects")
-    body = "\n".join([table(fixed_effects_table(fixed, listwise, truth)), plot, caption])
-    return section("Fixed effects", lead, body)
+    caption = ("<p>Intervals are 95%: hollow squares the listwise fit, circles each imputation (estimate ± 1.96 SE), "
+               "black diamonds the pooled estimate (Student t with the pooled df)"
+               + ("; the dashed line is the true value.</p>" if truth is not None else ".</p>"))
+    parts = [table(fixed_effects_table(fixed, listwise, truth)), image.tag, caption,
+             "<h3>Per-imputation estimates</h3>",
+             "<p>Each imputed data set's estimates; how much they differ is the between-imputation variance.</p>",
+             table(by_imputation_table(by_imputation, fixed))]
+    if legacy is not None:
+        parts.append(mertools_block(legacy, fixed))
+    return section("Fixed effects", lead, "\n".join(parts))
 
 
-def by_imputation_section(by_imputation: pd.DataFrame, fixed: pd.DataFrame) -> str:
-    """Section: each imputation's fixed-effect estimates, one row per imputation, and the pooled row."""
+def by_imputation_table(by_imputation: pd.DataFrame, fixed: pd.DataFrame) -> pd.DataFrame:
+    """Each imputation's fixed-effect estimates, one row per imputation, and the pooled row."""
     terms = list(fixed["term"])
     wide = by_imputation.pivot(index="imputation", columns="term", values="estimate")[terms]
     wide.index = wide.index.astype(str)
     wide.loc["pooled"] = fixed.set_index("term")["estimate"][terms]
-    wide = wide.rename_axis(index="imputation", columns=None).reset_index()
-    return section("Per-imputation estimates",
-                   "Each imputed data set's estimates; how much they differ is the between-imputation variance.",
-                   table(wide))
+    return wide.rename_axis(index="imputation", columns=None).reset_index()
 
 
-def mertools_section(legacy: pd.DataFrame, fixed: pd.DataFrame) -> str:
-    """Section: merTools' modelFixedEff table, asked for explicitly, beside Rubin's standard errors."""
+def mertools_block(legacy: pd.DataFrame, fixed: pd.DataFrame) -> str:
+    """merTools' modelFixedEff table, asked for explicitly, beside Rubin's standard errors."""
     rubin = fixed.set_index("term")[["std_error", "df"]].rename(columns=lambda c: f"Rubin {c}")
     shown = legacy.join(rubin, on="term").rename(columns={"std_error": "merTools std_error", "df": "merTools df"})
-    return section("merTools legacy table (not Rubin's rules)",
-                   "merTools' modelFixedEff, for reproducing published merTools results only. It averages the "
-                   "standard errors instead of the variances, divides the between-imputation variance by m "
-                   "instead of m - 1 and adds it to an SE without a square root, so its standard errors are too "
-                   "small whenever the imputations differ. Use the pooled table above for inference.",
-                   table(shown))
+    return ("<h3>merTools legacy table (not Rubin's rules)</h3>\n<p>merTools' modelFixedEff, for reproducing "
+            "published merTools results only. It averages the standard errors instead of the variances, divides the "
+            "between-imputation variance by m instead of m - 1 and adds it to an SE without a square root, so its "
+            "standard errors are too small whenever the imputations differ. Use the pooled table above for "
+            f"inference.</p>\n{table(shown)}")
 
 
-def truth_random(truth: dict) -> dict[str, float]:
-    """True random-effect parameters under broom.mixed names (sd__x, cor__x.y, sd__Observation)."""
-    values = {f"sd__{name}": value for name, value in truth["random_effects"]["sd"].items()}
-    values.update({f"cor__{pair}": value for pair, value in truth["random_effects"]["cor"].items()})
-    values["sd__Observation"] = truth["sigma"]
-    return values
+def random_values(record: dict) -> dict[str, float]:
+    """A fit's (or the truth's) SDs, correlations and residual SD by broom.mixed term name."""
+    return {row["term"]: row["estimate"] for row in random_effect_parameters(record)}
 
 
-def random_effects_section(varcorr: pd.DataFrame, random: pd.DataFrame, truth: dict | None) -> str:
-    """Section: VarCorr averaged over imputations, and each parameter's mean and spread over imputations."""
+def random_effects_plot(fits: list[dict], listwise: dict, random: pd.DataFrame, truth: dict | None,
+                        response: str) -> Figure:
+    """One panel per random-effect parameter: listwise, each imputation, the pooled mean and the truth."""
+    values = [random_values(fit) for fit in fits]
+    figure = Figure(figsize=(WIDTH, 3.0), layout="constrained")
+    for ax, row in zip(panel_grid(figure, len(random), len(random)), random.itertuples(index=False)):
+        ax.plot([0], [random_values(listwise)[row.term]], **SERIES["listwise"])
+        ax.plot(range(1, len(fits) + 1), [v[row.term] for v in values], **SERIES["imputation"])
+        ax.axhline(row.estimate, **SERIES["pooled mean"])
+        if truth is not None:
+            ax.axhline(random_values(truth)[row.term], **SERIES["truth"])
+        ax.set_xticks(range(len(fits) + 1), ["listwise"] + [str(k) for k in range(1, len(fits) + 1)], fontsize=8)
+        ax.set_xlim(-0.6, len(fits) + 0.5)
+        ax.set_xlabel("imputation")
+        ax.set_ylabel("correlation" if row.term.startswith("cor__")
+                      else f"SD ({units(response, row.term.removeprefix('sd__'))})")
+        ax.set_title(row.term, loc="left", fontsize=9)
+    shown = ["listwise", "imputation", "pooled mean"] + (["truth"] if truth is not None else [])
+    figure.legend([legend_handle(SERIES[s]) for s in shown], shown, loc="outside upper center", ncols=len(shown),
+                  fontsize=9)
+    return figure
+
+
+def caterpillar_plot(ranef: pd.DataFrame, response: str) -> Figure:
+    """One panel per random term: every level's pooled conditional mode with its 95% interval, ranked."""
+    terms = list(ranef["term"].unique())
+    figure = Figure(figsize=(WIDTH, 3.4), layout="constrained")
+    for ax, term in zip(panel_grid(figure, len(terms), len(terms)), terms):
+        rows = ranef[ranef["term"] == term].sort_values("estimate")
+        ranks = np.arange(1, len(rows) + 1)
+        ax.errorbar(ranks, rows["estimate"], yerr=Z95 * rows["std_error"], fmt="o", markersize=2.5, color="black",
+                    ecolor="#999999", elinewidth=0.8)
+        ax.axhline(0, color="#555555", linestyle=":", linewidth=1)
+        ax.set_xlabel(f"{rows['group'].iloc[0]} levels, ranked by conditional mode")
+        ax.set_ylabel(f"conditional mode ({units(response, term)})")
+        ax.set_title(term, loc="left", fontsize=10)
+    return figure
+
+
+def random_effects_section(varcorr: pd.DataFrame, random: pd.DataFrame, ranef: pd.DataFrame, truth: dict | None,
+                           images: dict[str, Image]) -> str:
+    """Section: VarCorr, the parameters' mean and spread over imputations, their plot, and the caterpillar plot."""
     stats = random[["group", "term"]].copy()
     if truth is not None:
-        stats["truth"] = random["term"].map(truth_random(truth))
+        stats["truth"] = random["term"].map(random_values(truth))
     stats["mean over imputations"] = random["estimate"]
     stats["SD over imputations (a spread, not a standard error)"] = random["between_sd"]
-    body = (table(varcorr) + "\n<p>Each standard deviation and correlation over the imputations:</p>\n"
-            + table(stats))
-    return section("Random effects",
-                   "Standard deviations and correlations of the group-level effects and the residual, "
-                   "averaged over the imputed fits as merTools' VarCorr does.", body)
-
-
-def ranef_section(ranef: pd.DataFrame) -> str:
-    """Section: how many conditional modes there are, and the first few levels."""
     levels = ranef.groupby("group", sort=False)["level"].nunique()
     counts = ", ".join(f"{count} levels of {html.escape(str(group))}" for group, count in levels.items())
-    shown = ranef[ranef["level"].isin(ranef["level"].unique()[:RANEF_LEVELS_SHOWN])]
-    body = (f"<p>{counts}; the first {RANEF_LEVELS_SHOWN} are shown, all are in <code>pooled/ranef.csv</code>.</p>\n"
-            + table(shown))
-    return section("Conditional modes",
-                   "Each group's predicted random effects, averaged over all imputed fits, "
-                   "with standard errors pooled by Rubin's rules from the conditional variances.", body)
+    body = "\n".join([
+        "<h3>VarCorr (mean over imputations)</h3>", table(varcorr),
+        "<h3>Each standard deviation and correlation over the imputations</h3>", table(stats),
+        images["random_effects"].tag,
+        "<p>Hollow square: the listwise fit; circles: each imputation; solid line: the mean over imputations"
+        + ("; dashed line: the true value.</p>" if truth is not None else ".</p>"),
+        "<h3>Conditional modes</h3>",
+        f"<p>{counts}: each level's predicted random effect, averaged over all imputed fits, with a 95% interval "
+        "from the Rubin-pooled conditional variance. Every value is in <code>pooled/ranef.csv</code>.</p>",
+        images["caterpillar"].tag,
+    ])
+    return section("Random effects",
+                   "How much groups differ: standard deviations and correlations of the group-level effects and the "
+                   "residual, averaged over the imputed fits as merTools' VarCorr does, and each group's effect.", body)
+
+
+def flagged_fits(model_info: pd.DataFrame) -> list[bool]:
+    """Per fit, whether it did not converge or is singular."""
+    return [not is_true(row.converged) or is_true(row.singular) for row in model_info.itertuples(index=False)]
 
 
 def model_info_section(model_info: pd.DataFrame) -> str:
     """Section: one row per fit, fits that did not converge or are singular highlighted."""
-    flagged = [not is_true(row.converged) or is_true(row.singular) for row in model_info.itertuples(index=False)]
     return section("Model information",
-                   "Size, fit criteria and convergence of every fit; highlighted rows did not converge or are "
-                   "singular.", table(model_info, flagged))
+                   "Size, fit criteria and convergence of every fit; highlighted rows (bold, marked at the left) "
+                   "did not converge or are singular.", table(model_info, flagged_fits(model_info)))
+
+
+def flatten(record: dict, prefix: str = "") -> list[tuple[str, object]]:
+    """Nested mapping as (dotted key, value) rows, for a two-column table."""
+    rows = []
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        rows += flatten(value, f"{name} ") if isinstance(value, dict) else [(name, value)]
+    return rows
+
+
+def provenance_section(provenance: dict | None) -> str:
+    """Section: config as run (YAML), seeds, versions, input checksums, run time; or that there is none."""
+    lead = "What produced these results, to re-run and verify them."
+    if provenance is None:
+        return section("Provenance", lead, "<p>Provenance is not available for this run.</p>")
+    body = "\n".join([
+        "<details><summary>Config as run (YAML; click to show)</summary>",
+        f"<pre>{html.escape(yaml.safe_dump(provenance['config'], sort_keys=False, allow_unicode=True))}</pre>",
+        "</details>",
+        "<h3>Seeds</h3>", table(pd.DataFrame(flatten(provenance["seeds"]), columns=["seed", "value"])),
+        "<h3>Versions</h3>", table(pd.DataFrame(flatten(provenance["versions"]), columns=["software", "version"])),
+        "<h3>Input checksums (SHA-256)</h3>",
+        table(pd.DataFrame(list(provenance["inputs"].items()), columns=["file", "sha256"])),
+        f"<p>Run time: {provenance['run_seconds']:.1f} s, the jobs' wall-clock time summed from Snakemake's "
+        "benchmark files.</p>",
+    ])
+    return section("Provenance", lead, body)

@@ -1,0 +1,138 @@
+"""The pooled model as console text, the way R's ``summary(modList)`` and merTools' ``fastdisp`` print it.
+
+Only a results folder (design §4) is read: the pooled CSVs, and ``fits/imp_1.json`` for the
+formula, the estimation method and the grouping factor. Every number is the CSVs' value,
+formatted; the one derived number is AIC, the mean over the imputed fits, as merTools shows it.
+"""
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from mlmi.pool import negligible_between
+
+#: What a results folder must hold for the summary, relative to it.
+REQUIRED = ("pooled/fixed_effects.csv", "pooled/varcorr.csv", "pooled/model_info.csv", "fits/imp_1.json")
+
+#: Below this a p-value prints as R prints it: "< 2e-16" (R's .Machine$double.eps).
+P_FLOOR = 2.220446e-16
+
+
+class ResultsError(ValueError):
+    """A folder that is not an mlmi results folder, or one the workflow has not finished."""
+
+
+def is_true(value) -> bool:
+    """A flag read back from CSV (bool, numpy bool or the text "True"); missing counts as false."""
+    return str(value).strip().lower() in ("true", "1")
+
+
+def fit_warnings(model_info: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
+    """Fits that did not converge, are singular or warned, then terms whose imputations barely differ."""
+    found = []
+    for row in model_info.itertuples(index=False):
+        problems = ["did not converge"] if not is_true(row.converged) else []
+        if is_true(row.singular):
+            problems.append("singular fit (a variance at zero or a correlation at ±1)")
+        if not pd.isna(row.warnings) and str(row.warnings).strip():
+            problems.append(str(row.warnings))
+        if problems:
+            found.append(f"fit {row.imputation}: " + "; ".join(problems))
+    return found + negligible_between(fixed)
+
+
+def read_results(folder) -> dict:
+    """The pooled tables and the first fit record, or a ResultsError naming what is missing."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ResultsError(f"{folder} is not a folder; give a results folder such as results/hsb")
+    absent = [name for name in REQUIRED if not (folder / name).is_file()]
+    if absent:
+        raise ResultsError(f"{folder} is not an mlmi results folder: {absent[0]} is missing "
+                           "(run the workflow first, or give results/<scenario>)")
+    model_info = pd.read_csv(folder / "pooled" / "model_info.csv", dtype={"imputation": str})
+    return {"fixed": pd.read_csv(folder / "pooled" / "fixed_effects.csv"),
+            "varcorr": pd.read_csv(folder / "pooled" / "varcorr.csv"),
+            "model_info": model_info,
+            "fit": json.loads((folder / "fits" / "imp_1.json").read_text())}
+
+
+def decimals(values, significant: int) -> int:
+    """Decimals that give the smallest non-zero magnitude in ``values`` ``significant`` digits (R-like columns)."""
+    smallest = min((abs(v) for v in values if v and math.isfinite(v)), default=1.0)
+    return min(8, max(0, significant - 1 - math.floor(math.log10(smallest))))
+
+
+def column(values, significant: int) -> list[str]:
+    """One table column of numbers with a common number of decimals."""
+    places = decimals(values, significant)
+    return [f"{v:.{places}f}" for v in values]
+
+
+def p_value(p: float) -> str:
+    """A p-value as R's format.pval prints it: three significant digits, "< 2e-16" below the floor."""
+    return "< 2e-16" if p < P_FLOOR else f"{p:.3g}"
+
+
+def aligned(rows: list[list[str]], left: int = 1) -> list[str]:
+    """Rows of cells as lines: the first ``left`` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [" ".join(cell.ljust(w) if i < left else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+            .rstrip() for row in rows]
+
+
+def fixed_effects_block(fixed: pd.DataFrame) -> list[str]:
+    """The pooled fixed effects: estimate, SE, t, Barnard-Rubin df and p, one aligned line per term."""
+    cells = zip(fixed["term"], column(fixed["estimate"], 4), column(fixed["std_error"], 4),
+                column(fixed["statistic"], 3), column(fixed["df"], 4), map(p_value, fixed["p_value"]))
+    return aligned([["", "Estimate", "Std. Error", "t value", "df", "Pr(>|t|)"], *map(list, cells)])
+
+
+def error_terms_block(varcorr: pd.DataFrame) -> list[str]:
+    """VarCorr as lme4 prints it: group, name, SD, and each term's correlations with the terms before it."""
+    sds = varcorr[varcorr["var2"].isna()]
+    cors = varcorr[varcorr["var2"].notna()]
+    rows = [[" Groups", "Name", "Std.Dev.", "Corr"]]
+    previous = None
+    for (group, name), sd in zip(sds[["grp", "var1"]].itertuples(index=False), column(sds["sdcor"], 4)):
+        mine = cors[(cors["grp"] == group) & (cors["var2"] == name)]
+        rows.append([f" {group}" if group != previous else "", "" if pd.isna(name) else name, sd,
+                     " ".join(f"{c:.3f}" for c in mine["sdcor"])])
+        previous = group
+    return aligned(rows, left=4)
+
+
+def counts_line(model_info: pd.DataFrame, fit: dict) -> str:
+    """Observations per imputed data set (and after listwise deletion) and levels of each grouping factor."""
+    imputed = model_info[model_info["imputation"] != "listwise"]
+    listwise = model_info.loc[model_info["imputation"] == "listwise", "n_obs"]
+    groups = ", ".join(f"{name}, {count}" for name, count in fit["n_groups"].items())
+    after = f" ({listwise.iloc[0]} after listwise deletion)" if len(listwise) else ""
+    return f"number of obs: {imputed['n_obs'].iloc[0]}{after}, groups: {groups}"
+
+
+def summary(folder) -> str:
+    """The pooled model of a results folder as aligned console text (``mlmi summary``)."""
+    results = read_results(folder)
+    fixed, model_info, fit = results["fixed"], results["model_info"], results["fit"]
+    aic = model_info.loc[model_info["imputation"] != "listwise", "aic"]
+    method = "REML" if fit["reml"] else "maximum likelihood"
+    warnings = fit_warnings(model_info, fixed)
+    lines = [
+        f"Linear mixed model fit by {method} on {int(fixed['m'].iloc[0])} imputed data sets, "
+        "pooled by Rubin's rules (Barnard-Rubin df)",
+        f"Formula: {fit['formula']}",
+        "",
+        "Fixed effects:",
+        *fixed_effects_block(fixed),
+        "",
+        "Error terms (mean over imputations):",
+        *error_terms_block(results["varcorr"]),
+        "---",
+        counts_line(model_info, fit),
+        f"AIC = {aic.mean():.1f} (mean over {len(aic)} imputations)",
+    ]
+    if warnings:
+        lines += ["", "Warnings:", *(f"  {warning}" for warning in warnings)]
+    return "\n".join(lines)

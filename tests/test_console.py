@@ -1,0 +1,103 @@
+"""``mlmi summary``: the pooled model as console text, its numbers equal to the CSVs' (formatted)."""
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from mlmi.cli import main
+from mlmi.console import P_FLOOR, summary
+from test_report import FORMULA, write_fixture
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    root = tmp_path_factory.mktemp("results")
+    write_fixture(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def text(results):
+    return summary(results)
+
+
+def block(text: str, title: str) -> list[str]:
+    """The lines of one titled block, header row included, up to the next blank or --- line."""
+    lines = text.splitlines()
+    start = lines.index(title) + 1
+    end = next(i for i in range(start, len(lines)) if lines[i] in ("", "---"))
+    return lines[start:end]
+
+
+def printed_equals(shown: str, value: float) -> bool:
+    """Whether a printed number is ``value`` rounded to the decimals it shows."""
+    places = len(shown.split(".")[1]) if "." in shown else 0
+    return abs(float(shown) - value) <= 0.5 * 10 ** -places + 1e-12
+
+
+def test_header_names_method_imputations_and_formula(text):
+    lines = text.splitlines()
+    assert lines[0] == ("Linear mixed model fit by REML on 2 imputed data sets, pooled by Rubin's rules "
+                        "(Barnard-Rubin df)")
+    assert lines[1] == f"Formula: {FORMULA}"
+
+
+def test_fixed_effects_equal_the_pooled_csv(text, results):
+    fixed = pd.read_csv(results / "pooled" / "fixed_effects.csv")
+    rows = block(text, "Fixed effects:")
+    assert rows[0].split() == ["Estimate", "Std.", "Error", "t", "value", "df", "Pr(>|t|)"]
+    assert len(rows) == len(fixed) + 1
+    for line, row in zip(rows[1:], fixed.itertuples(index=False)):
+        term, estimate, std_error, statistic, df, p = line.split(maxsplit=5)
+        assert term == row.term
+        for shown, value in ((estimate, row.estimate), (std_error, row.std_error), (statistic, row.statistic),
+                             (df, row.df)):
+            assert printed_equals(shown, value), (term, shown, value)
+        assert p == "< 2e-16" if row.p_value < P_FLOOR else float(p) == pytest.approx(row.p_value, rel=5e-3)
+
+
+def test_fixed_effects_are_aligned(text):
+    rows = block(text, "Fixed effects:")
+    assert len({len(line) for line in rows}) == 1                          # numbers right-aligned to one edge
+    assert len({line.index(".", 12) for line in rows[1:]}) == 1             # estimates' decimal points line up
+
+
+def test_error_terms_equal_varcorr(text, results):
+    varcorr = pd.read_csv(results / "pooled" / "varcorr.csv")
+    rows = block(text, "Error terms (mean over imputations):")
+    assert rows[0].split() == ["Groups", "Name", "Std.Dev.", "Corr"]
+    assert rows[1].split()[:2] == ["g", "(Intercept)"] and printed_equals(rows[1].split()[2], varcorr["sdcor"][0])
+    name, sd, cor = rows[2].split()
+    assert name == "x" and printed_equals(sd, varcorr["sdcor"][1]) and printed_equals(cor, varcorr["sdcor"][2])
+    assert rows[3].split()[0] == "Residual" and printed_equals(rows[3].split()[1], varcorr["sdcor"][3])
+
+
+def test_observations_groups_and_mean_aic(text, results):
+    model_info = pd.read_csv(results / "pooled" / "model_info.csv", dtype={"imputation": str})
+    aic = model_info.loc[model_info["imputation"] != "listwise", "aic"].mean()
+    assert "number of obs: 40 (33 after listwise deletion), groups: g, 7" in text.splitlines()
+    assert f"AIC = {aic:.1f} (mean over 2 imputations)" in text.splitlines()
+
+
+def test_warnings_listed_after_the_model(text):
+    warnings = text.split("\nWarnings:\n")[1]
+    assert "fit 2: did not converge" in warnings and "term 'x': between-imputation variance" in warnings
+
+
+def test_command_prints_the_summary(results, capsys):
+    assert main(["summary", str(results)]) == 0
+    assert capsys.readouterr().out == summary(results) + "\n"
+
+
+@pytest.mark.parametrize("folder, says", [("nowhere", "is not a folder"),
+                                          (".", "is not an mlmi results folder: pooled/fixed_effects.csv is missing")])
+def test_not_a_results_folder_is_one_line(tmp_path, capsys, folder, says):
+    assert main(["summary", str(tmp_path / folder)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("mlmi: ") and says in error and error.count("\n") == 1
+
+
+def test_python_dash_m_mlmi_runs_the_command(results):
+    done = subprocess.run([sys.executable, "-m", "mlmi", "summary", str(results)], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout == summary(results) + "\n"

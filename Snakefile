@@ -23,6 +23,7 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     k=r"\d+",
+    run=r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+/rep_\d+)?",
 
 
 include: "rules/data.smk"
@@ -31,6 +32,7 @@ include: "rules/fit.smk"
 include: "rules/pool.smk"
 include: "rules/report.smk"
 include: "rules/provenance.smk"
+include: "rules/study.smk"
 
 
 rule all:

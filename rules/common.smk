@@ -5,29 +5,66 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from mlmi.inputs import InputError, check_inputs, schema_problem
+from mlmi.study import plan_study, scenario_key
 
 # Check everything the user gave before any job runs; a problem is one line and a stop.
+with open(workflow.source_path("../config/schema.yaml")) as stream:
+    SCHEMA = yaml.safe_load(stream)
 try:
     validate(config, schema="../config/schema.yaml")
-    IMPUTED_FILES = check_inputs(config)
 except WorkflowError:
-    with open(workflow.source_path("../config/schema.yaml")) as schema:
-        sys.exit(f"mlmi: {schema_problem(config, yaml.safe_load(schema))}")
+    sys.exit(f"mlmi: {schema_problem(config, SCHEMA)}")
+try:
+    STUDY = plan_study(config, SCHEMA)
+    IMPUTED_FILES = check_inputs(config)
 except InputError as error:
     sys.exit(f"mlmi: {error}")
 
 OUT = f"results/{config['scenario']}"
+RUN = "results/{run}"
 SIMULATED = config["data"]["source"] == "simulate"
 EXTERNAL = config["imputation"]["method"] == "external"
 M = len(IMPUTED_FILES) if EXTERNAL else config["imputation"]["m"]
 
 
-def get_fits():
-    """The m per-imputation fit records, in imputation order."""
-    return [f"{OUT}/fits/imp_{k}.json" for k in range(1, M + 1)]
+def run_parts(run):
+    """(scenario, replication) of a study run ``<study>/<scenario>/rep_<r>``, or None for the single run."""
+    parts = run.split("/")
+    return (parts[1], int(parts[2].removeprefix("rep_"))) if len(parts) == 3 else None
 
 
-def get_pooled_tables():
+def run_config(run):
+    """The config of one run: the study scenario's, or the config as given."""
+    parts = run_parts(run)
+    return STUDY[parts[0]] if parts else config
+
+
+def get_param(*keys):
+    """An input function reading ``keys`` from the config of the run being made."""
+
+    def fetch(wildcards):
+        value = run_config(wildcards.run)
+        for key in keys:
+            value = value[key]
+        return value
+
+    return fetch
+
+
+def get_seed_prefix(wildcards):
+    """Seeds of a study run derive from (master, scenario, replication); the single run's from master."""
+    parts = run_parts(wildcards.run)
+    return [scenario_key(parts[0]), parts[1]] if parts else []
+
+
+def get_fits(wildcards=None):
+    """The m per-imputation fit records of a run, in imputation order."""
+    run = wildcards.run if wildcards else config["scenario"]
+    m = M if run_parts(run) is None else run_config(run)["imputation"]["m"]
+    return [f"results/{run}/fits/imp_{k}.json" for k in range(1, m + 1)]
+
+
+def get_pooled_tables(run=config["scenario"]):
     """Every pooled table of design §4, by name."""
     names = {
         "fixed_effects": "fixed_effects",
@@ -40,12 +77,20 @@ def get_pooled_tables():
     }
     if config.get("pooling", {}).get("mertools_legacy"):
         names["mertools"] = "mertools_fixed_effects"
-    return {key: f"{OUT}/pooled/{name}.csv" for key, name in names.items()}
+    return {key: f"results/{run}/pooled/{name}.csv" for key, name in names.items()}
 
 
 def get_final_outputs():
-    """The final outputs of a run: the report, the pooled tables and the provenance record."""
+    """The study's summary, or a single run's report, pooled tables and provenance record."""
+    if STUDY:
+        return [f"{OUT}/summary.csv", f"{OUT}/study.html"]
     return [f"{OUT}/report.html", *get_pooled_tables().values(), f"{OUT}/provenance.json"]
+
+
+def get_study_runs():
+    """Every replication of every scenario of the study, as run names."""
+    replications = config["study"]["replications"]
+    return [f"{config['scenario']}/{name}/rep_{r}" for name in STUDY for r in range(1, replications + 1)]
 
 
 def get_truth():
@@ -63,16 +108,40 @@ def get_run_inputs():
     return [*workflow.configfiles, *([] if SIMULATED else [config["data"]["source"]]), *IMPUTED_FILES]
 
 
+def get_imputations():
+    """The m imputed data sets of the single run."""
+    return [f"{OUT}/imputations/imp_{k}.parquet" for k in range(1, M + 1)]
+
+
+def get_chains():
+    """The imputation chains of the single run (none when the imputations came from elsewhere)."""
+    return [] if EXTERNAL else [f"{OUT}/imputations/chains_{k}.csv" for k in range(1, M + 1)]
+
+
+#: The report's figure files (rules/report.smk writes and captions each).
+FIGURES = ("missingness_patterns", "imputation_diagnostics", "forest", "random_effects", "caterpillar")
+
+
 def get_run_outputs():
     """Every result file a run makes, for the checksums of provenance.json."""
     data = ["complete.parquet", "truth.json", "missing.parquet"] if SIMULATED else ["missing.parquet"]
-    chains = [] if EXTERNAL else [f"{OUT}/imputations/chains_{k}.csv" for k in range(1, M + 1)]
     return [
         *[f"{OUT}/data/{name}" for name in data],
-        *[f"{OUT}/imputations/imp_{k}.parquet" for k in range(1, M + 1)],
-        *chains,
+        *get_imputations(),
+        *get_chains(),
         *get_fits(),
         f"{OUT}/fits/listwise.json",
         *get_pooled_tables().values(),
         f"{OUT}/report.html",
+        *[f"{OUT}/figures/{name}.png" for name in FIGURES],
     ]
+
+
+def get_study_truths():
+    """One truth.json per study scenario (its first replication's; the truth is the scenario's)."""
+    return [f"{OUT}/{name}/rep_1/data/truth.json" for name in STUDY]
+
+
+def get_label(wildcards):
+    """The label of a per-imputation fit: its imputation number."""
+    return wildcards.k

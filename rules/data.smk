@@ -2,15 +2,16 @@ if SIMULATED:
 
     rule simulate:
         output:
-            complete=f"{OUT}/data/complete.parquet",
-            truth=f"{OUT}/data/truth.json",
+            complete=f"{RUN}/data/complete.parquet",
+            truth=f"{RUN}/data/truth.json",
         log:
-            f"{OUT}/logs/simulate.log",
+            f"{RUN}/logs/simulate.log",
         benchmark:
-            f"{OUT}/benchmarks/simulate.tsv"
+            f"{RUN}/benchmarks/simulate.tsv"
         params:
-            settings=config["data"]["simulate"],
+            settings=get_param("data", "simulate"),
             seed=config["seed"],
+            seed_prefix=get_seed_prefix,
         conda:
             "../envs/mlmi.yaml"
         script:
@@ -18,16 +19,17 @@ if SIMULATED:
 
     rule ampute:
         input:
-            complete=f"{OUT}/data/complete.parquet",
+            complete=f"{RUN}/data/complete.parquet",
         output:
-            missing=f"{OUT}/data/missing.parquet",
+            missing=f"{RUN}/data/missing.parquet",
         log:
-            f"{OUT}/logs/ampute.log",
+            f"{RUN}/logs/ampute.log",
         benchmark:
-            f"{OUT}/benchmarks/ampute.tsv"
+            f"{RUN}/benchmarks/ampute.tsv"
         params:
-            prob=config["missingness"]["prob"],
+            missingness=get_param("missingness"),
             seed=config["seed"],
+            seed_prefix=get_seed_prefix,
         conda:
             "../envs/mlmi.yaml"
         script:

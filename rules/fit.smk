@@ -1,16 +1,17 @@
 rule fit:
     input:
-        data=f"{OUT}/imputations/imp_{{k}}.parquet",
+        data=f"{RUN}/imputations/imp_{{k}}.parquet",
     output:
-        fit=f"{OUT}/fits/imp_{{k}}.json",
+        fit=f"{RUN}/fits/imp_{{k}}.json",
     log:
-        f"{OUT}/logs/fit/{{k}}.log",
+        f"{RUN}/logs/fit/{{k}}.log",
     benchmark:
-        f"{OUT}/benchmarks/fit/{{k}}.tsv"
+        f"{RUN}/benchmarks/fit/{{k}}.tsv"
     params:
-        formula=config["model"]["formula"],
-        reml=config["model"]["reml"],
+        formula=get_param("model", "formula"),
+        reml=get_param("model", "reml"),
         listwise=False,
+        label=get_label,
     conda:
         "../envs/mlmi.yaml"
     script:
@@ -19,17 +20,18 @@ rule fit:
 
 rule fit_listwise:
     input:
-        data=f"{OUT}/data/missing.parquet",
+        data=f"{RUN}/data/missing.parquet",
     output:
-        fit=f"{OUT}/fits/listwise.json",
+        fit=f"{RUN}/fits/listwise.json",
     log:
-        f"{OUT}/logs/fit_listwise.log",
+        f"{RUN}/logs/fit_listwise.log",
     benchmark:
-        f"{OUT}/benchmarks/fit_listwise.tsv"
+        f"{RUN}/benchmarks/fit_listwise.tsv"
     params:
-        formula=config["model"]["formula"],
-        reml=config["model"]["reml"],
+        formula=get_param("model", "formula"),
+        reml=get_param("model", "reml"),
         listwise=True,
+        label="listwise",
     conda:
         "../envs/mlmi.yaml"
     script:

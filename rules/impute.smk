@@ -18,19 +18,20 @@ else:
 
     rule impute:
         input:
-            missing=f"{OUT}/data/missing.parquet",
+            missing=f"{RUN}/data/missing.parquet",
         output:
-            imputed=f"{OUT}/imputations/imp_{{k}}.parquet",
-            chains=f"{OUT}/imputations/chains_{{k}}.csv",
+            imputed=f"{RUN}/imputations/imp_{{k}}.parquet",
+            chains=f"{RUN}/imputations/chains_{{k}}.csv",
         log:
-            f"{OUT}/logs/impute/{{k}}.log",
+            f"{RUN}/logs/impute/{{k}}.log",
         benchmark:
-            f"{OUT}/benchmarks/impute/{{k}}.tsv"
+            f"{RUN}/benchmarks/impute/{{k}}.tsv"
         params:
             seed=config["seed"],
-            iterations=config["imputation"]["iterations"],
-            exclude=config["imputation"]["exclude"],
-            categorical=config["imputation"]["categorical"],
+            seed_prefix=get_seed_prefix,
+            iterations=get_param("imputation", "iterations"),
+            exclude=get_param("imputation", "exclude"),
+            categorical=get_param("imputation", "categorical"),
         threads: 1
         conda:
             "../envs/mlmi.yaml"

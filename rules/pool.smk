@@ -1,13 +1,13 @@
 rule pool:
     input:
-        fits=get_fits(),
-        listwise=f"{OUT}/fits/listwise.json",
+        fits=get_fits,
+        listwise=f"{RUN}/fits/listwise.json",
     output:
-        **get_pooled_tables(),
+        **get_pooled_tables("{run}"),
     log:
-        f"{OUT}/logs/pool.log",
+        f"{RUN}/logs/pool.log",
     benchmark:
-        f"{OUT}/benchmarks/pool.tsv"
+        f"{RUN}/benchmarks/pool.tsv"
     conda:
         "../envs/mlmi.yaml"
     script:

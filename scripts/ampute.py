@@ -3,4 +3,5 @@ from mlmi.logs import log_to
 
 with log_to(snakemake.log[0]):
     stages.ampute(snakemake.input.complete, snakemake.output.missing,
-                  prob=snakemake.params.prob, seed=snakemake.params.seed)
+                  missingness=snakemake.params.missingness, seed=snakemake.params.seed,
+                  seed_prefix=snakemake.params.seed_prefix)

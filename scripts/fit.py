@@ -4,4 +4,4 @@ from mlmi.logs import log_to
 with log_to(snakemake.log[0]):
     stages.fit(snakemake.input.data, snakemake.output.fit, formula=snakemake.params.formula,
                reml=snakemake.params.reml, listwise=snakemake.params.listwise,
-               label=snakemake.wildcards.get("k", "listwise"))
+               label=snakemake.params.label)

@@ -6,4 +6,4 @@ with log_to(snakemake.log[0]):
                   k=int(snakemake.wildcards.k),
                   seed=snakemake.params.seed, iterations=snakemake.params.iterations,
                   exclude=snakemake.params.exclude, categorical=snakemake.params.categorical,
-                  threads=snakemake.threads)
+                  threads=snakemake.threads, seed_prefix=snakemake.params.seed_prefix)

@@ -126,3 +126,18 @@ def test_schema_problem_is_one_line_naming_the_key():
     bad["model"]["formla"] = "y ~ (1 | g)"
     assert "config key model: Additional properties are not allowed ('formla' was unexpected)" == \
         schema_problem(bad, SCHEMA)
+
+
+def test_missingness_that_cannot_work_is_found_before_any_job():
+    bad = copy.deepcopy(DEFAULT)
+    bad["missingness"].update(mechanism="MAR", prob={"ses": 0.3}, predictors={"ses": ["nothere"]})
+    text = message(bad)
+    assert text.startswith("missingness: ") and "nothere" in text
+    bad["missingness"]["predictors"] = {"ses": ["mathach"]}
+    assert check_inputs(bad) == []
+
+
+def test_impossible_generator_settings_are_found_before_any_job():
+    bad = copy.deepcopy(DEFAULT)
+    bad["data"]["simulate"]["students_mean"] = 80
+    assert message(bad).startswith("data.simulate: ")

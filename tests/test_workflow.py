@@ -16,14 +16,14 @@ TINY = {"scenario": "tiny", "data": {"simulate": {"n_schools": 20}}, "imputation
         "pooling": {"mertools_legacy": True}}
 
 
-def run_workflow(workdir: Path, config: dict, cores: int = 2) -> subprocess.CompletedProcess:
+def run_workflow(workdir: Path, config: dict, cores: int = 2, extra=()) -> subprocess.CompletedProcess:
     """Run the workflow in ``workdir`` with ``config`` merged over the default."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "extra.yaml").write_text(yaml.safe_dump(config))
     return subprocess.run(
         [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--configfile", str(workdir / "extra.yaml"), "--cores", str(cores)],
-        capture_output=True, text=True, timeout=600)
+         "--configfile", str(workdir / "extra.yaml"), "--cores", str(cores), *extra],
+        capture_output=True, text=True, timeout=900)
 
 
 def finished(workdir: Path, config: dict, cores: int = 2) -> Path:

@@ -8,22 +8,29 @@ import os
 import re
 
 import jsonschema
+import numpy as np
 import pandas as pd
 from formulaic import model_matrix
 
+from mlmi.ampute import ampute_from_config
 from mlmi.formula import FormulaError, parse_formula
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
+from mlmi.simulate import simulate_hsb
 
 READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+#: Schools in the trial data set that checks generator and missingness settings at start-up.
+TRIAL_SCHOOLS = 40
 
 
 class InputError(ValueError):
     """A config, data file or imputed file mlmi cannot use; the message says why and what to do."""
 
 
-def schema_problem(config: dict, schema: dict) -> str:
-    """The most relevant schema violation of ``config`` as one line naming the key."""
+def schema_problem(config: dict, schema: dict) -> str | None:
+    """The most relevant schema violation of ``config`` as one line naming the key; None if valid."""
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    if error is None:
+        return None
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     return f"config key {key}: {error.message}"
 
@@ -74,6 +81,7 @@ def check_inputs(config: dict) -> list[str]:
     if source == "simulate":
         _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1], columns=SIMULATED_COLUMNS),
                        formula, config)
+        _check_simulation(config)
         return []
     _check_data(source, formula, config)
     if imputation["method"] != "external":
@@ -101,6 +109,19 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> Non
         absent = [c for c in config["imputation"][key] if c not in columns]
         if absent:
             raise InputError(f"{where}: imputation.{key} lists {absent}, not among the columns {columns}")
+
+
+def _check_simulation(config: dict) -> None:
+    """Generator settings and missingness that cannot work, found on a small trial data set."""
+    settings = {**config["data"]["simulate"], "n_schools": TRIAL_SCHOOLS}
+    try:
+        trial, _ = simulate_hsb(settings, np.random.default_rng(0))
+    except ValueError as error:
+        raise InputError(f"data.simulate: {error}") from None
+    try:
+        ampute_from_config(trial, config["missingness"], np.random.default_rng(0))
+    except ValueError as error:
+        raise InputError(f"missingness: {error}") from None
 
 
 def _check_data(path: str, formula, config: dict) -> None:

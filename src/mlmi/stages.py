@@ -6,8 +6,10 @@ without Snakemake.
 import logging
 from pathlib import Path
 
+import pandas as pd
+
 from mlmi import io, pool, summarize
-from mlmi.ampute import ampute_mcar
+from mlmi.ampute import ampute_from_config
 from mlmi.fit import complete_cases, fit_mixed
 from mlmi.impute import impute_once
 from mlmi.inputs import read_table
@@ -15,29 +17,32 @@ from mlmi.mertools import mertools_fixed_effects
 from mlmi.report import write_report
 from mlmi.seeds import int_seed_for, rng_for
 from mlmi.simulate import simulate_hsb
+from mlmi.study import replication_estimates, summarize_study
+from mlmi.study_report import write_study_report
 
 log = logging.getLogger(__name__)
 
 
-def simulate(complete_path, truth_path, *, settings: dict, seed: int) -> None:
+def simulate(complete_path, truth_path, *, settings: dict, seed: int, seed_prefix=()) -> None:
     """Simulate the hsb-like data set and write it with its true parameters."""
-    data, truth = simulate_hsb(settings, rng_for(seed, "simulate"))
+    data, truth = simulate_hsb(settings, rng_for(seed, "simulate", prefix=seed_prefix))
     log.info("simulated %d students in %d schools", len(data), data["schid"].nunique())
     io.write_parquet(data, complete_path)
     io.write_json(truth, truth_path)
 
 
-def ampute(complete_path, missing_path, *, prob: dict, seed: int) -> None:
-    """Punch MCAR holes into the complete data (the vignette's ``add_NA``)."""
-    missing = ampute_mcar(io.read_parquet(complete_path), prob, rng_for(seed, "ampute"))
+def ampute(complete_path, missing_path, *, missingness: dict, seed: int, seed_prefix=()) -> None:
+    """Punch holes into the complete data: MCAR (the vignette's ``add_NA``), MAR or MNAR."""
+    missing = ampute_from_config(io.read_parquet(complete_path), missingness,
+                                 rng_for(seed, "ampute", prefix=seed_prefix))
     log.info("missing values per column: %s", missing.isna().sum().to_dict())
     io.write_parquet(missing, missing_path)
 
 
 def impute(missing_path, imputed_path, chains_path, *, k: int, seed: int, iterations: int, exclude, categorical,
-           threads: int) -> None:
+           threads: int, seed_prefix=()) -> None:
     """Write the k-th imputed data set and its chains, seeded from the master seed and k alone."""
-    job_seed = int_seed_for(seed, "impute", k)
+    job_seed = int_seed_for(seed, "impute", k, seed_prefix)
     log.info("imputation %d: seed %d, %d iterations, %d threads", k, job_seed, iterations, threads)
     completed, chains = impute_once(io.read_parquet(missing_path), seed=job_seed, iterations=iterations,
                                     exclude=exclude, categorical=categorical, threads=threads)
@@ -77,10 +82,16 @@ def pool_fits(fit_paths, listwise_path, outputs) -> None:
         io.write_csv(mertools_fixed_effects(fits), outputs["mertools"])
 
 
-def report(report_path, *, fixed_effects_path, missing_path, truth_path, scenario: str, formula: str) -> None:
-    """Write the self-contained HTML report from the pooled tables (in one folder)."""
+def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path, truth_path, fit_paths,
+           listwise_fit_path, imputed_paths, chain_paths, log_dir, own_log, scenario: str, formula: str,
+           categorical, provenance: dict | None) -> None:
+    """Write the HTML report and its figure files, with the warnings every other job logged under ``log_dir``."""
+    logs = {str(path.relative_to(log_dir).with_suffix("")): path for path in sorted(Path(log_dir).rglob("*.log"))
+            if path.resolve() != Path(own_log).resolve()}
     write_report(report_path, pooled_dir=Path(fixed_effects_path).parent, missing_path=missing_path,
-                 truth_path=truth_path, scenario=scenario, formula=formula)
+                 truth_path=truth_path, fit_paths=fit_paths, listwise_fit_path=listwise_fit_path,
+                 imputed_paths=imputed_paths, chain_paths=chain_paths, scenario=scenario, formula=formula,
+                 categorical=categorical, logs=logs, provenance=provenance, figure_paths=figure_paths)
 
 
 def load(source_path, data_path) -> None:
@@ -88,3 +99,20 @@ def load(source_path, data_path) -> None:
     data = read_table(str(source_path))
     log.info("read %s: %d rows, %d columns, %d missing values", source_path, *data.shape, int(data.isna().sum().sum()))
     io.write_parquet(data, data_path)
+
+
+def replication(estimates_path, *, pooled_path, random_effects_path, listwise_path, complete_path) -> None:
+    """One study replication's estimates by method (complete, listwise, pooled), in one table."""
+    estimates = replication_estimates(pooled=pd.read_csv(pooled_path), random_effects=pd.read_csv(random_effects_path),
+                                      listwise=io.read_json(listwise_path), complete=io.read_json(complete_path))
+    io.write_csv(estimates, estimates_path)
+
+
+def study_summary(summary_path, html_path, *, estimate_paths, runs, truth_paths, scenarios) -> None:
+    """Performance of each method in each scenario over all replications, as a table and a page."""
+    estimates = pd.concat([pd.read_csv(path).assign(scenario=run.split("/")[1], replication=int(run.split("_")[-1]))
+                           for path, run in zip(estimate_paths, runs)], ignore_index=True)
+    truths = {scenario: io.read_json(path) for scenario, path in zip(scenarios, truth_paths)}
+    summary = summarize_study(estimates, truths)
+    io.write_csv(summary, summary_path)
+    write_study_report(html_path, summary)

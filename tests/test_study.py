@@ -1,0 +1,110 @@
+"""Sensitivity studies: scenario expansion, performance measures and their Monte Carlo SEs."""
+import copy
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlmi.inputs import InputError
+from mlmi.study import (dotted, merge, performance, plan_study, replication_estimates, scenario_key, scenarios,
+                        summarize_study)
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())
+SCHEMA = yaml.safe_load((CONFIG / "schema.yaml").read_text())
+
+
+def test_merge_and_dotted_keys():
+    assert dotted("a.b.c", 1) == {"a": {"b": {"c": 1}}}
+    base = {"a": {"b": 1, "c": 2}, "d": 3}
+    assert merge(base, {"a": {"b": 5}}) == {"a": {"b": 5, "c": 2}, "d": 3}
+    assert base == {"a": {"b": 1, "c": 2}, "d": 3}                       # the base is not modified
+
+
+def test_grid_expands_to_every_combination_with_readable_names():
+    planned = scenarios({"grid": {"missingness.prob.ses": [0.05, 0.4], "missingness.mechanism": ["MCAR", "MAR"],
+                                  "imputation.m": [5, 20]}})
+    assert len(planned) == 8
+    assert planned["ses-0.4_mechanism-MAR_m-20"] == {"missingness": {"prob": {"ses": 0.4}, "mechanism": "MAR"},
+                                                     "imputation": {"m": 20}}
+
+
+def test_named_scenarios_times_grid_and_name_clashes():
+    planned = scenarios({"scenarios": {"a": {"seed": 1}, "b": {}}, "grid": {"imputation.m": [2, 3]}})
+    assert list(planned) == ["a_m-2", "a_m-3", "b_m-2", "b_m-3"] and planned["a_m-3"]["seed"] == 1
+    assert list(scenarios({"scenarios": {"only": {}}})) == ["only"]
+    with pytest.raises(ValueError, match="both named"):
+        scenarios({"grid": {"a.m": [1, "1"]}})              # both labelled m-1
+
+
+def test_plan_study_checks_every_scenario():
+    config = copy.deepcopy(DEFAULT) | {"study": {"replications": 2, "grid": {"imputation.m": [2, 3]}}}
+    planned = plan_study(config, SCHEMA)
+    assert planned["m-3"]["imputation"]["m"] == 3 and "study" not in planned["m-3"]
+    config["study"]["grid"] = {"imputation.mm": [2]}
+    with pytest.raises(InputError, match="study scenario mm-2: config key imputation: Additional properties"):
+        plan_study(config, SCHEMA)
+    config["study"]["grid"] = {"imputation.m": [1]}
+    with pytest.raises(InputError, match="study scenario m-1: config key imputation.m: 1 is less than"):
+        plan_study(config, SCHEMA)
+    config["data"]["source"] = "mine.csv"
+    with pytest.raises(InputError, match="needs data.source: simulate"):
+        plan_study(config, SCHEMA)
+    assert plan_study(DEFAULT, SCHEMA) == {}
+
+
+def test_scenario_keys_are_stable_and_distinct():
+    assert scenario_key("ses-0.1") == scenario_key("ses-0.1") != scenario_key("ses-0.3")
+    assert scenario_key("base") == 3233087073            # crc32 of b"base": frozen, seeds depend on it
+
+
+def test_performance_against_hand_computation():
+    # Four replications of one term whose truth is 1.0.
+    reps = pd.DataFrame({"estimate": [0.8, 1.1, 1.3, 0.8], "std_error": [0.2, 0.3, 0.2, 0.3],
+                         "conf_low": [0.5, 0.5, 1.05, 0.3], "conf_high": [1.1, 1.7, 1.55, 1.3],
+                         "fmi": [0.1, 0.2, 0.3, 0.4]})
+    got = performance(reps, 1.0)
+    mean, sd = 1.0, np.sqrt(((-0.2) ** 2 + 0.1**2 + 0.3**2 + (-0.2) ** 2) / 3)     # sd = sqrt(0.18 / 3)
+    assert got["n_reps"] == 4 and got["mean_estimate"] == pytest.approx(mean)
+    assert got["bias"] == pytest.approx(0.0, abs=1e-15) and got["bias_mcse"] == pytest.approx(sd / 2)
+    assert got["emp_se"] == pytest.approx(sd) and got["emp_se_mcse"] == pytest.approx(sd / np.sqrt(6))
+    assert got["model_se"] == pytest.approx(np.sqrt((0.04 + 0.09 + 0.04 + 0.09) / 4))
+    assert got["rmse"] == pytest.approx(np.sqrt(0.18 / 4))
+    squared = np.array([0.04, 0.01, 0.09, 0.04])
+    assert got["rmse_mcse"] == pytest.approx(np.sqrt(((squared - 0.045) ** 2).sum() / 12) / (2 * np.sqrt(0.045)))
+    assert got["coverage"] == 0.75 and got["coverage_mcse"] == pytest.approx(np.sqrt(0.75 * 0.25 / 4))
+    assert got["width"] == pytest.approx((0.6 + 1.2 + 0.5 + 1.0) / 4)
+    assert got["fmi"] == pytest.approx(0.25) and got["rel_bias"] == pytest.approx(0.0, abs=1e-15)
+
+
+def test_variance_parameters_have_bias_but_no_coverage():
+    reps = pd.DataFrame({"estimate": [1.5, 1.6], "std_error": np.nan, "conf_low": np.nan, "conf_high": np.nan,
+                         "fmi": np.nan})
+    got = performance(reps, 1.54)
+    assert got["bias"] == pytest.approx(0.01) and np.isnan(got["coverage"]) and np.isnan(got["model_se"])
+
+
+def fit_record(shift: float) -> dict:
+    fixed = [{"term": "(Intercept)", "estimate": 14 + shift, "std_error": 0.2, "statistic": (14 + shift) / 0.2}]
+    return {"fixed_effects": fixed, "random_effects": {"group": "schid", "sd": {"(Intercept)": 1.5 + shift},
+                                                        "cor": {}}, "sigma": 6.0}
+
+
+def test_replication_estimates_and_summary_by_method():
+    pooled = pd.DataFrame({"term": ["(Intercept)"], "estimate": [14.1], "std_error": [0.25], "conf_low": [13.6],
+                           "conf_high": [14.6], "fmi": [0.1]})
+    random_effects = pd.DataFrame({"term": ["sd__(Intercept)", "sd__Observation"], "estimate": [1.5, 6.0]})
+    one = replication_estimates(pooled=pooled, random_effects=random_effects, listwise=fit_record(0.2),
+                                complete=fit_record(0.0))
+    assert sorted(set(one["method"])) == ["complete", "listwise", "pooled"]
+    listwise = one[(one["method"] == "listwise") & (one["term"] == "(Intercept)")].iloc[0]
+    assert listwise["conf_low"] == pytest.approx(14.2 - 1.959963984540054 * 0.2)
+    estimates = pd.concat([one.assign(scenario="s", replication=r) for r in (1, 2)])
+    truth = {"fixed_effects": {"(Intercept)": 14.0}, "random_effects": {"sd": {"(Intercept)": 1.5}, "cor": {}},
+             "sigma": 6.0}
+    summary = summarize_study(estimates, {"s": truth}).set_index(["method", "term"])
+    assert summary.loc[("listwise", "(Intercept)"), "bias"] == pytest.approx(0.2)
+    assert summary.loc[("pooled", "(Intercept)"), "coverage"] == 1.0
+    assert summary.loc[("complete", "sd__Observation"), "bias"] == pytest.approx(0.0)

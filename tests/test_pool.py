@@ -89,3 +89,8 @@ def test_pool_of_fit_records_takes_dfcom_and_warns_on_negligible_b(caplog):
     fits[1] = {**fits[1], "dfcom": 95}
     with pytest.raises(ValueError, match="disagree"):
         pool(fits)
+
+
+def test_tiny_between_variance_gives_a_finite_df():
+    # lambda^2 underflows to 0 for lambda below ~1e-154; df must still be dfobs, not inf/inf.
+    assert barnard_rubin_df(2, [1e-200], [1.0], 10.0)[0] == pytest.approx(11 / 13 * 10, rel=1e-14)

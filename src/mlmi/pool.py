@@ -37,12 +37,11 @@ def barnard_rubin_df(m: int, b, t, dfcom):
         dfold is infinite and df = dfobs; with dfcom infinite, df = dfold.
     """
     lambda_ = (1 + 1 / m) * np.asarray(b, dtype=float) / np.asarray(t, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        dfold = (m - 1) / lambda_**2
-        if np.isinf(dfcom):
-            return dfold
-        dfobs = (dfcom + 1) / (dfcom + 3) * dfcom * (1 - lambda_)
-        return np.where(lambda_ == 0, dfobs, dfold * dfobs / (dfold + dfobs))
+    if np.isinf(dfcom):
+        with np.errstate(divide="ignore"):
+            return (m - 1) / lambda_**2
+    dfobs = (dfcom + 1) / (dfcom + 3) * dfcom * (1 - lambda_)
+    return dfobs / (1 + dfobs * lambda_**2 / (m - 1))        # = dfold dfobs / (dfold + dfobs), finite at b = 0
 
 
 def rubin(estimates: pd.DataFrame, variances: pd.DataFrame) -> pd.DataFrame:

@@ -43,3 +43,9 @@ def test_unsupported_syntax_gets_a_clear_error(text, message):
     with pytest.raises(FormulaError, match=message) as error:
         parse_formula(text)
     assert "model.formula" in str(error.value)
+
+
+@pytest.mark.parametrize("text", ["y ~ (x + (1 | g)", "y ~ x) + (1 | g)", "y ~ x + (1 | g))"])
+def test_unbalanced_parentheses_are_named(text):
+    with pytest.raises(FormulaError, match="unbalanced parentheses"):
+        parse_formula(text)

@@ -47,6 +47,9 @@ def parse_formula(text: str) -> MixedFormula:
     """
     if text.count("~") != 1:
         raise FormulaError(f"model.formula {text!r}: needs exactly one '~', e.g. 'y ~ x + (1 | g)'")
+    if text.count("(") != text.count(")"):
+        raise FormulaError(f"model.formula {text!r}: unbalanced parentheses ({text.count('(')} '(' and "
+                           f"{text.count(')')} ')'); close every '('")
     lhs, rhs = (part.strip() for part in text.split("~"))
     if not _NAME.match(lhs):
         raise FormulaError(f"model.formula {text!r}: the response {lhs!r} must be one column name")

@@ -1,7 +1,6 @@
 import sys
 
 import yaml
-from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from mlmi.inputs import InputError, check_inputs, schema_problem
@@ -10,10 +9,10 @@ from mlmi.study import plan_study, scenario_key
 # Check everything the user gave before any job runs; a problem is one line and a stop.
 with open(workflow.source_path("../config/schema.yaml")) as stream:
     SCHEMA = yaml.safe_load(stream)
-try:
-    validate(config, schema="../config/schema.yaml")
-except WorkflowError:
-    sys.exit(f"mlmi: {schema_problem(config, SCHEMA)}")
+PROBLEM = schema_problem(config, SCHEMA)
+if PROBLEM:
+    sys.exit(f"mlmi: {PROBLEM}")
+validate(config, schema="../config/schema.yaml")  # Snakemake's own check; it also fills in defaults
 try:
     STUDY = plan_study(config, SCHEMA)
     IMPUTED_FILES = check_inputs(config)

@@ -26,9 +26,20 @@ class InputError(ValueError):
     """A config, data file or imputed file mlmi cannot use; the message says why and what to do."""
 
 
+def _is_number(checker, instance) -> bool:
+    """JSON Schema's number, without NaN (which YAML's .nan gives and which passes every bound)."""
+    return jsonschema.Draft202012Validator.TYPE_CHECKER.is_type(instance, "number") and instance == instance
+
+
+#: The schema validator mlmi uses: Draft 2020-12 with NaN refused as a number.
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("number", _is_number))
+
+
 def schema_problem(config: dict, schema: dict) -> str | None:
     """The most relevant schema violation of ``config`` as one line naming the key; None if valid."""
-    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(config))
+    error = jsonschema.exceptions.best_match(Validator(schema).iter_errors(config))
     if error is None:
         return None
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"

@@ -26,3 +26,35 @@ def test_record_has_config_seeds_versions_checksums(tmp_path):
     assert record["outputs"] == {str(tmp_path / "out.csv"): sha256(tmp_path / "out.csv")}
     assert record["versions"]["packages"]["statsmodels"] == __import__("statsmodels").__version__
     assert "outputs" not in describe_run(config, 3, [], tmp_path / "bench")
+
+
+def finished_run(tmp_path, monkeypatch):
+    """A results folder with one input outside it, one output, and their provenance record,
+    written from the run's working directory as Snakemake does."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.csv").write_text("x\n1\n")
+    results = tmp_path / "results" / "s"
+    results.mkdir(parents=True)
+    (results / "out.csv").write_text("y\n2\n")
+    write_provenance(results / "provenance.json", config={"seed": 1}, m=2, inputs=[str(tmp_path / "data.csv")],
+                     outputs=["results/s/out.csv"], benchmark_dir=results)
+    return results
+
+
+def test_verify_passes_untouched_and_catches_one_changed_byte(tmp_path, capsys, monkeypatch):
+    from mlmi.cli import main
+    from mlmi.provenance import verify
+
+    results = finished_run(tmp_path, monkeypatch)
+    monkeypatch.chdir("/")                                           # verify works from anywhere
+    assert verify(results) == ([], 2) and main(["verify", str(results)]) == 0
+    (results / "out.csv").write_bytes(b"y\n3\n")                     # one byte of an output
+    differences, _ = verify(results)
+    assert len(differences) == 1 and differences[0].startswith("output results/s/out.csv: changed")
+    (results / "out.csv").write_text("y\n2\n")
+    (tmp_path / "data.csv").write_bytes(b"x\n0\n")                   # one byte of an input
+    assert verify(results)[0][0].startswith(f"input {tmp_path / 'data.csv'}: changed")
+    assert main(["verify", str(results)]) == 1
+    (results / "out.csv").unlink()
+    assert "output results/s/out.csv: missing" in verify(results)[0]
+    assert main(["verify", str(tmp_path)]) == 2 and "no provenance record" in capsys.readouterr().err

@@ -87,6 +87,8 @@ def test_provenance_holds_every_output_checksum(tiny):
     for path, digest in record["outputs"].items():
         assert sha256(workdir / path) == digest, path
     assert record["config"]["imputation"]["m"] == 2 and record["seeds"]["master"] == record["config"]["seed"]
+    verified = subprocess.run([sys.executable, "-m", "mlmi", "verify", str(tiny[2])], capture_output=True, text=True)
+    assert verified.returncode == 0 and " 0 of " in verified.stdout, verified.stdout
 
 
 def test_every_rule_leaves_a_log_and_a_benchmark(tiny):

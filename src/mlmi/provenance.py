@@ -59,3 +59,29 @@ def write_provenance(path, *, config: dict, m: int, inputs, outputs, benchmark_d
     record = describe_run(config, m, inputs, benchmark_dir)
     record["outputs"] = {str(output): sha256(output) for output in outputs}
     io.write_json(record, path)
+
+
+def verify(results) -> tuple[list[str], int]:
+    """Re-hash every input and output listed in ``results``/provenance.json.
+
+    Returns the differences (one line each: a file missing or changed) and the number of
+    files checked. Relative paths are read from the working directory of the run, the folder
+    that holds ``results/``.
+    """
+    folder = Path(results)
+    record_path = folder / "provenance.json"
+    if not record_path.is_file():
+        raise FileNotFoundError(f"{record_path}: no provenance record; is {folder} a finished mlmi results folder?")
+    record = io.read_json(record_path)
+    workdir = folder.resolve().parents[1]
+    differences, checked = [], 0
+    for kind in ("inputs", "outputs"):
+        for name, digest in record[kind].items():
+            path = Path(name) if Path(name).is_absolute() else workdir / name
+            checked += 1
+            if not path.is_file():
+                differences.append(f"{kind[:-1]} {name}: missing")
+            elif sha256(path) != digest:
+                differences.append(f"{kind[:-1]} {name}: changed since the run (sha256 {sha256(path)[:12]}…, "
+                                   f"recorded {digest[:12]}…)")
+    return differences, checked

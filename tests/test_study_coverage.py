@@ -4,6 +4,7 @@ unbiased (both hold in theory): a small but sufficient study, R = 100 replicatio
 Each replication runs the library functions the workflow's rules call, in one process per
 core, with seeds from (master seed, "coverage", replication) as a study run's are derived.
 """
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
@@ -40,7 +41,8 @@ def replication(r: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def summary():
-    with ProcessPoolExecutor(max_workers=2) as workers:
+    # spawn, not fork: a fork after LightGBM's OpenMP threads have started (earlier tests) can hang the child.
+    with ProcessPoolExecutor(max_workers=2, mp_context=multiprocessing.get_context("spawn")) as workers:
         results = list(workers.map(replication, range(1, R + 1)))
     estimates = pd.concat([estimates for estimates, _ in results], ignore_index=True)
     return summarize_study(estimates, {"coverage": results[0][1]}).set_index(["method", "term"])

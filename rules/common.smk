@@ -4,7 +4,7 @@ import yaml
 from snakemake.utils import validate
 
 from mlmi.inputs import InputError, check_inputs, schema_problem
-from mlmi.study import plan_study, scenario_key
+from mlmi.study import plan_study, run_parts, scenario_key
 
 # Check everything the user gave before any job runs; a problem is one line and a stop.
 with open(workflow.source_path("../config/schema.yaml")) as stream:
@@ -24,12 +24,6 @@ RUN = "results/{run}"
 SIMULATED = config["data"]["source"] == "simulate"
 EXTERNAL = config["imputation"]["method"] == "external"
 M = len(IMPUTED_FILES) if EXTERNAL else config["imputation"]["m"]
-
-
-def run_parts(run):
-    """(scenario, replication) of a study run ``<study>/<scenario>/rep_<r>``, or None for the single run."""
-    parts = run.split("/")
-    return (parts[1], int(parts[2].removeprefix("rep_"))) if len(parts) == 3 else None
 
 
 def run_config(run):

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from mlmi.inputs import InputError
-from mlmi.study import (dotted, merge, performance, plan_study, replication_estimates, scenario_key, scenarios,
-                        summarize_study)
+from mlmi.study import (dotted, merge, performance, plan_study, replication_estimates, run_parts, scenario_key,
+                        scenarios, summarize_study)
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())
@@ -108,3 +108,8 @@ def test_replication_estimates_and_summary_by_method():
     assert summary.loc[("listwise", "(Intercept)"), "bias"] == pytest.approx(0.2)
     assert summary.loc[("pooled", "(Intercept)"), "coverage"] == 1.0
     assert summary.loc[("complete", "sd__Observation"), "bias"] == pytest.approx(0.0)
+
+
+def test_run_names_give_scenario_and_replication():
+    assert run_parts("my_study/ses-0.1_m-5/rep_12") == ("ses-0.1_m-5", 12)
+    assert run_parts("hsb") is None

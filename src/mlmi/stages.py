@@ -17,7 +17,7 @@ from mlmi.mertools import mertools_fixed_effects
 from mlmi.report import write_report
 from mlmi.seeds import int_seed_for, rng_for
 from mlmi.simulate import simulate_hsb
-from mlmi.study import replication_estimates, summarize_study
+from mlmi.study import replication_estimates, run_parts, summarize_study
 from mlmi.study_report import write_study_report
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def replication(estimates_path, *, pooled_path, random_effects_path, listwise_pa
 
 def study_summary(summary_path, html_path, *, estimate_paths, runs, truth_paths, scenarios) -> None:
     """Performance of each method in each scenario over all replications, as a table and a page."""
-    estimates = pd.concat([pd.read_csv(path).assign(scenario=run.split("/")[1], replication=int(run.split("_")[-1]))
+    estimates = pd.concat([pd.read_csv(path).assign(**dict(zip(("scenario", "replication"), run_parts(run))))
                            for path, run in zip(estimate_paths, runs)], ignore_index=True)
     truths = {scenario: io.read_json(path) for scenario, path in zip(scenarios, truth_paths)}
     summary = summarize_study(estimates, truths)

@@ -83,6 +83,12 @@ def plan_study(config: dict, schema: dict) -> dict[str, dict]:
     return planned
 
 
+def run_parts(run: str) -> tuple[str, int] | None:
+    """(scenario, replication) of a study run ``<study>/<scenario>/rep_<r>``, or None for a single run."""
+    parts = run.split("/")
+    return (parts[1], int(parts[2].removeprefix("rep_"))) if len(parts) == 3 else None
+
+
 def scenario_key(name: str) -> int:
     """A stable number for a scenario name, so seeds do not depend on scenario order."""
     return zlib.crc32(name.encode())

@@ -16,14 +16,18 @@ TINY = {"scenario": "tiny", "data": {"simulate": {"n_schools": 20}}, "imputation
         "pooling": {"mertools_legacy": True}}
 
 
-def run_workflow(workdir: Path, config: dict, cores: int = 2, extra=()) -> subprocess.CompletedProcess:
-    """Run the workflow in ``workdir`` with ``config`` merged over the default."""
+def snakemake_command(workdir: Path, config: dict, cores: int = 2, extra=()) -> list[str]:
+    """Write ``config`` to ``workdir``/extra.yaml; the command that runs the workflow there with it."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "extra.yaml").write_text(yaml.safe_dump(config))
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
-         "--configfile", str(workdir / "extra.yaml"), "--cores", str(cores), *extra],
-        capture_output=True, text=True, timeout=900)
+    return [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
+            "--configfile", str(workdir / "extra.yaml"), "--cores", str(cores), *extra]
+
+
+def run_workflow(workdir: Path, config: dict, cores: int = 2, extra=()) -> subprocess.CompletedProcess:
+    """Run the workflow in ``workdir`` with ``config`` merged over the default."""
+    return subprocess.run(snakemake_command(workdir, config, cores, extra), capture_output=True, text=True,
+                          timeout=900)
 
 
 def finished(workdir: Path, config: dict, cores: int = 2) -> Path:
@@ -121,21 +125,23 @@ def test_a_failing_job_says_where_its_log_is(tmp_path, tiny):
     ({"data": {"source": "mine.csv"}, "imputation": {"method": "external", "files": ["imp*.csv"]}},
      "mlmi: imputation.files: the glob 'imp*.csv' matches no file"),
 ])
-def test_bad_input_stops_before_any_job_with_one_line(tmp_path, config, line):
+def test_bad_input_stops_before_any_job_with_one_line(tmp_path, config, line, untouched):
     pd.DataFrame({"schid": [1, 2], "mathach": [1.0, 2.0], "ses": [0.1, 0.2], "minority": [0, 1],
                   "female": [1, 0], "meanses": [0.1, 0.2]}).to_csv(tmp_path / "mine.csv", index=False)
-    done = run_workflow(tmp_path, config)
+    with untouched(tmp_path / "mine.csv"):
+        done = run_workflow(tmp_path, config)
     assert done.returncode != 0
     said = [row for row in done.stderr.splitlines() if row.startswith("mlmi:")]
     assert len(said) == 1 and said[0].startswith(line), done.stderr
     assert not (tmp_path / "results").exists()
 
 
-def test_users_own_data_runs_without_amputation_or_truth(tmp_path, tiny):
+def test_users_own_data_runs_without_amputation_or_truth(tmp_path, tiny, untouched):
     missing = pd.read_parquet(tiny[2] / "data" / "missing.parquet")
     missing.to_csv(tmp_path / "school.csv", index=False)
-    results = finished(tmp_path, {"scenario": "own", "data": {"source": "school.csv"},
-                                  "imputation": {"m": 2, "iterations": 2}})
+    with untouched(tmp_path / "school.csv"):
+        results = finished(tmp_path, {"scenario": "own", "data": {"source": "school.csv"},
+                                      "imputation": {"m": 2, "iterations": 2}})
     pd.testing.assert_frame_equal(pd.read_parquet(results / "data" / "missing.parquet"), missing,
                                   check_dtype=False)
     assert not (results / "data" / "truth.json").exists() and not (results / "data" / "complete.parquet").exists()

@@ -1,21 +1,33 @@
-"""Read and write the pipeline's files: Parquet data sets, JSON records, CSV tables.
+"""Read and write the pipeline's files: Parquet data sets, JSON records, CSV tables, pages.
 
 Writes go to a temporary file renamed into place, so an interrupted job never leaves a
-half-written output that a resumed run would take for finished.
+half-written output that a resumed run would take for finished; the leftover temporary file
+of a killed write is removed when the output is written again. ``release_stale_lock`` lets a
+run killed with SIGKILL resume without ``snakemake --unlock``.
 """
+import fcntl
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import pandas as pd
+
+#: Ends the name of every temporary file a write makes beside its output (``.<name>.<random>.partial``).
+PARTIAL = ".partial"
+
+#: The open file whose flock marks this process as the live run of its working directory.
+_ALIVE = []
 
 
 def _atomic(path, write) -> None:
     """Call ``write(tmp_path)`` and rename the result to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    for leftover in path.parent.glob(f".{path.name}.*{PARTIAL}"):  # a killed earlier write of this output
+        leftover.unlink(missing_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL)
     os.close(handle)
     try:
         write(tmp)
@@ -53,3 +65,37 @@ def read_json(path) -> dict:
 def write_csv(table: pd.DataFrame, path) -> None:
     """Write a table as CSV with a header and no index."""
     _atomic(path, lambda tmp: table.to_csv(tmp, index=False))
+
+
+def write_text(text: str, path) -> None:
+    """Write a text file (an HTML page) in UTF-8."""
+    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def write_bytes(content: bytes, path) -> None:
+    """Write a binary file (a PNG figure)."""
+    _atomic(path, lambda tmp: Path(tmp).write_bytes(content))
+
+
+def release_stale_lock(workdir=".") -> bool:
+    """Remove Snakemake's lock when no live run holds this folder, so a killed run resumes without --unlock.
+
+    The live run holds an flock on ``.snakemake/mlmi.alive`` for as long as its process exists
+    (the kernel drops it however the process ends, SIGKILL included). Whoever gets the flock is
+    the only run in the folder, so a lock in ``.snakemake/locks`` is then a dead run's. Where the
+    file system cannot flock, nothing is removed and Snakemake's own lock check stands; runs on
+    two hosts sharing a folder see each other's flock where the file system shares locks (NFS does).
+    """
+    state = Path(workdir) / ".snakemake"
+    state.mkdir(exist_ok=True)
+    alive = open(state / "mlmi.alive", "a")
+    try:
+        fcntl.flock(alive, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        alive.close()
+        return False
+    _ALIVE.append(alive)
+    locks = state / "locks"
+    stale = locks.is_dir() and any(locks.iterdir())
+    shutil.rmtree(locks, ignore_errors=True)
+    return stale

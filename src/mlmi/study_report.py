@@ -4,12 +4,12 @@ Points are the Monte Carlo estimates; bars are +-1.96 Monte Carlo standard error
 coverage panel has the nominal 95% line with its Monte Carlo band for the study's size.
 """
 import html
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mlmi.io import write_text
 from mlmi.report import STYLE, render, section, table
 from mlmi.study import METHODS
 
@@ -70,9 +70,9 @@ def write_study_report(path, summary: pd.DataFrame) -> None:
         section("Summary", "Every measure with its Monte Carlo SE is in summary.csv.", table(shown)),
     ]
     title = "mlmi study"
-    Path(path).write_text(
+    write_text(
         f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
         f"<style>{STYLE}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
         f'<p class="lead">Complete data, listwise deletion and multiple imputation, each compared with the '
         f"truth the data were simulated from, over {n_reps} replications per scenario.</p>\n"
-        + "\n".join(sections) + "\n</body>\n</html>\n", encoding="utf-8")
+        + "\n".join(sections) + "\n</body>\n</html>\n", path)

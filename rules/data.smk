@@ -12,8 +12,12 @@ if SIMULATED:
             settings=get_param("data", "simulate"),
             seed=config["seed"],
             seed_prefix=get_seed_prefix,
+        threads: 1
+        resources:
+            mem_mb=1024,
+            runtime=1,
         conda:
-            "../envs/mlmi.yaml"
+            get_conda_env
         script:
             "../scripts/simulate.py"
 
@@ -30,8 +34,12 @@ if SIMULATED:
             missingness=get_param("missingness"),
             seed=config["seed"],
             seed_prefix=get_seed_prefix,
+        threads: 1
+        resources:
+            mem_mb=1024,
+            runtime=1,
         conda:
-            "../envs/mlmi.yaml"
+            get_conda_env
         script:
             "../scripts/ampute.py"
 
@@ -46,7 +54,13 @@ else:
             f"{OUT}/logs/load_data.log",
         benchmark:
             f"{OUT}/benchmarks/load_data.tsv"
+        params:
+            na_values=config["data"]["na_values"],
+        threads: 1
+        resources:
+            mem_mb=1024,
+            runtime=1,
         conda:
-            "../envs/mlmi.yaml"
+            get_conda_env
         script:
             "../scripts/load_data.py"

@@ -2,4 +2,4 @@ from mlmi import stages
 from mlmi.logs import log_to
 
 with log_to(snakemake.log[0]):
-    stages.load(snakemake.input[0], snakemake.output[0])
+    stages.load(snakemake.input[0], snakemake.output[0], na_values=snakemake.params.na_values)

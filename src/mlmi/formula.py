@@ -3,12 +3,34 @@
 Supported: ``y ~ fixed terms + (re_terms | group)`` with exactly one random-effects term
 and one grouping factor, the shape MixedLM fits well. Anything else (crossed or nested
 grouping, ``||``, several random terms) is rejected with a message, never fitted wrongly.
+Column names that are not plain names (spaces, other signs) are quoted in backticks, as
+in R and formulaic: ``score ~ `ses score` + (1 + `ses score` | school.id)``.
+
+The fixed part becomes a design matrix with lme4's term names (``fixed_design``): text
+columns, and integer codes wrapped in ``C()`` or ``factor()``, are factors with treatment
+contrasts whose reference is the first level in sorted order, as R's ``factor`` has it.
 """
 import re
 from dataclasses import dataclass
 
-_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+import numpy as np
+import pandas as pd
+from formulaic import model_matrix
+from formulaic.transforms.contrasts import C, TreatmentContrasts
+from formulaic.utils.sentinels import UNSET
+
+#: A plain column name; ``\x00<i>\x00`` stands for the i-th backtick-quoted name while parsing.
+_NAME = re.compile(r"^(?:[A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00)$")
+_TOKEN = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00")
+_PLAIN = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
+_QUOTED = re.compile(r"`([^`]*)`")
+_MASKED = re.compile(r"\x00(\d+)\x00")
 _RANDOM = re.compile(r"\(([^()]*?)(\|\|?)([^()]*)\)")
+_CODED = re.compile(r"\b(?:C|factor)\(\s*([A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00)")
+#: A formulaic column of a factor: ``sex[T.girl]`` (treatment) or ``sex[girl]`` (full dummy coding).
+_LEVEL = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
+#: R's ``factor(x)`` in a formula means what formulaic's ``C(x)`` does.
+_CONTEXT = {"factor": C}
 
 
 class FormulaError(ValueError):
@@ -17,7 +39,11 @@ class FormulaError(ValueError):
 
 @dataclass(frozen=True)
 class MixedFormula:
-    """One linear mixed model: response, fixed-effects right-hand side, random part."""
+    """One linear mixed model: response, fixed-effects right-hand side, random part.
+
+    ``response``, ``random_terms`` and ``group`` are column names as in the data (quotes
+    removed); ``fixed`` is formulaic text (quotes kept).
+    """
 
     text: str
     response: str
@@ -28,13 +54,46 @@ class MixedFormula:
 
     @property
     def re_names(self) -> list[str]:
-        """Random-effect term names as lme4 prints them: ``(Intercept)`` first."""
-        return (["(Intercept)"] if self.random_intercept else []) + list(self.random_terms)
+        """Random-effect term names as lme4 prints them: ``(Intercept)`` first, quoted names in backticks."""
+        return (["(Intercept)"] if self.random_intercept else []) + [lme4_name(t) for t in self.random_terms]
+
+    @property
+    def coded_factors(self) -> list[str]:
+        """Columns the fixed part wraps in ``C()`` or ``factor()``: categories whatever their type."""
+        masked, quoted = _mask(self.fixed)
+        return [_unmask(name, quoted, keep_quotes=False) for name in _CODED.findall(masked)]
 
     def variables(self, columns) -> list[str]:
         """Data columns the model uses, in the order they appear in ``columns``."""
-        used = set(re.findall(r"[A-Za-z_.][A-Za-z0-9_.]*", self.text))
+        masked, quoted = _mask(self.text)
+        used = {_unmask(token, quoted, keep_quotes=False) for token in _TOKEN.findall(masked)}
         return [c for c in columns if c in used]
+
+
+def lme4_name(column: str) -> str:
+    """A column as lme4 names its term: plain names as they are, others in backticks (`ses score`)."""
+    return column if _PLAIN.match(column) else f"`{column}`"
+
+
+def _mask(text: str) -> tuple[str, list[str]]:
+    """``text`` with each backtick-quoted name replaced by a placeholder, and the names in order."""
+    quoted = []
+
+    def hold(match):
+        quoted.append(match.group(1))
+        return f"\x00{len(quoted) - 1}\x00"
+
+    masked = _QUOTED.sub(hold, text.replace("\x00", ""))
+    if "`" in masked:
+        raise FormulaError(f"model.formula {text!r}: a '`' is not closed; quote a column name as `ses score`")
+    if "" in quoted:
+        raise FormulaError(f"model.formula {text!r}: empty `` quotes; put the column name between them")
+    return masked, quoted
+
+
+def _unmask(text: str, quoted: list[str], keep_quotes: bool = True) -> str:
+    """Put the quoted names back into ``text``: in backticks (formulaic text) or bare (a column name)."""
+    return _MASKED.sub(lambda m: f"`{quoted[int(m.group(1))]}`" if keep_quotes else quoted[int(m.group(1))], text)
 
 
 def parse_formula(text: str) -> MixedFormula:
@@ -45,15 +104,16 @@ def parse_formula(text: str) -> MixedFormula:
     FormulaError
         With a message naming the unsupported piece and what to write instead.
     """
-    if text.count("~") != 1:
+    masked, quoted = _mask(text)
+    if masked.count("~") != 1:
         raise FormulaError(f"model.formula {text!r}: needs exactly one '~', e.g. 'y ~ x + (1 | g)'")
-    if text.count("(") != text.count(")"):
-        raise FormulaError(f"model.formula {text!r}: unbalanced parentheses ({text.count('(')} '(' and "
-                           f"{text.count(')')} ')'); close every '('")
-    lhs, rhs = (part.strip() for part in text.split("~"))
+    if masked.count("(") != masked.count(")"):
+        raise FormulaError(f"model.formula {text!r}: unbalanced parentheses ({masked.count('(')} '(' and "
+                           f"{masked.count(')')} ')'); close every '('")
+    lhs, rhs = (part.strip() for part in masked.split("~"))
     if not _NAME.match(lhs):
-        raise FormulaError(f"model.formula {text!r}: the response {lhs!r} must be one column name")
-    randoms = _RANDOM.findall(rhs)
+        raise FormulaError(f"model.formula {text!r}: the response {_unmask(lhs, quoted)!r} must be one column name")
+    randoms = list(_RANDOM.finditer(rhs))
     if not randoms and "|" in rhs:
         raise FormulaError(
             f"model.formula {text!r}: cannot read the random part; write it as '(1 + x | group)' "
@@ -64,23 +124,33 @@ def parse_formula(text: str) -> MixedFormula:
         raise FormulaError(
             f"model.formula {text!r}: {len(randoms)} random-effects terms; statsmodels MixedLM fits one "
             "grouping factor, so combine them as '(1 + x | group)'")
-    terms, bars, group = randoms[0]
+    _check_separated(text, rhs, randoms[0], quoted)
+    terms, bars, group = randoms[0].groups()
     if bars == "||":
         raise FormulaError(f"model.formula {text!r}: '||' (uncorrelated random effects) is not supported; use '|'")
     group = group.strip()
     if not _NAME.match(group):
         raise FormulaError(
-            f"model.formula {text!r}: grouping factor {group!r} must be one column name "
+            f"model.formula {text!r}: grouping factor {_unmask(group, quoted)!r} must be one column name "
             "(nested 'a/b' or interaction 'a:b' grouping is not supported)")
-    intercept, slopes = _parse_random_terms(text, terms)
+    intercept, slopes = _parse_random_terms(text, terms, quoted)
     fixed = _RANDOM.sub("", rhs).strip()
     fixed = re.sub(r"^\s*\+|\+\s*$", "", re.sub(r"\+\s*\+", "+", fixed)).strip() or "1"
     if "|" in fixed:
         raise FormulaError(f"model.formula {text!r}: stray '|' outside a '(terms | group)' term")
-    return MixedFormula(text, lhs, fixed, slopes, intercept, group)
+    return MixedFormula(text, _unmask(lhs, quoted, False), _unmask(fixed, quoted),
+                        tuple(_unmask(s, quoted, False) for s in slopes), intercept, _unmask(group, quoted, False))
 
 
-def _parse_random_terms(text: str, terms: str) -> tuple[bool, tuple[str, ...]]:
+def _check_separated(text: str, rhs: str, random: re.Match, quoted: list[str]) -> None:
+    """The random part must be a term of its own: '+' (or nothing) on each side, as in 'y ~ a + (1 | g)'."""
+    before, after = rhs[:random.start()].rstrip(), rhs[random.end():].lstrip()
+    if (before and not before.endswith("+")) or (after and not after.startswith("+")):
+        raise FormulaError(f"model.formula {text!r}: the random part {_unmask(random.group(0), quoted)!r} is not "
+                           "joined to the other terms by '+'; write e.g. 'y ~ a + (1 | g)'")
+
+
+def _parse_random_terms(text: str, terms: str, quoted: list[str]) -> tuple[bool, tuple[str, ...]]:
     """Read ``1 + x``, ``x`` or ``0 + x`` as (has intercept, slope names)."""
     intercept, slopes = True, []
     for raw in re.split(r"\s*\+\s*", terms.strip()):
@@ -93,10 +163,78 @@ def _parse_random_terms(text: str, terms: str) -> tuple[bool, tuple[str, ...]]:
             slopes.append(token)
         else:
             raise FormulaError(
-                f"model.formula {text!r}: random-effects term {token!r} is not supported; "
-                "random slopes must be plain column names")
+                f"model.formula {text!r}: random-effects term {_unmask(token, quoted)!r} is not "
+                "supported; random slopes must be plain column names")
     if not intercept and not slopes:
         raise FormulaError(f"model.formula {text!r}: the random part has no terms")
     if len(set(slopes)) != len(slopes):
         raise FormulaError(f"model.formula {text!r}: a random slope is repeated")
     return intercept, tuple(slopes)
+
+
+@dataclass(frozen=True)
+class FixedDesign:
+    """The fixed-effects design matrix with lme4's term names, and the factors it codes."""
+
+    names: list[str]
+    X: np.ndarray
+    factors: dict
+
+
+def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
+    """Build the fixed part on ``data``: numbers as they are, text and ``C()``/``factor()`` as factors.
+
+    Factors get treatment contrasts against their first level in sorted order (R's default),
+    and terms are named as lme4 names them: ``sexgirl``, ``factor(code)2``, ```ses score```.
+    ``factors`` maps each factor to its ``levels`` and ``reference`` level (None for other contrasts).
+    Errors of formulaic (an unknown column, a missing operator) come as one-line ValueErrors.
+    """
+    try:
+        matrix = model_matrix(fixed, _numbers_as_numbers(data), context=_CONTEXT)
+    except Exception as error:  # formulaic's errors are many classes, some several lines long
+        raise ValueError(str(error).strip().splitlines()[0]) from None
+    columns = set(data.columns)
+    contrasts = {str(factor): state for factor, state in matrix.model_spec.factor_contrasts.items()}
+    factors = {_term(factor, columns): {"levels": [_label(v) for v in state.levels], "reference": _reference(state)}
+               for factor, state in contrasts.items()}
+    labels = {factor: {str(v): _label(v) for v in state.levels} for factor, state in contrasts.items()}
+    names = [":".join(_piece(part, columns, labels) for part in name.split(":")) for name in matrix.columns]
+    return FixedDesign(names, np.asarray(matrix, dtype=float), factors)
+
+
+def _numbers_as_numbers(data: pd.DataFrame) -> pd.DataFrame:
+    """Numeric columns as numpy floats (formulaic does not take nullable integers); text as it is."""
+    return data.astype({c: float for c in data.columns if pd.api.types.is_numeric_dtype(data[c])})
+
+
+def _term(factor: str, columns: set) -> str:
+    """A factor or column as lme4 names it: data columns by ``lme4_name``, expressions as written."""
+    return lme4_name(factor) if factor in columns else factor
+
+
+def _piece(part: str, columns: set, labels: dict) -> str:
+    """One factor of a formulaic column name as lme4 names it: ``sex[T.girl]`` is ``sexgirl``."""
+    if part == "Intercept":
+        return "(Intercept)"
+    level = _LEVEL.match(part)
+    if level is None or level.group(1) not in labels:
+        return _term(part, columns)
+    factor, label = level.groups()
+    return _term(factor, columns) + labels[factor].get(label, label)
+
+
+def _label(level) -> str:
+    """A level as R prints it: whole numbers without '.0' (as.character(2) is "2"), text as it is."""
+    if isinstance(level, (bool, np.bool_)):
+        return str(level)
+    if isinstance(level, (int, float, np.integer, np.floating)) and float(level).is_integer():
+        return str(int(level))
+    return str(level)
+
+
+def _reference(state) -> str | None:
+    """The level a treatment contrast leaves out (its base, or the first level); None for other contrasts."""
+    contrasts = state.contrasts
+    if not isinstance(contrasts, TreatmentContrasts):
+        return None
+    return _label(state.levels[0] if contrasts.base is UNSET else contrasts.base)

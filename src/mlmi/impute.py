@@ -2,6 +2,8 @@
 
 Like Amelia's ``idvars``, ``exclude`` columns are carried through but neither imputed nor
 used as predictors; like its ``noms``, ``categorical`` columns are imputed as categories.
+Columns of text (``"girl"``/``"boy"``) are categories whatever the lists say: an imputed
+category is always one of the levels observed in its column.
 """
 import pandas as pd
 from miceforest import ImputationKernel
@@ -20,6 +22,8 @@ def impute_once(data: pd.DataFrame, *, seed: int, iterations: int, exclude=(), c
 
     The chains table has one row per iteration (0 = miceforest's random initialisation) and
     imputed variable: the mean and SD of the imputed cells, the usual convergence check.
+    A text category enters it by its level numbers (0 = first level in sorted order), so
+    for two levels the mean is the share of the second.
 
     Parameters
     ----------
@@ -37,7 +41,7 @@ def impute_once(data: pd.DataFrame, *, seed: int, iterations: int, exclude=(), c
     _check_columns(data, "imputation.exclude", exclude)
     _check_columns(data, "imputation.categorical", categorical)
     work = data.drop(columns=list(exclude))
-    work = work.astype({c: "category" if c in categorical else float for c in work.columns})
+    work = work.astype({c: "category" if c in categorical or is_text(work[c]) else float for c in work.columns})
     if not work.isna().any().any():
         return data.copy(), pd.DataFrame(columns=CHAIN_COLUMNS)
     kernel = ImputationKernel(work, num_datasets=1, random_state=seed, save_all_iterations_data=True)
@@ -52,7 +56,7 @@ def _chains(kernel: ImputationKernel, work: pd.DataFrame, iterations: int) -> pd
     for iteration in range(iterations + 1):
         completed = kernel.complete_data(dataset=0, iteration=iteration)
         for variable in holes.columns[holes.any()]:
-            values = completed.loc[holes[variable], variable].astype(float)
+            values = _as_numbers(completed.loc[holes[variable], variable])
             rows.append((iteration, variable, values.mean(), values.std()))
     return pd.DataFrame(rows, columns=CHAIN_COLUMNS)
 
@@ -64,9 +68,24 @@ def _check_columns(data: pd.DataFrame, key: str, columns) -> None:
         raise ValueError(f"{key} lists columns {absent} that the data does not have (columns: {list(data.columns)})")
 
 
+def is_text(column: pd.Series) -> bool:
+    """Whether a column holds text or true/false values (categories by nature), not numbers."""
+    return not pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column)
+
+
+def _as_numbers(values: pd.Series) -> pd.Series:
+    """Imputed values as floats: numbers as they are, text categories by their level numbers."""
+    if isinstance(values.dtype, pd.CategoricalDtype) and not pd.api.types.is_numeric_dtype(values.cat.categories):
+        return values.cat.codes.astype(float)
+    return values.astype(float)
+
+
 def _restore(original: pd.DataFrame, completed: pd.DataFrame) -> pd.DataFrame:
-    """Put imputed columns back with the original dtypes (integers must come back whole)."""
+    """Put imputed columns back with the original dtypes (integers must come back whole, text as text)."""
     result = original.copy()
     for column in completed.columns:
-        result[column] = completed[column].astype(float).to_numpy()
+        values = completed[column]
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(values.cat.categories.dtype)
+        result[column] = values.to_numpy()
     return result.astype(original.dtypes.to_dict())

@@ -8,7 +8,13 @@ rule pool:
         f"{RUN}/logs/pool.log",
     benchmark:
         f"{RUN}/benchmarks/pool.tsv"
+    params:
+        on_failed_fit=get_param("pooling", "on_failed_fit"),
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=1,
     conda:
-        "../envs/mlmi.yaml"
+        get_conda_env
     script:
         "../scripts/pool.py"

@@ -13,12 +13,11 @@ import pandas as pd
 import scipy
 import statsmodels
 import statsmodels.api as sm
-from formulaic import model_matrix
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from mlmi import deviance
-from mlmi.formula import MixedFormula, parse_formula
+from mlmi.formula import MixedFormula, fixed_design, parse_formula
 
 #: lme4's default tolerance on max |gradient| of the deviance (``check.conv.grad``).
 GRAD_TOL = 2e-3
@@ -26,6 +25,19 @@ GRAD_TOL = 2e-3
 SINGULAR_TOL = 1e-4
 #: Where a variance stuck on its bound restarts (in units of sigma: theta = sd / sigma).
 BOUNDARY_ESCAPE = 0.1
+#: Step of the finite-difference Hessian that scales the gradient check (lme4's ``deriv12`` delta).
+HESSIAN_STEP = 1e-4
+#: Attempts whose criteria differ by less than this (deviance units) found the same optimum.
+CRITERION_TOL = 1e-6
+#: Jittered restarts of a fit not yet converged: their number, and the jitter's SD relative to |theta| + 0.1.
+JITTERED_STARTS = 2
+JITTER_SD = 0.5
+#: Seed of that jitter: a constant, so the same data always give the same record.
+JITTER_SEED = 20261123
+#: Each optimizer's tolerances and iteration limit (lme4's ``optCtrl``).
+OPTIONS = {"L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-6, "maxiter": 2000},
+           "Nelder-Mead": {"xatol": 1e-9, "fatol": 1e-9, "maxiter": 4000},
+           "Powell": {"xtol": 1e-9, "ftol": 1e-13, "maxiter": 4000}}
 
 
 class Design:
@@ -35,9 +47,8 @@ class Design:
         missing = [v for v in formula.variables(data.columns) if data[v].isna().any()]
         if missing:
             raise ValueError(f"missing values in model variables {missing}; fit complete data only")
-        fixed = model_matrix(formula.fixed, data.astype({c: float for c in _numeric(data)}))
-        self.fe_names = ["(Intercept)" if c == "Intercept" else c for c in fixed.columns]
-        self.X = np.asarray(fixed, dtype=float)
+        fixed = fixed_design(formula.fixed, data)
+        self.fe_names, self.X, self.factors = fixed.names, fixed.X, fixed.factors
         self.y = data[formula.response].to_numpy(dtype=float)
         columns = ([np.ones(len(data))] if formula.random_intercept else []) + [
             data[t].to_numpy(dtype=float) for t in formula.random_terms]
@@ -48,11 +59,6 @@ class Design:
         self.levels = np.unique(self.groups)
         if len(self.levels) < 2:
             raise ValueError(f"grouping column {formula.group!r} has a single level; a mixed model needs several")
-
-
-def _numeric(data: pd.DataFrame) -> list[str]:
-    """Columns of numeric dtype (nullable integers included), to hand formulaic plain floats."""
-    return [c for c in data.columns if pd.api.types.is_numeric_dtype(data[c])]
 
 
 def complete_cases(data: pd.DataFrame, formula: str) -> pd.DataFrame:
@@ -68,17 +74,18 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     from it and from lme4's own start, and the best optimum is kept. The record holds fixed
     effects with lme4's standard errors and covariance, variance components, criteria
     (REML criterion, logLik, AIC, BIC, npar), conditional modes with conditional variances,
-    and the convergence verdict with every warning (design §5.1).
+    and the convergence verdict with every warning (design §5.1). A fit that does not converge
+    is retried with other optimizers and starts (``RESCUES``); when none converges the record
+    is that of the lowest criterion, with ``convergence.converged`` false.
     """
     design = Design(data, parse_formula(formula))
     start = time.perf_counter()
     with threadpool_limits(limits=1):
         cp = deviance.CrossProducts.of(design.y, design.X, design.Z, _blocks(design))
         attempts = _optimize(design, cp, reml)
-        best = _best(attempts)
-        theta = np.array(best["theta"])
+        theta = np.array(_kept(attempts)["theta"])
         record = _describe(design, deviance.solve(theta, cp, reml), theta, reml)
-    record["convergence"] = _convergence(theta, best, attempts)
+    record["convergence"] = _convergence(theta, attempts)
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
                   versions={"statsmodels": statsmodels.__version__, "scipy": scipy.__version__})
     return record
@@ -89,12 +96,11 @@ def _optimize(design: Design, cp: deviance.CrossProducts, reml: bool) -> list[di
 
     Starts: statsmodels' optimum and lme4's own (theta = identity). A variance that ends on
     its bound 0 is a stationary point by symmetry even when the deviance falls away from it,
-    so each such element is restarted off the bound. When the best attempt's optimizer did
-    not report convergence, or its gradient is not small, a derivative-free Nelder-Mead
-    polish follows from there.
+    so each such element is restarted off the bound. Then, until an attempt that converged
+    has the lowest criterion found, the rescues of ``RESCUES`` follow one by one.
     """
     q = design.Z.shape[1]
-    starts = [("lme4 default", np.eye(q)[np.tril_indices(q)])]
+    starts = [("lme4 default", _identity(np.zeros(deviance.theta_size(q))))]
     statsmodels_theta, statsmodels_warnings = _statsmodels_start(design, reml)
     if statsmodels_theta is not None:
         starts.insert(0, ("statsmodels MixedLM", statsmodels_theta))
@@ -105,15 +111,85 @@ def _optimize(design: Design, cp: deviance.CrossProducts, reml: bool) -> list[di
         escape = np.array(best["theta"])
         escape[i] = BOUNDARY_ESCAPE
         attempts.append(_minimize(cp, reml, escape, f"off the bound in theta[{i}]", "L-BFGS-B"))
-    best = _best(attempts)
-    if not best["converged"] or best["max_abs_gradient"] >= GRAD_TOL:
-        attempts.append(_minimize(cp, reml, np.array(best["theta"]), f"{best['optimizer']} optimum", "Nelder-Mead"))
+    for method, start, move in RESCUES:
+        if _settled(attempts):
+            break
+        best = _best(attempts)
+        theta0 = _feasible(move(np.array(best["theta"])))
+        attempts.append(_minimize(cp, reml, theta0, start.format(n=attempts.index(best) + 1), method))
     return attempts
 
 
 def _best(attempts: list[dict]) -> dict:
-    """The attempt with the lowest criterion (the first of equals, so the choice is reproducible)."""
-    return min(attempts, key=lambda attempt: attempt["criterion"])
+    """The attempt with the lowest criterion (the first of equals, so the choice is reproducible; NaN last)."""
+    return min(attempts, key=lambda attempt: np.nan_to_num(attempt["criterion"], nan=np.inf))
+
+
+def _passes(attempt: dict) -> bool:
+    """Whether an attempt converged, judged as lme4's ``checkConv`` does: max|grad| below its tolerance.
+
+    The optimizer's own flag is not required: L-BFGS-B ends with ABNORMAL_TERMINATION_IN_LNSRCH when
+    rounding stops its line search at the optimum, where the gradient is ~1e-6."""
+    return bool(np.isfinite(attempt["criterion"])) and attempt["max_abs_gradient"] < GRAD_TOL
+
+
+def _settled(attempts: list[dict]) -> bool:
+    """Whether an attempt that converged reaches the lowest criterion found (within CRITERION_TOL)."""
+    converged = [attempt for attempt in attempts if _passes(attempt)]
+    return bool(converged) and _best(converged)["criterion"] <= _best(attempts)["criterion"] + CRITERION_TOL
+
+
+def _kept(attempts: list[dict]) -> dict:
+    """The attempt a fit reports: the best that converged once settled, else the lowest criterion."""
+    return _best([attempt for attempt in attempts if _passes(attempt)] if _settled(attempts) else attempts)
+
+
+def _outcome(attempt: dict, kept: dict) -> str:
+    """Why an attempt was kept, or not, in a few words for the record."""
+    if attempt is kept:
+        return "kept" if _passes(kept) else "kept (the lowest criterion), but not converged"
+    if not _passes(attempt):
+        return (f"not converged: max|grad| = {attempt['max_abs_gradient']:.3g} (tol = {GRAD_TOL}); "
+                f"{attempt['optimizer']} said: {attempt['message']}")
+    return f"converged, criterion {attempt['criterion'] - kept['criterion']:.3g} above the kept attempt's"
+
+
+def _identity(theta: np.ndarray) -> np.ndarray:
+    """lme4's start: Lambda = identity (random effects with the residual's SD, uncorrelated)."""
+    q = deviance.q_of(theta)
+    return np.eye(q)[np.tril_indices(q)]
+
+
+def _uncorrelated(theta: np.ndarray) -> np.ndarray:
+    """theta with the same random-effect SDs and every correlation zero."""
+    q = deviance.q_of(theta)
+    lam = deviance.lambda_of(theta, q)
+    return np.diag(np.sqrt(np.sum(lam**2, axis=1)))[np.tril_indices(q)]
+
+
+def _jittered(j: int):
+    """The j-th jitter of theta: each element moved by N(0, JITTER_SD) times (|theta| + 0.1), a fixed seed."""
+    def move(theta: np.ndarray) -> np.ndarray:
+        noise = np.random.default_rng(JITTER_SEED).normal(0, JITTER_SD, (JITTERED_STARTS, len(theta)))[j]
+        return theta + noise * (np.abs(theta) + BOUNDARY_ESCAPE)
+    return move
+
+
+def _feasible(theta: np.ndarray) -> np.ndarray:
+    """theta inside lme4's bounds (negative diagonal elements set to 0)."""
+    lower = [-np.inf if low is None else low for low, _ in deviance.lower_bounds(deviance.q_of(theta))]
+    return np.maximum(theta, lower)
+
+
+#: Rescues of a fit not yet converged, in order: optimizer, start (``{n}``: the best attempt so far, from 1)
+#: and the start's theta from that attempt's. Derivative-free optimizers first, from the best point, since a
+#: noisy gradient is the usual trouble; then starts away from it: no correlations, lme4's, jittered.
+RESCUES = [("Nelder-Mead", "optimum of attempt {n}", np.asarray),
+           ("Powell", "optimum of attempt {n}", np.asarray),
+           ("L-BFGS-B", "optimum of attempt {n} without correlations", _uncorrelated),
+           ("Nelder-Mead", "lme4 default", _identity),
+           *[("L-BFGS-B", f"optimum of attempt {{n}}, jittered ({j + 1})", _jittered(j))
+             for j in range(JITTERED_STARTS)]]
 
 
 def _on_bound(theta: np.ndarray) -> list[int]:
@@ -139,19 +215,46 @@ def _statsmodels_start(design: Design, reml: bool):
 
 def _minimize(cp: deviance.CrossProducts, reml: bool, theta0: np.ndarray, start: str, method: str) -> dict:
     """One bounded minimisation of the deviance; returns the attempt's record."""
-    objective = lambda theta: deviance.solve(theta, cp, reml).deviance  # noqa: E731
+    objective = lambda theta: _finite(deviance.solve(theta, cp, reml).deviance)  # noqa: E731
     jac = (lambda theta: deviance.gradient(theta, cp, reml)) if method == "L-BFGS-B" else None
-    options = ({"ftol": 1e-13, "gtol": 1e-6, "maxiter": 2000} if method == "L-BFGS-B"
-               else {"xatol": 1e-9, "fatol": 1e-9, "maxiter": 4000})
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         result = optimize.minimize(objective, theta0, jac=jac, method=method,
-                                   bounds=deviance.lower_bounds(deviance.q_of(theta0)), options=options)
+                                   bounds=deviance.lower_bounds(deviance.q_of(theta0)), options=OPTIONS[method])
     theta = np.asarray(result.x, dtype=float)
-    grad = deviance.projected(deviance.gradient(theta, cp, reml), theta)
     return {"start": start, "optimizer": method, "criterion": float(result.fun), "theta": theta.tolist(),
-            "max_abs_gradient": float(np.max(np.abs(grad))), "converged": bool(result.success),
+            "max_abs_gradient": _max_gradient(theta, cp, reml), "converged": bool(result.success),
             "message": str(result.message), "warnings": [f"{method}: {w.message}" for w in seen]}
+
+
+def _max_gradient(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> float:
+    """lme4's max|grad| (``checkConv``): per element the smaller of the projected gradient and the gradient
+    scaled by the Hessian's inverse Cholesky factor; the raw gradient alone where the Hessian is not positive
+    definite. The scaling judges a badly scaled parameter (an uncentred random slope, say) by what a Newton
+    step would gain rather than by its units."""
+    grad = deviance.projected(deviance.gradient(theta, cp, reml), theta)
+    try:
+        scaled = np.linalg.solve(np.linalg.cholesky(_hessian(theta, cp, reml)).T, grad)
+    except np.linalg.LinAlgError:
+        return float(np.max(np.abs(grad)))
+    return float(np.max(np.minimum(np.abs(scaled), np.abs(grad))))
+
+
+def _hessian(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> np.ndarray:
+    """Hessian of the deviance in theta by central differences (step HESSIAN_STEP, lme4's ``deriv12`` delta)."""
+    steps = np.eye(len(theta)) * HESSIAN_STEP
+    value = lambda at: deviance.solve(at, cp, reml).deviance  # noqa: E731
+    hessian = np.empty((len(theta), len(theta)))
+    for i, j in zip(*np.triu_indices(len(theta))):
+        hessian[i, j] = hessian[j, i] = (value(theta + steps[i] + steps[j]) - value(theta + steps[i] - steps[j])
+                                         - value(theta - steps[i] + steps[j]) + value(theta - steps[i] - steps[j])
+                                         ) / (4 * HESSIAN_STEP**2)
+    return hessian
+
+
+def _finite(value: float) -> float:
+    """The deviance, or +inf where rounding made it NaN, so that every optimizer steps back from there."""
+    return value if np.isfinite(value) else np.inf
 
 
 def _describe(design: Design, solution: deviance.Solution, theta: np.ndarray, reml: bool) -> dict:
@@ -171,6 +274,7 @@ def _describe(design: Design, solution: deviance.Solution, theta: np.ndarray, re
         "fixed_effects": [{"term": t, "estimate": b, "std_error": s, "statistic": b / s}
                           for t, b, s in zip(design.fe_names, solution.beta.tolist(), se.tolist())],
         "vcov": {"terms": design.fe_names, "matrix": solution.vcov.tolist()},
+        "factors": design.factors,
         "random_effects": _variance_components(design, cov_re),
         "sigma": float(np.sqrt(solution.sigma2)),
         "theta": theta.tolist(),
@@ -186,18 +290,24 @@ def _describe(design: Design, solution: deviance.Solution, theta: np.ndarray, re
     }
 
 
-def _convergence(theta: np.ndarray, best: dict, attempts: list[dict]) -> dict:
-    """The optimizer's verdict, max |gradient|, singular flag and every warning of the kept fit."""
+def _convergence(theta: np.ndarray, attempts: list[dict]) -> dict:
+    """The kept attempt's verdict, optimizer and message, max |gradient|, singular flag and every warning;
+    every attempt, with why it was kept or not."""
+    kept = _kept(attempts)
     singular = bool(_on_bound(theta))
-    max_grad = best["max_abs_gradient"]
-    notes = list(best["warnings"])
-    if max_grad >= GRAD_TOL:
+    max_grad = kept["max_abs_gradient"]
+    notes = list(kept["warnings"])
+    if not max_grad < GRAD_TOL:
         notes.append(f"Model failed to converge with max|grad| = {max_grad:.6g} (tol = {GRAD_TOL})")
+    if not _passes(kept):
+        notes.append(f"no attempt of {len(attempts)} converged; the lowest criterion, {kept['optimizer']} from "
+                     f"{kept['start']}, stopped with: {kept['message']}")
     if singular:
         notes.append("boundary (singular) fit: a random-effect variance is at zero or a correlation at +-1")
-    return {"converged": best["converged"], "optimizer": f"{best['optimizer']} from {best['start']}",
-            "message": best["message"], "max_abs_gradient": max_grad, "singular": singular,
-            "warnings": notes, "attempts": attempts}
+    return {"converged": _passes(kept), "optimizer": f"{kept['optimizer']} from {kept['start']}",
+            "message": kept["message"], "max_abs_gradient": max_grad, "singular": singular, "warnings": notes,
+            "kept": attempts.index(kept) + 1,
+            "attempts": [{**attempt, "outcome": _outcome(attempt, kept)} for attempt in attempts]}
 
 
 def _plain(value):

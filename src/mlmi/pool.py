@@ -9,10 +9,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from mlmi.fit import GRAD_TOL
+
 log = logging.getLogger(__name__)
 
 #: Below this relative increase in variance the imputations barely differ (merTools warns too).
 NEGLIGIBLE_RIV = 1e-6
+#: What pooling does when a fit did not converge (``pooling.on_failed_fit``): stop, or pool the others.
+ON_FAILED_FIT = ("stop", "warn")
+#: What to do about fits that did not converge, the end of every message about them.
+CHECK_MODEL = "check the model (centre or rescale its predictors, simplify its random part)"
 POOLED_COLUMNS = ["term", "estimate", "std_error", "statistic", "df", "p_value", "conf_low", "conf_high",
                   "ubar", "b", "t", "dfcom", "riv", "lambda", "fmi", "m"]
 
@@ -89,10 +95,13 @@ def pool_long(table: pd.DataFrame, dfcom: float, conf_level: float = 0.95) -> pd
     }).reset_index(drop=True)[POOLED_COLUMNS]
 
 
-def fixed_effects_by_imputation(fits: list[dict]) -> pd.DataFrame:
-    """One row per imputation and term: ``imputation, term, estimate, std_error, statistic``."""
-    return pd.DataFrame([{"imputation": k, **row} for k, fit in enumerate(fits, start=1)
-                         for row in fit["fixed_effects"]])
+def fixed_effects_by_imputation(fits: list[dict], labels=None) -> pd.DataFrame:
+    """One row per imputation and term: ``imputation, term, estimate, std_error, statistic``.
+
+    ``labels`` name the imputations (1..m by default), so a table without a left-out fit keeps their numbers.
+    """
+    labels = range(1, len(fits) + 1) if labels is None else labels
+    return pd.DataFrame([{"imputation": k, **row} for k, fit in zip(labels, fits) for row in fit["fixed_effects"]])
 
 
 def pool(fits: list[dict], conf_level: float = 0.95) -> pd.DataFrame:
@@ -123,3 +132,55 @@ def wald_table(fit: dict, conf_level: float = 0.95) -> pd.DataFrame:
     half = stats.norm.ppf(0.5 + conf_level / 2) * table["std_error"]
     return table.assign(p_value=2 * stats.norm.sf(np.abs(table["statistic"])),
                         conf_low=table["estimate"] - half, conf_high=table["estimate"] + half)
+
+
+class FailedFitError(ValueError):
+    """Fits that did not converge, where ``pooling.on_failed_fit`` does not let pooling go on without them."""
+
+
+def failure(fit: dict) -> str:
+    """Why a fit record did not converge: its attempts, the kept optimizer's own message and max|grad|."""
+    convergence = fit["convergence"]
+    return (f"no attempt of {len(convergence['attempts'])} converged; the best, {convergence['optimizer']}, "
+            f"ended with {convergence['message']!r} at max|grad| = {convergence['max_abs_gradient']:.3g} "
+            f"(tol = {GRAD_TOL})")
+
+
+def converged_fits(fits: dict[str, dict], paths: dict[str, str], on_failed_fit: str) -> dict[str, dict]:
+    """The fits to pool, by imputation label, under ``on_failed_fit`` (one of ON_FAILED_FIT).
+
+    Every fit when all converged. Otherwise ``stop`` raises a FailedFitError naming each
+    failed imputation, its file and the optimizer's message; ``warn`` keeps the fits that
+    converged, and raises the same error when fewer than 2 did (pooling needs m >= 2).
+    """
+    if on_failed_fit not in ON_FAILED_FIT:
+        raise ValueError(f"on_failed_fit is {on_failed_fit!r}; use one of {ON_FAILED_FIT}")
+    failed = [k for k, fit in fits.items() if not fit["convergence"]["converged"]]
+    if not failed:
+        return fits
+    named = "; ".join(f"imputation {k} ({paths[k]}): {failure(fits[k])}" for k in failed)
+    kept = {k: fit for k, fit in fits.items() if k not in failed}
+    if on_failed_fit == "stop":
+        raise FailedFitError(f"{len(failed)} of {len(fits)} fits did not converge and pooling.on_failed_fit is stop: "
+                             f"{named}; {CHECK_MODEL}, or set pooling.on_failed_fit: warn to pool the fits that "
+                             "converged")
+    if len(kept) < 2:
+        raise FailedFitError(f"only {len(kept)} of {len(fits)} fits converged, and pooling needs at least 2: {named}; "
+                             f"{CHECK_MODEL}")
+    return kept
+
+
+def left_out(model_info: pd.DataFrame) -> list[str]:
+    """Imputations that model_info's ``pooled`` column marks as left out of the pool (none without the column)."""
+    if "pooled" not in model_info:
+        return []
+    imputed = model_info[model_info["imputation"].astype(str) != "listwise"]
+    return [str(k) for k, pooled in zip(imputed["imputation"], imputed["pooled"]) if not pooled]
+
+
+def left_out_warnings(model_info: pd.DataFrame) -> list[str]:
+    """One warning per imputation left out of the pool, saying how many were pooled."""
+    excluded = left_out(model_info)
+    total = int((model_info["imputation"].astype(str) != "listwise").sum())
+    return [f"imputation {k} was left out of the pooled results: its fit did not converge "
+            f"(pooling.on_failed_fit: warn); {total - len(excluded)} of {total} imputations pooled" for k in excluded]

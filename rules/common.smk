@@ -1,9 +1,11 @@
 import sys
 
 import yaml
+from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
-from mlmi.inputs import InputError, check_inputs, schema_problem
+from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
+from mlmi.io import release_stale_lock
 from mlmi.study import plan_study, run_parts, scenario_key
 
 # Check everything the user gave before any job runs; a problem is one line and a stop.
@@ -13,11 +15,21 @@ PROBLEM = schema_problem(config, SCHEMA)
 if PROBLEM:
     sys.exit(f"mlmi: {PROBLEM}")
 validate(config, schema="../config/schema.yaml")  # Snakemake's own check; it also fills in defaults
+INPUT_WARNINGS = []  # inputs the run goes on with but the user should look at; said once every check passed
 try:
+    config["imputation"].update(imputation_roles(config))  # 'auto' lists made explicit, for the rules and provenance
     STUDY = plan_study(config, SCHEMA)
-    IMPUTED_FILES = check_inputs(config)
+    IMPUTED_FILES = check_inputs(config, warn=INPUT_WARNINGS.append)
 except InputError as error:
     sys.exit(f"mlmi: {error}")
+if workflow.is_main_process:  # each job re-reads this file: say them once
+    for text in INPUT_WARNINGS:
+        print(f"mlmi: warning: {text}", file=sys.stderr)
+# A run killed by SIGKILL leaves Snakemake's lock behind; free it (only when no run is alive here) so
+# `snakemake --rerun-incomplete` alone resumes, without `--unlock`.
+if workflow.is_main_process and release_stale_lock():
+    print("mlmi: removed the lock left in .snakemake/locks by a killed run, resuming its unfinished jobs",
+          file=sys.stderr)
 
 OUT = f"results/{config['scenario']}"
 RUN = "results/{run}"
@@ -133,6 +145,11 @@ def get_run_outputs():
 def get_study_truths():
     """One truth.json per study scenario (its first replication's; the truth is the scenario's)."""
     return [f"{OUT}/{name}/rep_1/data/truth.json" for name in STUDY]
+
+
+def get_conda_env(wildcards):
+    """envs/mlmi.yaml under --software-deployment-method conda only, so `snakemake --archive` needs no conda."""
+    return "../envs/mlmi.yaml" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else None
 
 
 def get_label(wildcards):

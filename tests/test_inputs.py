@@ -114,18 +114,46 @@ def test_unknown_file_type_and_bad_formula(user):
 
 
 def test_imputation_settings_name_columns_of_user_data(user):
-    user["imputation"].update(method="miceforest")        # exclude: [schid, meanses] from the default
+    user["imputation"].update(method="miceforest")        # exclude: auto, i.e. the grouping column g
+    assert check_inputs(user) == []
+    user["imputation"].update(exclude=["schid", "meanses"])
     assert "imputation.exclude lists ['schid', 'meanses']" in message(user)
 
 
-def test_schema_problem_is_one_line_naming_the_key():
-    bad = copy.deepcopy(DEFAULT)
-    bad["imputation"]["m"] = 1
-    assert schema_problem(bad, SCHEMA) == "config key imputation.m: 1 is less than the minimum of 2"
-    bad = copy.deepcopy(DEFAULT)
-    bad["model"]["formla"] = "y ~ (1 | g)"
-    assert "config key model: Additional properties are not allowed ('formla' was unexpected)" == \
-        schema_problem(bad, SCHEMA)
+def changed(path: str, value) -> dict:
+    """The default config with the dotted key ``path`` set to ``value`` (added if new)."""
+    config = copy.deepcopy(DEFAULT)
+    *parents, last = path.split(".")
+    node = config
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return config
+
+
+@pytest.mark.parametrize("path, value, expected", [
+    ("imputation.m", 1, "config key imputation.m: 1 is less than the minimum of 2; "
+                        "give a whole number that is at least 2"),
+    ("imputation.m", 2.5, "config key imputation.m: 2.5 is not of type 'integer'; give a whole number"),
+    ("missingness.prob.ses", -0.1, "config key missingness.prob.ses: -0.1 is less than the minimum of 0; "
+                                   "give a number that is at least 0 and below 1"),
+    ("data.simulate.minority_rate", 1, "config key data.simulate.minority_rate: 1 is greater than or equal to the "
+                                       "maximum of 1; give a number that is above 0 and below 1"),
+    ("imputation.exclude", 5, "config key imputation.exclude: 5 is not of type 'array', 'string'; give a list or text"),
+    ("missingness.mechanism", "mcar", "config key missingness.mechanism: 'mcar' is not one of ['MCAR', 'MAR', 'MNAR']; "
+                                      "did you mean 'MCAR'?"),
+    ("pooling.on_failed_fit", "ignore", "config key pooling.on_failed_fit: 'ignore' is not one of ['stop', 'warn']"),
+    ("model.formla", "y ~ (1 | g)", "config key model: Additional properties are not allowed ('formla' was "
+                                    "unexpected); did you mean 'formula'?"),
+    ("data.simulate.N_SCHOOLS", 40, "config key data.simulate: Additional properties are not allowed ('N_SCHOOLS' was "
+                                    "unexpected); did you mean 'n_schools'?"),
+    ("model.weights", "w", "config key model: Additional properties are not allowed ('weights' was unexpected); "
+                           "the keys allowed here are formula, reml (config/schema.yaml describes each)"),
+    ("scenario", "a b", "config key scenario: 'a b' does not match '^[A-Za-z0-9_.-]+$'; "
+                        "expected: name of the study; outputs go to results/<scenario>/"),
+])
+def test_schema_problem_is_one_line_naming_the_key_and_what_to_write(path, value, expected):
+    assert schema_problem(changed(path, value), SCHEMA) == expected
 
 
 def test_missingness_that_cannot_work_is_found_before_any_job():
@@ -141,3 +169,133 @@ def test_impossible_generator_settings_are_found_before_any_job():
     bad = copy.deepcopy(DEFAULT)
     bad["data"]["simulate"]["students_mean"] = 80
     assert message(bad).startswith("data.simulate: ")
+
+
+# ---- data a model cannot use: empty files, text among numbers, nothing observed, too few groups ----
+
+def test_empty_blank_and_header_only_files(user, tmp_path):
+    for text in ("", "\n\n"):
+        (tmp_path / "data.csv").write_text(text)
+        assert message(user) == ("data.csv: the file is empty; give a header row of column names and one row "
+                                 "per observation")
+    (tmp_path / "data.csv").write_text("g,x,y\n")
+    assert message(user) == "data.csv: column names but no rows of data; give one row per observation"
+    frame().head(0).to_parquet("data.parquet")
+    user["data"]["source"] = "data.parquet"
+    assert message(user) == "data.parquet: column names but no rows of data; give one row per observation"
+    frame().to_parquet("data.parquet")
+    (tmp_path / "imp2.csv").write_text("g,x,y\n")
+    assert message(user) == "imp2.csv: column names but no rows of data; give one row per observation"
+
+
+def csv_lines(lines: list[str]) -> None:
+    """data.csv from its lines, so a test knows each value's line number by counting."""
+    Path("data.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_text_among_numbers_names_its_line_counting_the_header(user):
+    rows = [f"{g},{x},{y}" for g, x, y in frame().itertuples(index=False)]
+    csv_lines(["g,x,y", *rows[:3], "1,.,0.5", *rows[3:20], "2,.,0.1", *rows[20:]])
+    assert message(user) == ("data.csv: column 'x' holds numbers, but line 5 (counting the header) has '.' "
+                             "(and 1 more such cell); add '.' to data.na_values if it means missing")
+    # blank lines (pandas skips them) and a quoted cell over two lines still count as the editor's lines
+    csv_lines(["g,x,y,note", "", *[row + ",ok" for row in rows[:3]], '1,0.2,0.3,"two', 'lines"', "",
+               "1,missing,0.5,ok", *[row + ",ok" for row in rows[4:]]])
+    assert message(user) == ("data.csv: column 'x' holds numbers, but line 9 (counting the header) has 'missing'; "
+                             "add 'missing' to data.na_values if it means missing")
+    csv_lines(["g,x,y", *rows[:6], "2,\"12,5\",0.1", *rows[7:]])
+    assert message(user) == ("data.csv: column 'x' holds numbers, but line 8 (counting the header) has '12,5'; "
+                             "correct it to a number in the file")
+
+
+def test_a_listed_missing_value_code_is_missing_not_text(user):
+    rows = [f"{g},{x},{y}" for g, x, y in frame().itertuples(index=False)]
+    csv_lines(["g,x,y", *rows[:3], "1,.,0.5", *rows[4:]])
+    user["data"]["na_values"] = ["."]
+    assert check_inputs(user) == ["imp1.csv", "imp2.csv", "imp10.csv"]
+
+
+def test_parquet_rows_are_counted_from_one(user):
+    frame().astype({"y": str}).assign(y=lambda d: d["y"].mask(d.index == 6, "?")).to_parquet("data.parquet")
+    user["data"]["source"] = "data.parquet"
+    assert message(user) == ("data.parquet: column 'y' holds numbers, but row 7 has '?'; "
+                             "add '?' to data.na_values if it means missing")
+
+
+def test_text_is_a_category_except_for_the_outcome_and_random_slopes(user):
+    data = frame().assign(sex=["girl", "boy"] * 20)
+    data.to_csv("data.csv", index=False)
+    user["imputation"]["method"] = "miceforest"
+    user["model"]["formula"] = "y ~ x + sex + (1 + x | g)"
+    assert check_inputs(user) == []
+    user["model"]["formula"] = "y ~ x + (1 + sex | g)"
+    assert message(user) == ("data.csv: the random slope 'sex' must be numbers, but line 2 (counting the header) has "
+                             "'girl' (and 39 more such cells); recode it as numbers, or model another column")
+    user["model"]["formula"] = "sex ~ x + (1 + x | g)"
+    assert message(user).startswith("data.csv: the outcome 'sex' must be numbers, but line 2 (counting the header)")
+    data.assign(y=data["y"].astype(object).mask(data.index == 0, "high")).to_csv("data.csv", index=False)
+    user["model"]["formula"] = FORMULA       # one text cell in a numeric outcome: the numbers' message
+    assert message(user) == ("data.csv: column 'y' holds numbers, but line 2 (counting the header) has 'high'; "
+                             "correct it to a number in the file")
+
+
+def test_a_stray_text_cell_in_an_imputation_predictor_or_an_imputed_file(user):
+    user["imputation"]["method"] = "miceforest"
+    frame().assign(size=[*range(39), "n/k"]).to_csv("data.csv", index=False)    # not in the model, but imputes
+    assert message(user).startswith("data.csv: column 'size' holds numbers, but line 41 (counting the header) "
+                                    "has 'n/k'")
+    user["imputation"]["exclude"] = ["g", "size"]                                 # excluded: carried, never used
+    assert check_inputs(user) == []
+    user["imputation"].update(method="external", exclude="auto")
+    frame().to_csv("data.csv", index=False)
+    frame(seed=2).astype({"y": object}).assign(y=lambda d: d["y"].mask(d.index == 0, "-")).to_csv("imp2.csv",
+                                                                                                 index=False)
+    assert message(user) == ("imp2.csv: column 'y' holds numbers, but line 2 (counting the header) has '-'; "
+                             "add '-' to data.na_values if it means missing")
+
+
+def test_all_missing_variable_constant_outcome_and_one_group(user):
+    frame().assign(x=np.nan).to_csv("data.csv", index=False)
+    assert message(user) == ("data.csv: model variable 'x' is missing in all 40 rows; check the column "
+                             "(and data.na_values), or leave it out of model.formula")
+    frame().assign(y=[2.0, np.nan] * 20).to_csv("data.csv", index=False)
+    assert message(user) == ("data.csv: the outcome 'y' is 2.0 in every row that has a value; a model needs an "
+                             "outcome that varies: check the response of model.formula")
+    frame().assign(g="S1").to_csv("data.csv", index=False)
+    assert message(user) == ("data.csv: grouping column 'g' has a single level ('S1'); a multilevel model needs "
+                             "at least 2 groups: check the grouping factor of model.formula")
+
+
+def test_groups_of_one_warn_in_a_random_slope_model_only(user):
+    extra = pd.DataFrame({"g": [20, 9], "x": [0.1, 0.2], "y": [1.0, 2.0]})
+    pd.concat([frame(), extra]).to_csv("data.csv", index=False)
+    said = []
+    assert check_inputs(user, warn=said.append) == ["imp1.csv", "imp2.csv", "imp10.csv"]
+    assert said == ["data.csv: 2 of 10 groups of 'g' have a single observation (first: 9), too few to show their "
+                    "own random slope of 'x'; the run goes on, but look for a singular fit (or drop those groups)"]
+    with pytest.warns(UserWarning, match="2 of 10 groups of 'g' have a single observation"):
+        check_inputs(user)
+    user["model"]["formula"] = "y ~ x + (1 | g)"
+    check_inputs(user, warn=said.append)
+    assert len(said) == 1
+
+
+@pytest.mark.parametrize("formula, expected", [
+    ("y ~ x + (1 | g) + (1 | h)", "crossed random effects of 'g' and 'h' are not supported (mlmi fits one grouping "
+                                  "factor with correlated random intercept and slopes, such as '(1 + x | school)'); "
+                                  "keep one grouping factor"),
+    ("y ~ x + (1 + x | g) + (1 | h) + (0 + x | g)", "crossed random effects of 'g' and 'h' are not supported"),
+    ("y ~ x + (1 | h/g)", "nested grouping 'h/g' (g within h) is not supported (mlmi fits one grouping factor with "
+                          "correlated random intercept and slopes, such as '(1 + x | school)'); keep one level: "
+                          "'(1 | h)', or '(1 | g)' if g ids are unique across h"),
+    ("y ~ x + (1 | h:g)", "grouping by the interaction 'h:g' is not supported (mlmi fits one grouping factor with "
+                          "correlated random intercept and slopes, such as '(1 + x | school)'); make a column with one "
+                          "id per combination of h and g and group by it"),
+    # the parser's own messages where the grouping is not the problem
+    ("y ~ x + (1 | g) + (0 + x | g)", "2 random-effects terms; statsmodels MixedLM fits one grouping factor"),
+    ("y ~ x + (1 | `a b`) + (1 | h)", "2 random-effects terms"),
+    ("y ~ x + (1 | g", "unbalanced parentheses (1 '(' and 0 ')'); close every '('"),
+])
+def test_random_effects_mlmi_cannot_fit_say_what_it_fits(user, formula, expected):
+    user["model"]["formula"] = formula
+    assert message(user).startswith(f"model.formula {formula!r}: {expected}")

@@ -25,8 +25,9 @@ from scipy.stats import gaussian_kde
 
 from mlmi.console import fit_warnings, is_true
 from mlmi.formula import parse_formula
-from mlmi.io import read_json
+from mlmi.io import read_json, write_bytes, write_text
 from mlmi.missingness import summarize_missingness
+from mlmi.pool import left_out, left_out_warnings
 from mlmi.summarize import random_effect_parameters
 
 #: Figure width in inches; at DPI dots per inch it fills the page's column on a laptop screen.
@@ -166,26 +167,26 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
         "missingness_patterns": patterns_plot(summary["patterns"]),
         "imputation_diagnostics": imputation_plot(data, imputed, chains, variables, set(categorical)),
         "forest": forest_plot(tables["fixed"], tables["listwise"], tables["by_imputation"], truth, parsed.response),
-        "random_effects": random_effects_plot(fits, read_json(listwise_fit_path), tables["random"], truth,
-                                              parsed.response),
+        "random_effects": random_effects_plot(pooled_fits(fits, tables["model_info"]), read_json(listwise_fit_path),
+                                              tables["random"], truth, parsed.response),
         "caterpillar": caterpillar_plot(tables["ranef"], parsed.response),
     }.items()}
     for name, figure_path in (figure_paths or {}).items():
-        Path(figure_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(figure_path).write_bytes(images[name].png)
+        write_bytes(images[name].png, figure_path)
     warnings = gather_warnings(logged_warnings(logs or {}), tables["model_info"], tables["fixed"])
     sections = [
         warnings_section(warnings),
         missingness_section(summary, model_vars, imputed, images["missingness_patterns"]),
         imputation_section(variables, bool(chains), images["imputation_diagnostics"]),
         fixed_effects_section(tables["fixed"], tables["listwise"], tables["by_imputation"], truth,
-                              pd.read_csv(legacy) if legacy.exists() else None, images["forest"]),
+                              pd.read_csv(legacy) if legacy.exists() else None, images["forest"],
+                              fits[0].get("factors", {})),  # fit records of mlmi before factors: none
         random_effects_section(tables["varcorr"], tables["random"], tables["ranef"], truth, images),
         model_info_section(tables["model_info"]),
         provenance_section(provenance),
     ]
     facts = key_facts(summary, tables["model_info"], len(imputed), len(warnings))
-    Path(path).write_text(page(scenario, formula, facts, sections), encoding="utf-8")
+    write_text(page(scenario, formula, facts, sections), path)
 
 
 def page(scenario: str, formula: str, facts: str, sections: list[str]) -> str:
@@ -204,8 +205,10 @@ def page(scenario: str, formula: str, facts: str, sections: list[str]) -> str:
 
 
 def key_facts(summary: dict, model_info: pd.DataFrame, m: int, n_warnings: int) -> str:
-    """The run at a glance: imputations, rows before and after listwise deletion, flagged fits, warnings."""
-    facts = [(m, "imputed data set", ""), (summary["n_rows"], "row", ""),
+    """The run at a glance: imputations (and how many pooled, if not all), rows before and after listwise
+    deletion, flagged fits, warnings."""
+    excluded = len(left_out(model_info))
+    facts = [(m, "imputed data set", f", {m - excluded} pooled" if excluded else ""), (summary["n_rows"], "row", ""),
              (summary["rows_listwise"], "row", " after listwise deletion"),
              (sum(flagged_fits(model_info)), "fit", " not converged or singular"), (n_warnings, "warning", "")]
     return '<ul class="facts">' + "".join(f"<li><b>{value}</b> {noun}{'' if value == 1 else 's'}{rest}</li>"
@@ -285,12 +288,13 @@ def logged_warnings(logs: dict) -> list[tuple[str, str]]:
 
 
 def gather_warnings(logged: list[tuple[str, str]], model_info: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
-    """The results' own warnings (fits, pooling), then logged lines that do not repeat one of them.
+    """The results' own warnings (imputations left out of the pool first, fits, pooling), then logged lines
+    that do not repeat one of them.
 
     A logged message repeats one when it, or its text after a leading "label: ", is part of a
     result warning (the fit and pool jobs log what model_info.csv and the pooled riv also say).
     """
-    found = fit_warnings(model_info, fixed)
+    found = left_out_warnings(model_info) + fit_warnings(model_info, fixed)
     said = " ".join(found)
     return found + [f"{label}: {message}" for label, message in logged
                     if message not in said and message.split(": ", 1)[-1] not in said]
@@ -504,21 +508,34 @@ def forest_plot(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputation: pd.D
 
 
 def fixed_effects_section(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputation: pd.DataFrame,
-                          truth: dict | None, legacy: pd.DataFrame | None, image: Image) -> str:
-    """Section: listwise vs pooled table, forest plot, per-imputation estimates, merTools' table if asked."""
+                          truth: dict | None, legacy: pd.DataFrame | None, image: Image, factors: dict) -> str:
+    """Section: listwise vs pooled table, reference levels, forest plot, per-imputation estimates, merTools'."""
     lead = ("The fit after dropping incomplete rows next to Rubin's rules over the imputed fits "
             "(riv: relative increase in variance due to missingness; fmi: fraction of missing information)"
             + ("; truth is the value the data were simulated with." if truth is not None else "."))
     caption = ("<p>Intervals are 95%: hollow squares the listwise fit, circles each imputation (estimate ± 1.96 SE), "
                "black diamonds the pooled estimate (Student t with the pooled df)"
                + ("; the dashed line is the true value.</p>" if truth is not None else ".</p>"))
-    parts = [table(fixed_effects_table(fixed, listwise, truth)), image.tag, caption,
+    parts = [table(fixed_effects_table(fixed, listwise, truth)), factors_note(factors), image.tag, caption,
              "<h3>Per-imputation estimates</h3>",
              "<p>Each imputed data set's estimates; how much they differ is the between-imputation variance.</p>",
              table(by_imputation_table(by_imputation, fixed))]
     if legacy is not None:
         parts.append(mertools_block(legacy, fixed))
     return section("Fixed effects", lead, "\n".join(parts))
+
+
+def factors_note(factors: dict) -> str:
+    """The categorical predictors' reference levels, which the term names alone do not show."""
+    if not factors:
+        return ""
+    items = [f"<li><code>{html.escape(name)}</code>: "
+             + (f"reference <b>{html.escape(factor['reference'])}</b>" if factor["reference"] is not None
+                else "not treatment-coded")
+             + f" (levels {html.escape(', '.join(factor['levels']))})</li>" for name, factor in factors.items()]
+    return ("<p>Categorical predictors are treatment-coded as R's <code>factor</code> is: a term named by the "
+            "factor and a level is that level's difference from the reference level.</p><ul>"
+            + "".join(items) + "</ul>")
 
 
 def by_imputation_table(by_imputation: pd.DataFrame, fixed: pd.DataFrame) -> pd.DataFrame:
@@ -546,10 +563,16 @@ def random_values(record: dict) -> dict[str, float]:
     return {row["term"]: row["estimate"] for row in random_effect_parameters(record)}
 
 
-def random_effects_plot(fits: list[dict], listwise: dict, random: pd.DataFrame, truth: dict | None,
+def pooled_fits(fits: list[dict], model_info: pd.DataFrame) -> dict[str, dict]:
+    """The fit records (in imputation order) that were pooled, by imputation label."""
+    excluded = left_out(model_info)
+    return {str(k): fit for k, fit in enumerate(fits, start=1) if str(k) not in excluded}
+
+
+def random_effects_plot(fits: dict[str, dict], listwise: dict, random: pd.DataFrame, truth: dict | None,
                         response: str) -> Figure:
-    """One panel per random-effect parameter: listwise, each imputation, the pooled mean and the truth."""
-    values = [random_values(fit) for fit in fits]
+    """One panel per random-effect parameter: listwise, each pooled imputation, the pooled mean and the truth."""
+    values = [random_values(fit) for fit in fits.values()]
     figure = Figure(figsize=(WIDTH, 3.0), layout="constrained")
     for ax, row in zip(panel_grid(figure, len(random), len(random)), random.itertuples(index=False)):
         ax.plot([0], [random_values(listwise)[row.term]], **SERIES["listwise"])
@@ -557,7 +580,7 @@ def random_effects_plot(fits: list[dict], listwise: dict, random: pd.DataFrame, 
         ax.axhline(row.estimate, **SERIES["pooled mean"])
         if truth is not None:
             ax.axhline(random_values(truth)[row.term], **SERIES["truth"])
-        ax.set_xticks(range(len(fits) + 1), ["listwise"] + [str(k) for k in range(1, len(fits) + 1)], fontsize=8)
+        ax.set_xticks(range(len(fits) + 1), ["listwise", *fits], fontsize=8)
         ax.set_xlim(-0.6, len(fits) + 0.5)
         ax.set_xlabel("imputation")
         ax.set_ylabel("correlation" if row.term.startswith("cor__")

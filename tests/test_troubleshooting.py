@@ -1,0 +1,104 @@
+"""The README's troubleshooting table, row by row: each bad input, given to Snakemake, stops the run
+before any job with the row's one-line message (or, for a warning, prints it once and runs on).
+
+The messages are read from README.md, so the table and the behaviour cannot drift apart; each
+row's input is here, under the row's id.
+"""
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from test_workflow import run_workflow
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+#: The user's data for the rows about data files: 8 groups of 5 rows, a random slope of x.
+USER = {"scenario": "trouble", "data": {"source": "data.csv"}, "model": {"formula": "y ~ x + (1 + x | g)"},
+        "imputation": {"m": 2, "iterations": 2}}
+
+
+def good_data(seed: int = 0) -> pd.DataFrame:
+    """Complete data the model fits: y and x numbers, g 8 groups of 5."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"g": np.repeat(np.arange(1, 9), 5), "x": rng.normal(size=40).round(2),
+                         "y": rng.normal(size=40).round(2)})
+
+
+def with_cells(column: str, cells: dict) -> str:
+    """The good data as CSV text with some cells of ``column`` replaced (row position -> text)."""
+    data = good_data().astype({column: object})
+    for row, text in cells.items():
+        data.loc[row, column] = text
+    return data.to_csv(index=False)
+
+
+def formula(text: str) -> dict:
+    """The default study with another model formula."""
+    return {"model": {"formula": text}}
+
+
+#: Row id -> (config merged over the default, files written to the working directory).
+CASES = {
+    "unknown-key": ({"imputaton": {"m": 3}}, {}),
+    "unknown-nested-key": ({"data": {"simulate": {"n_school": 40}}}, {}),
+    "wrong-type": ({"imputation": {"m": "five"}}, {}),
+    "probability-out-of-range": ({"missingness": {"prob": {"ses": 1.0}}}, {}),
+    "m-below-2": ({"imputation": {"m": 1}}, {}),
+    "empty-file": (USER, {"data.csv": ""}),
+    "header-only-file": (USER, {"data.csv": "g,x,y\n"}),
+    "empty-imputed-file": ({**USER, "imputation": {"method": "external", "files": ["imp*.csv"]}},
+                           {"data.csv": good_data().to_csv(index=False), "imp1.csv": good_data(1).to_csv(index=False),
+                            "imp2.csv": ""}),
+    "missing-value-code": (USER, {"data.csv": with_cells("x", {3: ".", 17: "."})}),
+    "not-a-number": (USER, {"data.csv": with_cells("x", {6: "12,5"})}),
+    "text-outcome": (USER, {"data.csv": good_data().assign(y=["low", "high"] * 20).to_csv(index=False)}),
+    "all-missing": (USER, {"data.csv": good_data().assign(x=np.nan).to_csv(index=False)}),
+    "constant-outcome": (USER, {"data.csv": good_data().assign(y=3.5).to_csv(index=False)}),
+    "one-group": (USER, {"data.csv": good_data().assign(g=7).to_csv(index=False)}),
+    "single-observation-group": (USER, {"data.csv": pd.concat(
+        [good_data(), pd.DataFrame({"g": [9, 10], "x": [0.3, -0.4], "y": [1.2, -0.7]})]).to_csv(index=False)}),
+    "crossed": (formula("mathach ~ ses + (1 | schid) + (1 | schtype)"), {}),
+    "nested": (formula("mathach ~ ses + (1 | schtype/schid)"), {}),
+    "interaction": (formula("mathach ~ ses + (1 | schtype:schid)"), {}),
+    "unbalanced-parenthesis": (formula("mathach ~ ses + (1 + ses | schid"), {}),
+}
+
+
+def troubleshooting_rows() -> dict[str, str]:
+    """Row id -> the exact message, from the table of the README's Troubleshooting section."""
+    section = README.read_text().partition("\n## Troubleshooting\n")[2].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        cells = [cell.strip().replace("\\|", "|") for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        if len(cells) == 3 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[2].strip("`")
+    return rows
+
+
+ROWS = troubleshooting_rows()
+
+
+def test_every_row_has_a_case_and_every_case_a_row():
+    assert list(ROWS) == list(CASES)
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_bad_input_gets_the_rows_message_before_any_job(row, tmp_path, untouched):
+    config, files = CASES[row]
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    with untouched(*(tmp_path / name for name in files), during=f"the run with the {row} input"):
+        done = run_workflow(tmp_path, config)
+    lines = done.stderr.splitlines()
+    said = [line for line in lines if line.startswith("mlmi:")]
+    assert said == [ROWS[row]], done.stderr[-3000:]            # said once, as the README has it
+    assert "Traceback" not in done.stderr
+    if ROWS[row].startswith("mlmi: warning:"):
+        assert done.returncode == 0, done.stderr[-3000:]         # a warning: the run goes on to the end
+        assert (tmp_path / "results" / "trouble" / "pooled" / "fixed_effects.csv").exists()
+    else:
+        assert done.returncode != 0 and lines[-1] == ROWS[row]   # the last line: nothing follows it
+        assert not (tmp_path / "results").exists()
+        assert "Building DAG" not in done.stdout + done.stderr   # stopped while reading the workflow: no job

@@ -1,6 +1,6 @@
 """Print per-rule wall-clock times from a run's Snakemake benchmark files.
 
-usage: python benchmarks/rule_times.py [results/<scenario>]   (default: results/hsb)
+usage: python benchmarks/rule_times.py [results/<scenario>]   (default: results/hsb; a study's too)
 """
 import sys
 from pathlib import Path
@@ -9,14 +9,17 @@ import pandas as pd
 
 
 def rule_times(results: Path) -> pd.DataFrame:
-    """One row per rule: jobs, total and longest seconds, peak memory (MB) over its jobs."""
+    """One row per rule: jobs, total and longest seconds, peak memory (MB) over its jobs.
+
+    Every ``benchmarks`` folder under ``results`` counts, so a study's replications do too.
+    """
     rows = []
-    for tsv in sorted((results / "benchmarks").rglob("*.tsv")):
+    for tsv in sorted(tsv for folder in results.rglob("benchmarks") for tsv in folder.rglob("*.tsv")):
         rule = tsv.parent.name if tsv.parent.name != "benchmarks" else tsv.stem
         bench = pd.read_csv(tsv, sep="\t")
         rows.append({"rule": rule, "seconds": bench["s"].iloc[0], "max_rss_mb": bench["max_rss"].iloc[0]})
     if not rows:
-        sys.exit(f"no benchmark files under {results / 'benchmarks'}: run the pipeline first")
+        sys.exit(f"no benchmark files in a benchmarks folder under {results}: run the pipeline first")
     jobs = pd.DataFrame(rows)
     max_rss = pd.to_numeric(jobs["max_rss_mb"], errors="coerce")
     return jobs.assign(max_rss_mb=max_rss).groupby("rule", sort=False).agg(

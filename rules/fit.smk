@@ -12,8 +12,12 @@ rule fit:
         reml=get_param("model", "reml"),
         listwise=False,
         label=get_label,
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=1,
     conda:
-        "../envs/mlmi.yaml"
+        get_conda_env
     script:
         "../scripts/fit.py"
 
@@ -32,7 +36,11 @@ rule fit_listwise:
         reml=get_param("model", "reml"),
         listwise=True,
         label="listwise",
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=1,
     conda:
-        "../envs/mlmi.yaml"
+        get_conda_env
     script:
         "../scripts/fit.py"

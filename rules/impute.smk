@@ -9,8 +9,14 @@ if EXTERNAL:
             f"{OUT}/logs/load_imputation/{{k}}.log",
         benchmark:
             f"{OUT}/benchmarks/load_imputation/{{k}}.tsv"
+        params:
+            na_values=config["data"]["na_values"],
+        threads: 1
+        resources:
+            mem_mb=1024,
+            runtime=1,
         conda:
-            "../envs/mlmi.yaml"
+            get_conda_env
         script:
             "../scripts/load_data.py"
 
@@ -33,7 +39,10 @@ else:
             exclude=get_param("imputation", "exclude"),
             categorical=get_param("imputation", "categorical"),
         threads: 1
+        resources:
+            mem_mb=1024,
+            runtime=1,
         conda:
-            "../envs/mlmi.yaml"
+            get_conda_env
         script:
             "../scripts/impute.py"

@@ -12,7 +12,11 @@ rule provenance:
         config=config,
         m=M,
         benchmarks=f"{OUT}/benchmarks",
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=1,
     conda:
-        "../envs/mlmi.yaml"
+        get_conda_env
     script:
         "../scripts/provenance.py"

@@ -34,7 +34,11 @@ rule report:
         m=M,
         logs=f"{OUT}/logs",
         benchmarks=f"{OUT}/benchmarks",
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=1,
     conda:
-        "../envs/mlmi.yaml"
+        get_conda_env
     script:
         "../scripts/report.py"

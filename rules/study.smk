@@ -12,8 +12,12 @@ rule fit_complete:
         reml=get_param("model", "reml"),
         listwise=False,
         label="complete",
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=1,
     conda:
-        "../envs/mlmi.yaml"
+        get_conda_env
     script:
         "../scripts/fit.py"
 
@@ -30,8 +34,12 @@ rule replication:
         f"{RUN}/logs/replication.log",
     benchmark:
         f"{RUN}/benchmarks/replication.tsv"
+    threads: 1
+    resources:
+        mem_mb=512,
+        runtime=1,
     conda:
-        "../envs/mlmi.yaml"
+        get_conda_env
     script:
         "../scripts/replication.py"
 
@@ -52,7 +60,11 @@ if STUDY:
         params:
             runs=get_study_runs(),
             scenarios=list(STUDY),
+        threads: 1
+        resources:
+            mem_mb=1024,
+            runtime=1,
         conda:
-            "../envs/mlmi.yaml"
+            get_conda_env
         script:
             "../scripts/study_summary.py"

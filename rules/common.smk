@@ -1,3 +1,4 @@
+import os
 import sys
 
 import yaml
@@ -110,7 +111,15 @@ def get_imputed_file(wildcards):
 
 def get_run_inputs():
     """What the user gave: the config files, and the data and imputed files when not simulated."""
-    return [*workflow.configfiles, *([] if SIMULATED else [config["data"]["source"]]), *IMPUTED_FILES]
+    given = [*workflow.configfiles, *([] if SIMULATED else [config["data"]["source"]]), *IMPUTED_FILES]
+    return [in_workdir(path) for path in given]
+
+
+def in_workdir(path):
+    """``path`` relative to the working directory when it lies inside it, so that provenance.json
+    still verifies after the whole folder is moved or copied; else absolute."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path) if path.startswith(os.getcwd() + os.sep) else path
 
 
 def get_imputations():

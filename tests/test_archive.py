@@ -7,6 +7,7 @@ It takes about two minutes: two default runs, and pip installing the lock (from 
 """
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -107,9 +108,13 @@ def test_rerun_ran_on_the_locked_versions_and_verifies(reproduced):
     packages = record["versions"]["packages"]
     assert {f"{name}=={version}" for name, version in packages.items() if name != "mlmi"} <= locked
     assert record["versions"]["python"] == platform.python_version()
-    assert list(record["inputs"]) == [str(folder / "config" / "config.yaml")]
+    assert list(record["inputs"]) == ["config/config.yaml"]   # inside the folder: recorded relative to it
+    files = len(record["inputs"]) + len(record["outputs"])
     checked = run([venv / "bin" / "mlmi", "verify", SCENARIO], cwd=folder, env=environment(venv=venv))
-    assert f"mlmi verify: 0 of {len(record['inputs']) + len(record['outputs'])} files differ" in checked.stdout
+    assert f"mlmi verify: 0 of {files} files differ" in checked.stdout
+    moved = shutil.copytree(folder, folder.with_name(folder.name + "-moved"), symlinks=True)
+    checked = run([venv / "bin" / "mlmi", "verify", SCENARIO], cwd=moved, env=environment(venv=venv))
+    assert f"mlmi verify: 0 of {files} files differ" in checked.stdout, "a moved folder no longer verifies"
 
 
 def test_verify_catches_one_changed_byte_in_every_input_and_output(baseline):

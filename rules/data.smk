@@ -56,6 +56,7 @@ else:
             f"{OUT}/benchmarks/load_data.tsv"
         params:
             na_values=config["data"]["na_values"],
+            warnings=INPUT_WARNINGS,  # the start-up check's warnings, logged so the report lists them
         threads: 1
         resources:
             mem_mb=1024,

@@ -4,6 +4,7 @@ before any job with the row's one-line message (or, for a warning, prints it onc
 The messages are read from README.md, so the table and the behaviour cannot drift apart; each
 row's input is here, under the row's id.
 """
+import html
 import re
 from pathlib import Path
 
@@ -98,6 +99,8 @@ def test_bad_input_gets_the_rows_message_before_any_job(row, tmp_path, untouched
     if ROWS[row].startswith("mlmi: warning:"):
         assert done.returncode == 0, done.stderr[-3000:]         # a warning: the run goes on to the end
         assert (tmp_path / "results" / "trouble" / "pooled" / "fixed_effects.csv").exists()
+        report = (tmp_path / "results" / "trouble" / "report.html").read_text()
+        assert html.escape(ROWS[row].removeprefix("mlmi: warning: ")) in report   # and the report lists it
     else:
         assert done.returncode != 0 and lines[-1] == ROWS[row]   # the last line: nothing follows it
         assert not (tmp_path / "results").exists()

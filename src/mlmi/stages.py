@@ -107,11 +107,14 @@ def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path,
                  categorical=categorical, logs=logs, provenance=provenance, figure_paths=figure_paths)
 
 
-def load(source_path, data_path, *, na_values=()) -> None:
+def load(source_path, data_path, *, na_values=(), warnings=()) -> None:
     """Copy a user's CSV or Parquet data set into the workflow as Parquet, its missing-value codes
-    (data.na_values) made missing (the file is only read)."""
+    (data.na_values) made missing (the file is only read); log the start-up check's ``warnings``
+    about it, so that the report lists them."""
     from mlmi.inputs import read_table
 
+    for text in warnings:
+        log.warning(text)
     data = read_table(str(source_path), na_values=na_values)
     log.info("read %s: %d rows, %d columns, %d missing values", source_path, *data.shape, int(data.isna().sum().sum()))
     io.write_parquet(data, data_path)

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from mlmi import io, stages
+from mlmi.console import summary
 from mlmi.fit import GRAD_TOL, RESCUES, fit_mixed
 from mlmi.inputs import schema_problem
 from mlmi.pool import FailedFitError, pool
@@ -215,3 +216,6 @@ def test_workflow_stops_or_warns_on_a_failed_fit(tmp_path, small):
     assert set(pd.read_csv(results / "pooled" / "fixed_effects.csv")["m"]) == {2}
     info = pd.read_csv(results / "pooled" / "model_info.csv", dtype={"imputation": str})
     assert list(info["pooled"]) == [True, False, True, False]
+    shown = summary(results)   # mlmi summary: the left-out imputation first among the warnings, AIC of the pooled
+    assert shown.split("Warnings:\n")[1].startswith("  imputation 2 was left out of the pooled results")
+    assert f"AIC = {info.loc[[0, 2], 'aic'].mean():.1f} (mean over 2 imputations)" in shown

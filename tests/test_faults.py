@@ -139,24 +139,40 @@ def test_a_write_killed_midway_leaves_the_output_whole_and_its_leftover_is_clear
     assert not list(tmp_path.glob(".*"))
 
 
-HOLDER = """
+#: A run's start in a process of its own: release_stale_lock's answer, then alive for 300 s when asked to hold.
+RUN_START = """
 import sys, time
 from mlmi import io
-io.release_stale_lock(sys.argv[1])
-print("holding", flush=True)
-time.sleep(300)
+print(io.release_stale_lock(sys.argv[1]), flush=True)
+if sys.argv[2] == "hold":
+    time.sleep(300)
 """
 
 
+def start_run(folder, hold: bool) -> tuple[subprocess.Popen, str]:
+    """A process that starts as a run in ``folder`` does; its release_stale_lock answer ("True"/"False")."""
+    run = subprocess.Popen([sys.executable, "-c", RUN_START, str(folder), "hold" if hold else "once"],
+                           stdout=subprocess.PIPE, text=True)
+    return run, run.stdout.readline().strip()
+
+
 def test_a_live_runs_lock_stands_and_a_killed_runs_lock_is_released(tmp_path):
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    first, said = start_run(tmp_path, hold=True)
+    second = None
     try:
-        assert holder.stdout.readline() == "holding\n"
+        assert said == "False"
         locks = tmp_path / ".snakemake" / "locks"
         locks.mkdir()
         (locks / "0.output.lock").write_text("results/tiny/pooled/fixed_effects.csv\n")
-        assert io.release_stale_lock(tmp_path) is False and (locks / "0.output.lock").exists()
+        second, said = start_run(tmp_path, hold=True)    # a second run beside the first: both alive
+        assert said == "False" and (locks / "0.output.lock").exists()
+        first.kill()  # SIGKILL, as a killed run gets
+        first.wait()
+        assert start_run(tmp_path, hold=False)[1] == "False" and (locks / "0.output.lock").exists(), \
+            "the lock was taken while the second run is still alive"
     finally:
-        holder.kill()  # SIGKILL, as a killed run gets
-        holder.wait()
-    assert io.release_stale_lock(tmp_path) is True and not locks.exists()
+        for run in (first, second):
+            if run is not None:
+                run.kill()
+                run.wait()
+    assert start_run(tmp_path, hold=False)[1] == "True" and not locks.exists()

@@ -80,22 +80,27 @@ def write_bytes(content: bytes, path) -> None:
 def release_stale_lock(workdir=".") -> bool:
     """Remove Snakemake's lock when no live run holds this folder, so a killed run resumes without --unlock.
 
-    The live run holds an flock on ``.snakemake/mlmi.alive`` for as long as its process exists
-    (the kernel drops it however the process ends, SIGKILL included). Whoever gets the flock is
-    the only run in the folder, so a lock in ``.snakemake/locks`` is then a dead run's. Where the
-    file system cannot flock, nothing is removed and Snakemake's own lock check stands; runs on
-    two hosts sharing a folder see each other's flock where the file system shares locks (NFS does).
+    Every run holds a shared flock on ``.snakemake/mlmi.alive`` for as long as its process exists
+    (the kernel drops it however the process ends, SIGKILL included). A run that gets the flock
+    exclusively is the only one alive in the folder, so a lock in ``.snakemake/locks`` is then a
+    dead run's; it removes it and keeps a shared flock like every other run. Called once per process.
+    Where the file system cannot flock, nothing is removed and Snakemake's own lock check stands;
+    runs on two hosts sharing a folder see each other's flock where the file system shares locks.
     """
     state = Path(workdir) / ".snakemake"
     state.mkdir(exist_ok=True)
     alive = open(state / "mlmi.alive", "a")
     try:
         fcntl.flock(alive, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    except BlockingIOError:  # another run is alive here: its lock is not stale
+        stale = False
+    except OSError:  # no flock on this file system
         alive.close()
         return False
+    else:
+        locks = state / "locks"
+        stale = locks.is_dir() and any(locks.iterdir())
+        shutil.rmtree(locks, ignore_errors=True)
+    fcntl.flock(alive, fcntl.LOCK_SH)  # this run is alive, as long as its process (waits out another's check)
     _ALIVE.append(alive)
-    locks = state / "locks"
-    stale = locks.is_dir() and any(locks.iterdir())
-    shutil.rmtree(locks, ignore_errors=True)
     return stale

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlmi.pool import left_out_warnings, negligible_between
+from mlmi.pool import left_out, left_out_warnings, negligible_between
 
 #: What a results folder must hold for the summary, relative to it.
 REQUIRED = ("pooled/fixed_effects.csv", "pooled/varcorr.csv", "pooled/model_info.csv", "fits/imp_1.json")
@@ -116,10 +116,7 @@ def summary(folder) -> str:
     """The pooled model of a results folder as aligned console text (``mlmi summary``)."""
     results = read_results(folder)
     fixed, model_info, fit = results["fixed"], results["model_info"], results["fit"]
-    pooled = model_info["imputation"] != "listwise"
-    if "pooled" in model_info:  # pooling.on_failed_fit: warn left some out
-        pooled &= model_info["pooled"].map(is_true)
-    aic = model_info.loc[pooled, "aic"]
+    aic = model_info.loc[~model_info["imputation"].isin(["listwise", *left_out(model_info)]), "aic"]
     method = "REML" if fit["reml"] else "maximum likelihood"
     warnings = left_out_warnings(model_info) + fit_warnings(model_info, fixed)
     lines = [

@@ -297,17 +297,24 @@ def _convergence(theta: np.ndarray, attempts: list[dict]) -> dict:
     singular = bool(_on_bound(theta))
     max_grad = kept["max_abs_gradient"]
     notes = list(kept["warnings"])
+    verdict = {"converged": _passes(kept), "optimizer": f"{kept['optimizer']} from {kept['start']}",
+               "message": kept["message"], "max_abs_gradient": max_grad, "singular": singular, "warnings": notes,
+               "kept": attempts.index(kept) + 1,
+               "attempts": [{**attempt, "outcome": _outcome(attempt, kept)} for attempt in attempts]}
     if not max_grad < GRAD_TOL:
         notes.append(f"Model failed to converge with max|grad| = {max_grad:.6g} (tol = {GRAD_TOL})")
-    if not _passes(kept):
-        notes.append(f"no attempt of {len(attempts)} converged; the lowest criterion, {kept['optimizer']} from "
-                     f"{kept['start']}, stopped with: {kept['message']}")
+    if not verdict["converged"]:
+        notes.append(failure(verdict))
     if singular:
         notes.append("boundary (singular) fit: a random-effect variance is at zero or a correlation at +-1")
-    return {"converged": _passes(kept), "optimizer": f"{kept['optimizer']} from {kept['start']}",
-            "message": kept["message"], "max_abs_gradient": max_grad, "singular": singular, "warnings": notes,
-            "kept": attempts.index(kept) + 1,
-            "attempts": [{**attempt, "outcome": _outcome(attempt, kept)} for attempt in attempts]}
+    return verdict
+
+
+def failure(convergence: dict) -> str:
+    """Why a fit did not converge, in one line: its attempts, the kept optimizer's own message and max|grad|."""
+    return (f"no attempt of {len(convergence['attempts'])} converged; the best, {convergence['optimizer']}, "
+            f"ended with {convergence['message']!r} at max|grad| = {convergence['max_abs_gradient']:.3g} "
+            f"(tol = {GRAD_TOL})")
 
 
 def _plain(value):

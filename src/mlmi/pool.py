@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlmi.fit import GRAD_TOL
+from mlmi.fit import failure
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +138,6 @@ class FailedFitError(ValueError):
     """Fits that did not converge, where ``pooling.on_failed_fit`` does not let pooling go on without them."""
 
 
-def failure(fit: dict) -> str:
-    """Why a fit record did not converge: its attempts, the kept optimizer's own message and max|grad|."""
-    convergence = fit["convergence"]
-    return (f"no attempt of {len(convergence['attempts'])} converged; the best, {convergence['optimizer']}, "
-            f"ended with {convergence['message']!r} at max|grad| = {convergence['max_abs_gradient']:.3g} "
-            f"(tol = {GRAD_TOL})")
-
-
 def converged_fits(fits: dict[str, dict], paths: dict[str, str], on_failed_fit: str) -> dict[str, dict]:
     """The fits to pool, by imputation label, under ``on_failed_fit`` (one of ON_FAILED_FIT).
 
@@ -158,7 +150,7 @@ def converged_fits(fits: dict[str, dict], paths: dict[str, str], on_failed_fit: 
     failed = [k for k, fit in fits.items() if not fit["convergence"]["converged"]]
     if not failed:
         return fits
-    named = "; ".join(f"imputation {k} ({paths[k]}): {failure(fits[k])}" for k in failed)
+    named = "; ".join(f"imputation {k} ({paths[k]}): {failure(fits[k]['convergence'])}" for k in failed)
     kept = {k: fit for k, fit in fits.items() if k not in failed}
     if on_failed_fit == "stop":
         raise FailedFitError(f"{len(failed)} of {len(fits)} fits did not converge and pooling.on_failed_fit is stop: "

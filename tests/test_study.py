@@ -43,6 +43,11 @@ def test_plan_study_checks_every_scenario():
     config = copy.deepcopy(DEFAULT) | {"study": {"replications": 2, "grid": {"imputation.m": [2, 3]}}}
     planned = plan_study(config, SCHEMA)
     assert planned["m-3"]["imputation"]["m"] == 3 and "study" not in planned["m-3"]
+    assert planned["m-3"]["imputation"]["exclude"] == ["schid", "meanses"]    # 'auto': the vignette's idvars
+    explicit = copy.deepcopy(config)
+    explicit["imputation"]["exclude"] = ["schid"]
+    explicit["study"]["scenarios"] = {"vignette": {"imputation": {"exclude": "auto"}}}
+    assert plan_study(explicit, SCHEMA)["m-2"]["imputation"]["exclude"] == ["schid", "meanses"]
     config["study"]["grid"] = {"imputation.mm": [2]}
     with pytest.raises(InputError, match="study scenario mm-2: config key imputation: Additional properties"):
         plan_study(config, SCHEMA)

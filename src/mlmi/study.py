@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 import pandas as pd
 
-from mlmi.inputs import InputError, check_inputs, schema_problem
+from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
 from mlmi.pool import wald_table
 from mlmi.summarize import random_effect_parameters
 
@@ -63,8 +63,8 @@ def scenarios(study: dict) -> dict[str, dict]:
 
 
 def plan_study(config: dict, schema: dict) -> dict[str, dict]:
-    """Scenario name -> its whole config (the base with the scenario's override), each checked;
-    {} when the config has no ``study``."""
+    """Scenario name -> its whole config (the base with the scenario's override, ``auto`` imputation
+    lists made explicit), each checked; {} when the config has no ``study``."""
     if not config.get("study"):
         return {}
     base = {key: value for key, value in config.items() if key != "study"}
@@ -79,6 +79,7 @@ def plan_study(config: dict, schema: dict) -> dict[str, dict]:
         problem = schema_problem(scenario_config, schema)
         if problem:
             raise InputError(f"study scenario {name}: {problem}")
+        scenario_config["imputation"].update(imputation_roles(scenario_config))
         check_inputs(scenario_config)
     return planned
 

@@ -100,3 +100,41 @@ def test_fixed_part_errors_of_formulaic_are_one_line():
     with pytest.raises(ValueError, match="Missing operator between `a` and `b`") as error:
         fixed_design("a b", pd.DataFrame({"a": [1.0], "b": [2.0]}))
     assert "\n" not in str(error.value)
+
+
+#: Fixed parts R users write, and the columns lme4 makes of them (on ``SHAPES``' data).
+ALLOWED_FORMS = [
+    ("log(x)", ["log(x)"]),
+    ("poly(x, 2)", ["poly(x, 2)[1]", "poly(x, 2)[2]"]),
+    ("factor(g)", ["factor(g)b", "factor(g)c"]),
+    ("C(g)", ["C(g)b", "C(g)c"]),
+    ("C(g, contr.sum)", ["C(g, contr.sum)S.a", "C(g, contr.sum)S.b"]),
+    ("x:z", ["x:z"]),
+    ("x*z", ["x", "z", "x:z"]),
+    ("(x + z)^2", ["x", "z", "x:z"]),
+    ("`x y` + I(`x y`^2)", ["`x y`", "I(`x y`^2)"]),
+    ("I(x^2)", ["I(x^2)"]),
+    ("scale(x) + center(z)", ["scale(x)", "center(z)"]),
+    ("sqrt(x) + log1p(x) + abs(z) + log10(x) + log2(x) + exp(z)",
+     ["sqrt(x)", "log1p(x)", "abs(z)", "log10(x)", "log2(x)", "exp(z)"]),
+    ("log(school.id) + I(school.id * 2)", ["log(school.id)", "I(school.id * 2)"]),  # R's dots, not Python's
+    ("I(x * 1e-3) - 1", ["I(x * 0.001)"]),                    # numbers as R prints them
+]
+SHAPES = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "z": [0.0, 1.0, 0.0, 1.0], "x y": [1.0, 2.0, 3.0, 5.0],
+                       "g": ["a", "b", "c", "b"], "school.id": [1.0, 2.0, 1.0, 2.0]})
+
+
+@pytest.mark.parametrize("fixed, names", ALLOWED_FORMS)
+def test_what_r_users_write_passes_the_allow_list_and_builds(fixed, names):
+    parsed = parse_formula(f"y ~ {fixed} + (1 | g)")
+    design = fixed_design(parsed.fixed, SHAPES)
+    assert [name for name in design.names if name != "(Intercept)"] == names
+
+
+def test_hat_is_the_power_inside_a_function_and_crossing_outside_as_in_r():
+    x = SHAPES["x"].to_numpy()
+    squares = fixed_design(parse_formula("y ~ I(x^2) + I(-x^2 + 1) + I(2^x^2) + (1 | g)").fixed, SHAPES)
+    np.testing.assert_array_equal(squares.X[:, 1:], np.column_stack([x**2, -x**2 + 1, 2.0 ** (x**2)]))
+    assert squares.names[1:] == ["I(x^2)", "I(-x^2 + 1)", "I(2^x^2)"]
+    crossed = fixed_design(parse_formula("y ~ (x + z)^2 + (1 | g)").fixed, SHAPES)
+    np.testing.assert_array_equal(crossed.X[:, 3], x * SHAPES["z"].to_numpy())

@@ -1,4 +1,4 @@
-"""Parse lme4 model formulas into the pieces statsmodels' MixedLM needs.
+"""Parse lme4 model formulas into the pieces statsmodels' MixedLM needs, and check them.
 
 Supported: ``y ~ fixed terms + (re_terms | group)`` with exactly one random-effects term
 and one grouping factor, the shape MixedLM fits well. Anything else (crossed or nested
@@ -9,7 +9,19 @@ in R and formulaic: ``score ~ `ses score` + (1 + `ses score` | school.id)``.
 The fixed part becomes a design matrix with lme4's term names (``fixed_design``): text
 columns, and integer codes wrapped in ``C()`` or ``factor()``, are factors with treatment
 contrasts whose reference is the first level in sorted order, as R's ``factor`` has it.
+
+A formula is user text, never code (design §10). formulaic evaluates function calls as
+Python, so before it sees the fixed part ``parse_formula`` reads that part into a Python
+syntax tree (``ast.parse`` parses, never runs) and allows only what lme4 users write:
+column names, numbers, the operators ``+ - * / : ^ **``, parentheses, and the functions
+of ``USAGE`` with their arguments by position. Anything else (attribute access,
+subscripts, strings, ``{}`` blocks, lambdas, keyword arguments, any other call,
+Python's ``__dunder__`` names) is a one-line FormulaError naming the piece. Inside a
+function's parentheses ``^`` is R's power (``I(x^2)`` is the square), outside it is the
+formula's crossing (``(a + b)^2``), as in R.
 """
+import ast
+import keyword
 import re
 from dataclasses import dataclass
 
@@ -29,8 +41,27 @@ _RANDOM = re.compile(r"\(([^()]*?)(\|\|?)([^()]*)\)")
 _CODED = re.compile(r"\b(?:C|factor)\(\s*([A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00)")
 #: A formulaic column of a factor: ``sex[T.girl]`` (treatment) or ``sex[girl]`` (full dummy coding).
 _LEVEL = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
-#: R's ``factor(x)`` in a formula means what formulaic's ``C(x)`` does.
-_CONTEXT = {"factor": C}
+#: The functions a formula may call, as R users write them, each with the form it takes.
+USAGE = {"I": "I(x^2)", "log": "log(x)", "log10": "log10(x)", "log2": "log2(x)", "log1p": "log1p(x)",
+         "exp": "exp(x)", "sqrt": "sqrt(x)", "abs": "abs(x)", "scale": "scale(x)", "center": "center(x)",
+         "factor": "factor(x)", "C": "C(x) or C(x, contr.sum)", "poly": "poly(x, 2)"}
+#: Those of one number each, which may also sit inside another's argument: ``I(log(x)^2)``.
+NUMERIC = ("I", "log", "log10", "log2", "log1p", "exp", "sqrt", "abs", "scale", "center")
+#: R's contrasts, the second argument ``C()`` may take (formulaic has them under the same names).
+CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly")
+#: What to write instead of a piece a formula may not hold.
+ALLOWED = ("a formula holds column names (in backticks if not plain), numbers, + - * / : ^ ** and parentheses, "
+           f"and the functions {', '.join(USAGE)}")
+#: R's ``factor(x)`` means what formulaic's ``C(x)`` does; numpy gives the functions formulaic lacks.
+_CONTEXT = {"factor": C, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs}
+#: The pieces of a formula's text: whitespace, numbers, names (``_NAME``'s) and operators; nothing else.
+_LEXEME = re.compile(r"(?P<space>\s+)|(?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)"
+                     r"|(?P<name>[A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00)|(?P<operator>\*\*|[-+*/:^(),=|~])")
+#: Python's ``__dunder__`` names (``x.__class__``, ``__import__``): never a column's name unquoted.
+_DUNDER = re.compile(r"__[A-Za-z]\w*__")
+#: Python's operators of a formula's terms, and of the arithmetic inside a function's parentheses.
+_TERM_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.MatMult, ast.BitXor, ast.Pow)
+_ARITHMETIC_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
 
 
 class FormulaError(ValueError):
@@ -96,13 +127,170 @@ def _unmask(text: str, quoted: list[str], keep_quotes: bool = True) -> str:
     return _MASKED.sub(lambda m: f"`{quoted[int(m.group(1))]}`" if keep_quotes else quoted[int(m.group(1))], text)
 
 
+@dataclass(frozen=True)
+class _Lexeme:
+    """One piece of a formula's (masked) text: its kind (``_LEXEME``'s groups), text and place, and
+    whether it lies inside a function's parentheses, where formulaic reads Python."""
+
+    kind: str
+    text: str
+    start: int
+    in_call: bool
+
+    @property
+    def formulaic(self) -> str:
+        """As formulaic gets it: inside a function, ``^`` as Python's power and a dotted name in backticks
+        (Python would read its dots as attribute access; R's contrasts are formulaic's own dotted names)."""
+        if self.in_call and self.text == "^":
+            return "**"
+        if self.in_call and _PLAIN.match(self.text) and not self.text.isidentifier() and self.text not in CONTRASTS:
+            return f"`{self.text}`"
+        return self.text
+
+
+def _lexemes(text: str, masked: str) -> list[_Lexeme]:
+    """``masked`` (a part of formula ``text``) cut into lexemes; a character of no lexeme, or a Python
+    dunder name, is a FormulaError."""
+    lexemes, calls, position = [], [], 0
+    while position < len(masked):
+        match = _LEXEME.match(masked, position)
+        if match is None:
+            raise _refusal(text, masked[position])
+        kind, piece = match.lastgroup, match.group()
+        if kind == "name" and _DUNDER.search(piece):
+            raise _refusal(text, piece, "quote a column of that name in backticks", what="the name ")
+        if piece == "(":
+            written = [lexeme for lexeme in lexemes if lexeme.kind != "space"]
+            calls.append(bool(written) and written[-1].kind == "name")
+        elif piece == ")" and calls:
+            calls.pop()
+        lexemes.append(_Lexeme(kind, piece, position, any(calls)))
+        position = match.end()
+    return lexemes
+
+
+def _refusal(text: str, piece: str, advice: str = ALLOWED, what: str = "") -> FormulaError:
+    """The one-line error for a piece of formula ``text`` mlmi does not allow."""
+    return FormulaError(f"model.formula {text!r}: {what}{piece!r} is not allowed; {advice}")
+
+
+def _checked_fixed(text: str, fixed: str, quoted: list[str]) -> str:
+    """The fixed part (masked) of formula ``text``, checked against the allow-list, as formulaic text."""
+    lexemes = _lexemes(text, fixed)
+    python, spans, end = [], [], 0
+    for i, lexeme in enumerate(lexemes):        # names as _<i>_, ':' as '@': Python parses what formulaic will run
+        apart = " " if lexeme.kind == "name" and i and lexemes[i - 1].kind == "name" else ""  # not one name
+        python.append(" " if lexeme.kind == "space" else f"{apart}_{i}_" if lexeme.kind == "name"
+                      else "@" if lexeme.text == ":" else lexeme.formulaic)
+        spans.append((end, end + len(python[-1])))
+        end = spans[-1][1]
+    try:
+        tree = ast.parse("".join(python), mode="eval")
+    except SyntaxError:
+        raise FormulaError(f"model.formula {text!r}: cannot read the fixed part {_unmask(fixed, quoted)!r}; "
+                           f"{ALLOWED}") from None
+    _Allowed(text, fixed, quoted, lexemes, spans).term(tree.body)
+    return _unmask("".join(lexeme.formulaic for lexeme in lexemes), quoted)
+
+
+@dataclass(frozen=True)
+class _Allowed:
+    """The allow-list, walked over the syntax tree of a formula's fixed part; the first piece it does
+    not allow is a FormulaError that shows the piece as written."""
+
+    text: str
+    fixed: str
+    quoted: list
+    lexemes: list
+    spans: list
+
+    def term(self, node: ast.AST) -> None:
+        """A term of the formula: a name, a number, an allowed call, or terms joined by the formula's operators."""
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _TERM_OPERATORS):
+            self.term(node.left)
+            self.term(node.right)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            self.term(node.operand)
+        elif isinstance(node, ast.Call):
+            self.call(node, USAGE)
+        elif not (self.number(node) or isinstance(node, ast.Name)):
+            raise self.refusal(node)
+
+    def arithmetic(self, node: ast.AST) -> None:
+        """What formulaic computes with Python: columns, numbers, + - * / ^ and the functions of one number."""
+        if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITHMETIC_OPERATORS):
+            self.arithmetic(node.left)
+            self.arithmetic(node.right)
+        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+            self.arithmetic(node.operand)
+        elif isinstance(node, ast.Call):
+            self.call(node, NUMERIC)
+        elif not (self.number(node) or self.column(node)):
+            raise self.refusal(node)
+
+    def call(self, node: ast.Call, allowed) -> None:
+        """A call of an ``allowed`` function, its arguments by position in the form ``USAGE`` shows."""
+        function = self.name(node.func)
+        if function not in allowed:
+            advice = f"inside a function only {', '.join(NUMERIC)} may be called" if function in USAGE else ALLOWED
+            raise self.refusal(node.func, advice, what="the function ")
+        args = node.args
+        counts = {"C": (1, 2), "poly": (1, 2)}.get(function, (1,))
+        if node.keywords or len(args) not in counts:
+            raise self.refusal(node, f"write it as {USAGE[function]}")
+        if function in ("C", "factor"):
+            coded = self.column(args[0]) and (len(args) == 1 or self.name(args[1]) in CONTRASTS)
+        else:
+            self.arithmetic(args[0])
+            coded = function != "poly" or len(args) == 1 or self.degree(args[1])
+        if not coded:
+            raise self.refusal(node, f"write it as {USAGE[function]}")
+
+    def column(self, node: ast.AST) -> bool:
+        """Whether ``node`` is a column's name Python can read inside a function (a keyword such as
+        ``lambda`` it cannot: refused)."""
+        if not isinstance(node, ast.Name):
+            return False
+        if keyword.iskeyword(self.name(node) or ""):
+            raise self.refusal(node, "Python reads it as a keyword inside a function; rename the column",
+                               what="the name ")
+        return True
+
+    def name(self, node: ast.AST) -> str | None:
+        """The unquoted name ``node`` stands for; None for a quoted name or anything else."""
+        if not isinstance(node, ast.Name):
+            return None
+        text = self.lexemes[int(node.id.strip("_"))].text
+        return text if _PLAIN.match(text) else None
+
+    @staticmethod
+    def number(node: ast.AST) -> bool:
+        """Whether ``node`` is a number written as one."""
+        return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+    @staticmethod
+    def degree(node: ast.AST) -> bool:
+        """Whether ``node`` is a polynomial's degree: a whole number from 1."""
+        return isinstance(node, ast.Constant) and type(node.value) is int and node.value >= 1
+
+    def refusal(self, node: ast.AST, advice: str = ALLOWED, what: str = "") -> FormulaError:
+        """The error for ``node``, shown as the user wrote it."""
+        inside = [lexeme for lexeme, (start, end) in zip(self.lexemes, self.spans)
+                  if lexeme.kind != "space" and start < node.end_col_offset and end > node.col_offset]
+        written = self.fixed[inside[0].start:inside[-1].start + len(inside[-1].text)]
+        return _refusal(self.text, _unmask(written, self.quoted), advice, what)
+
+
 def parse_formula(text: str) -> MixedFormula:
     """Split an lme4 formula into response, fixed part and one ``(terms | group)`` part.
+
+    The fixed part is checked against the allow-list (module docstring) before anything reads it
+    as Python, and returned as formulaic text.
 
     Raises
     ------
     FormulaError
-        With a message naming the unsupported piece and what to write instead.
+        With a message naming the unsupported or forbidden piece and what to write instead.
     """
     masked, quoted = _mask(text)
     if masked.count("~") != 1:
@@ -110,6 +298,7 @@ def parse_formula(text: str) -> MixedFormula:
     if masked.count("(") != masked.count(")"):
         raise FormulaError(f"model.formula {text!r}: unbalanced parentheses ({masked.count('(')} '(' and "
                            f"{masked.count(')')} ')'); close every '('")
+    _lexemes(text, masked)  # no character or name mlmi does not allow, anywhere
     lhs, rhs = (part.strip() for part in masked.split("~"))
     if not _NAME.match(lhs):
         raise FormulaError(f"model.formula {text!r}: the response {_unmask(lhs, quoted)!r} must be one column name")
@@ -138,7 +327,7 @@ def parse_formula(text: str) -> MixedFormula:
     fixed = re.sub(r"^\s*\+|\+\s*$", "", re.sub(r"\+\s*\+", "+", fixed)).strip() or "1"
     if "|" in fixed:
         raise FormulaError(f"model.formula {text!r}: stray '|' outside a '(terms | group)' term")
-    return MixedFormula(text, _unmask(lhs, quoted, False), _unmask(fixed, quoted),
+    return MixedFormula(text, _unmask(lhs, quoted, False), _checked_fixed(text, fixed, quoted),
                         tuple(_unmask(s, quoted, False) for s in slopes), intercept, _unmask(group, quoted, False))
 
 
@@ -208,8 +397,11 @@ def _numbers_as_numbers(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def _term(factor: str, columns: set) -> str:
-    """A factor or column as lme4 names it: data columns by ``lme4_name``, expressions as written."""
-    return lme4_name(factor) if factor in columns else factor
+    """A factor or column as lme4 names it: data columns by ``lme4_name``, expressions as R writes them
+    (formulaic's ``I(`school.id` ** 2)`` is ``I(school.id^2)``)."""
+    if factor in columns:
+        return lme4_name(factor)
+    return _QUOTED.sub(lambda quoted: lme4_name(quoted.group(1)), factor).replace(" ** ", "^")
 
 
 def _piece(part: str, columns: set, labels: dict) -> str:

@@ -158,7 +158,8 @@ def _lexemes(text: str, masked: str) -> list[_Lexeme]:
             raise _refusal(text, masked[position])
         kind, piece = match.lastgroup, match.group()
         if kind == "name" and _DUNDER.search(piece):
-            raise _refusal(text, piece, "quote a column of that name in backticks", what="the name ")
+            raise _refusal(text, piece, "Python's double-underscore names are refused; quote a column of that name "
+                           "in backticks", what="the name ")
         if piece == "(":
             written = [lexeme for lexeme in lexemes if lexeme.kind != "space"]
             calls.append(bool(written) and written[-1].kind == "name")

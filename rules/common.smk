@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
 from mlmi.io import release_stale_lock
-from mlmi.study import plan_study, run_parts, scenario_key
+from mlmi.study import NAME, plan_study, run_parts, scenario_key
 
 # Check everything the user gave before any job runs; a problem is one line and a stop.
 with open(workflow.source_path("../config/schema.yaml")) as stream:
@@ -19,8 +19,8 @@ validate(config, schema="../config/schema.yaml")  # Snakemake's own check; it al
 INPUT_WARNINGS = []  # inputs the run goes on with but the user should look at; said once every check passed
 try:
     config["imputation"].update(imputation_roles(config))  # 'auto' lists made explicit, for the rules and provenance
-    STUDY = plan_study(config, SCHEMA)
     IMPUTED_FILES = check_inputs(config, warn=INPUT_WARNINGS.append)
+    STUDY = plan_study(config, SCHEMA)  # the base config's problems first, said as such
 except InputError as error:
     sys.exit(f"mlmi: {error}")
 if workflow.is_main_process:  # each job re-reads this file: say them once

@@ -18,6 +18,9 @@ from mlmi.pool import wald_table
 from mlmi.summarize import random_effect_parameters
 
 METHODS = ("complete", "listwise", "pooled")
+#: A scenario's name, which names a folder: letters, digits and ``_.-``, not dots alone ('.' and '..'
+#: are the folder itself and its parent); also the segments of the workflow's ``{run}`` wildcard.
+NAME = r"(?!\.+(?:/|$))[A-Za-z0-9_.-]+"
 SUMMARY_COLUMNS = ["scenario", "method", "term", "n_reps", "mean_estimate", "bias", "bias_mcse", "rel_bias",
                    "rel_bias_mcse", "emp_se", "emp_se_mcse", "model_se", "model_se_mcse", "rmse", "rmse_mcse",
                    "coverage", "coverage_mcse", "width", "width_mcse", "fmi", "fmi_mcse"]
@@ -55,6 +58,9 @@ def scenarios(study: dict) -> dict[str, dict]:
                           *(_label(key, value) for key, value in combo.items())])
         for key, value in combo.items():
             override = merge(override, dotted(key, value))
+        if not re.fullmatch(NAME, label):
+            raise ValueError(f"study: the scenario name {label!r} is not allowed; name it with letters, digits, "
+                             "'_', '.' and '-', not dots alone (it names a folder)")
         if label in expanded:
             raise ValueError(f"study: two scenarios are both named {label!r}; give the named scenarios "
                              "or grid values names that differ")
@@ -79,8 +85,11 @@ def plan_study(config: dict, schema: dict) -> dict[str, dict]:
         problem = schema_problem(scenario_config, schema)
         if problem:
             raise InputError(f"study scenario {name}: {problem}")
-        scenario_config["imputation"].update(imputation_roles(scenario_config))
-        check_inputs(scenario_config)
+        try:
+            scenario_config["imputation"].update(imputation_roles(scenario_config))
+            check_inputs(scenario_config)
+        except InputError as error:
+            raise InputError(f"study scenario {name}: {error}") from None
     return planned
 
 

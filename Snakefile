@@ -23,7 +23,7 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     k=r"\d+",
-    run=r"[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+/rep_\d+)?",
+    run=rf"{NAME}(/{NAME}/rep_\d+)?",  # never '.' or '..': outputs stay inside results/
 
 
 include: "rules/data.smk"

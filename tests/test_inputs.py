@@ -149,8 +149,13 @@ def changed(path: str, value) -> dict:
                                     "unexpected); did you mean 'n_schools'?"),
     ("model.weights", "w", "config key model: Additional properties are not allowed ('weights' was unexpected); "
                            "the keys allowed here are formula, reml (config/schema.yaml describes each)"),
-    ("scenario", "a b", "config key scenario: 'a b' does not match '^[A-Za-z0-9_.-]+$'; "
-                        "expected: name of the study; outputs go to results/<scenario>/"),
+    ("scenario", "a b", "config key scenario: 'a b' is not allowed here; expected: name of the study, a folder name: "
+                        "letters, digits, '_', '.' and '-', not dots alone; outputs go to results/<scenario>/"),
+    ("scenario", "..", "config key scenario: '..' is not allowed here; expected: name of the study, a folder name: "
+                       "letters, digits, '_', '.' and '-', not dots alone; outputs go to results/<scenario>/"),
+    ("data.source", "x.txt", "config key data.source: 'x.txt' is not allowed here; expected: 'simulate' for the "
+                             "built-in hsb-like generator, or the path (relative to the working directory) of your "
+                             "own data with its missing values: a .csv or .parquet file"),
 ])
 def test_schema_problem_is_one_line_naming_the_key_and_what_to_write(path, value, expected):
     assert schema_problem(changed(path, value), SCHEMA) == expected

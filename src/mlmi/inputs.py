@@ -62,7 +62,9 @@ def schema_problem(config: dict, schema: dict) -> str | None:
         return None
     key = ".".join(str(part) for part in error.absolute_path) or "(top level)"
     advice = _schema_advice(error)
-    return f"config key {key}: {error.message}" + (f"; {advice}" if advice else "")
+    # a pattern's regular expression tells the config's author nothing; the description says what is allowed
+    message = f"{error.instance!r} is not allowed here" if error.validator == "pattern" else error.message
+    return f"config key {key}: {message}" + (f"; {advice}" if advice else "")
 
 
 def _schema_advice(error: jsonschema.ValidationError) -> str:

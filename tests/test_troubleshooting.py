@@ -64,6 +64,14 @@ CASES = {
     "nested": (formula("mathach ~ ses + (1 | schtype/schid)"), {}),
     "interaction": (formula("mathach ~ ses + (1 | schtype:schid)"), {}),
     "unbalanced-parenthesis": (formula("mathach ~ ses + (1 + ses | schid"), {}),
+    "formula-code": (formula("mathach ~ ses + I(__import__('os').getcwd()) + (1 | schid)"), {}),
+    "formula-function": (formula("mathach ~ ses + round(ses) + (1 | schid)"), {}),
+    "formula-argument": (formula("mathach ~ poly(ses, degree = 2) + (1 | schid)"), {}),
+    "formula-sign": (formula("mathach ~ ses + I(ses > 0) + (1 | schid)"), {}),
+    "formula-keyword": (formula("mathach ~ log(in) + (1 | schid)"), {}),
+    "formula-unreadable": (formula("mathach ~ 2ses + (1 | schid)"), {}),
+    "scenario-dots": ({"scenario": ".."}, {}),
+    "study-scenario-dots": ({"study": {"replications": 2, "scenarios": {"..": {}}}}, {}),
 }
 
 

@@ -299,3 +299,16 @@ def test_groups_of_one_warn_in_a_random_slope_model_only(user):
 def test_random_effects_mlmi_cannot_fit_say_what_it_fits(user, formula, expected):
     user["model"]["formula"] = formula
     assert message(user).startswith(f"model.formula {formula!r}: {expected}")
+
+
+def test_the_design_check_uses_every_row_not_the_first_two(user):
+    """mitml's studentratings in its own order: the first rows miss a text predictor (issue 12, item 8)."""
+    data = frame().assign(sex=["girl", "boy"] * 20)
+    data.loc[:3, "sex"] = np.nan                       # rows 1-4 miss sex; x misses rows 2 and 8 as well
+    data.loc[[1, 7], "x"] = np.nan
+    data.to_csv("data.csv", index=False)
+    user["imputation"].update(method="miceforest")
+    user["model"]["formula"] = "y ~ x + sex + factor(g) + (1 + x | g)"
+    assert check_inputs(user) == []
+    data.assign(x=[np.nan, 1.0] * 20, sex=["girl", np.nan] * 20).to_csv("data.csv", index=False)   # no complete row
+    assert check_inputs(user) == []

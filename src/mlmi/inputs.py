@@ -238,7 +238,7 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> Non
     if absent:
         raise InputError(f"{where}: model.formula uses {absent}, not among the columns {columns}")
     try:
-        fixed_design(formula.fixed, data.head(2))
+        fixed_design(formula.fixed, _filled(data[formula.variables(columns)]))
     except ValueError as error:  # formulaic names the unknown variable in its own words
         raise InputError(f"{where}: the fixed part {formula.fixed!r} of model.formula cannot be built "
                          f"from the columns {columns}: {error}") from None
@@ -252,6 +252,13 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> Non
     if as_numbers:
         raise InputError(f"{where}: model.formula makes {as_numbers} factors, but they would be imputed as numbers "
                          "(between the codes); add them to imputation.categorical")
+
+
+def _filled(data: pd.DataFrame) -> pd.DataFrame:
+    """Every row of ``data`` with each missing cell set to its column's first observed value (0 in a column
+    with none), so that the design check sees every factor level even when few or no rows are complete
+    (formulaic drops incomplete rows, and a design of no rows fails inside formulaic)."""
+    return data.apply(lambda column: column.fillna(column.dropna().iloc[0] if column.notna().any() else 0))
 
 
 def _check_simulation(config: dict) -> None:

@@ -38,6 +38,12 @@ TYPE_WORDS = {"integer": "a whole number", "number": "a number", "string": "text
 BOUNDS = {"minimum": "at least", "exclusiveMinimum": "above", "maximum": "at most", "exclusiveMaximum": "below"}
 #: Words that mean 'missing' in exported data, beyond pandas' own (NA, N/A, NULL, None, NaN, ...).
 MISSING_WORDS = {"na", "n.a.", "missing", "miss", "unknown", "none", "nil", "empty", "blank"}
+#: The largest magnitude a model variable may have: the fit multiplies squares of values (variances of
+#: products), and 1e75 to the fourth power, 1e300, is still below the largest double (1.8e308).
+LARGEST = 1e75
+#: How far an imputed file's number may be from the data's observed one, relative: round-off of a CSV
+#: copy (R's write.csv keeps 15 significant digits), never a change of the value.
+RTOL = 1e-6
 
 
 class InputError(ValueError):
@@ -221,13 +227,13 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
                        formula, config)
         _check_simulation(config)
         return []
-    _check_data(source, formula, config, warn)
+    data = _check_data(source, formula, config, warn)
     if imputation["method"] != "external":
         return []
     files = imputation_files(imputation["files"])
     if len(files) < 2:
         raise InputError(f"imputation.files: only {files}; pooling needs at least 2 imputed data sets")
-    _check_imputed(files, formula, config["data"]["na_values"])
+    _check_imputed(files, source, data, formula, config)
     return files
 
 
@@ -274,17 +280,32 @@ def _check_simulation(config: dict) -> None:
         raise InputError(f"missingness: {error}") from None
 
 
-def _check_data(path: str, formula, config: dict, warn) -> None:
-    """The incomplete data: readable, has the model's columns, numbers where numbers belong,
-    observed and varying model variables, several groups (and, with random slopes, no group of one)."""
+def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
+    """The incomplete data, returned once checked: readable, has the model's columns, finite numbers where
+    numbers belong, observed and varying model variables, a group for every row, several groups (and,
+    with random slopes, no group of one)."""
     data = read_table(path, na_values=config["data"]["na_values"])
     _check_columns(path, data, formula, config)
     used = formula.variables(data.columns)
     if config["imputation"]["method"] == "miceforest":  # every column not excluded predicts the imputations
         excluded = imputation_roles(config)["exclude"]
         used = [c for c in data.columns if c in used or c not in excluded]
-    _check_numbers(path, data, [c for c in used if c != formula.group], formula)
+    numbers = [c for c in used if c != formula.group]
+    _check_numbers(path, data, numbers, formula)
+    _check_magnitudes(path, data, numbers)
     _check_observed(path, data, formula)
+    _check_groups(path, data, formula, warn)
+    return data
+
+
+def _check_groups(path: str, data: pd.DataFrame, formula, warn) -> None:
+    """Every row has a group id (a row without one cannot be imputed within its cluster), there are several
+    groups, and in a random-slope model groups of a single row are warned of."""
+    ids = data[formula.group]
+    if ids.isna().any():
+        raise InputError(f"{path}: grouping column {formula.group!r} is empty on {_cells(path, ids.isna())}; "
+                         "a row without its group cannot be imputed within its cluster: fill in the id, or delete "
+                         "the row from a copy of the file and give that copy as data.source")
     groups = data.groupby(formula.group).size()
     if len(groups) < 2:
         raise InputError(f"{path}: grouping column {formula.group!r} has a single level ({_show(groups.index[0])}); "
@@ -313,16 +334,43 @@ def _check_numbers(path: str, data: pd.DataFrame, columns: list[str], formula) -
             "the random slope" if column in formula.random_terms else None
         if not bad.any() or (text and role is None):
             continue
-        first = int(np.argmax(bad.to_numpy()))
-        value, where = values.iloc[first], _row_name(path, first)
-        others = bad.sum() - 1
-        more = f" (and {others} more such cell{'s' if others > 1 else ''})" if others else ""
+        value = values.iloc[int(np.argmax(bad.to_numpy()))]
         if text:
-            raise InputError(f"{path}: {role} {column!r} must be numbers, but {where} has {value!r}{more}; "
+            raise InputError(f"{path}: {role} {column!r} must be numbers, but {_cells(path, bad, _show(value))}; "
                              "recode it as numbers, or model another column")
         advice = f"add {value!r} to data.na_values if it means missing" if _looks_missing(str(value)) \
             else "correct it to a number in the file"
-        raise InputError(f"{path}: column {column!r} holds numbers, but {where} has {value!r}{more}; {advice}")
+        raise InputError(f"{path}: column {column!r} holds numbers, but {_cells(path, bad, _show(value))}; {advice}")
+
+
+def _cells(path: str, bad: pd.Series, shown: str | None = None) -> str:
+    """Where the first of the ``bad`` cells is, with how many more there are: "line 5 (counting the header)
+    has '.' (and 1 more such cell)" given the first cell ``shown``, else "line 5 (counting the header)
+    (and 2 more rows)"."""
+    where = _row_name(path, int(np.argmax(bad.to_numpy())))
+    others = int(bad.sum()) - 1
+    if shown is None:
+        return where + (f" (and {others} more row{'s' if others > 1 else ''})" if others else "")
+    return f"{where} has {shown}" + (f" (and {others} more such cell{'s' if others > 1 else ''})" if others else "")
+
+
+def _check_magnitudes(path: str, data: pd.DataFrame, columns: list[str]) -> None:
+    """Numbers a fit cannot use: infinite ones (pandas reads 'inf' and 'Inf' as numbers), and ones beyond
+    ±LARGEST, whose squares and products overflow in the fit (seen: 1e300 fails only at the pool)."""
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(data[column]):
+            continue
+        values = data[column].astype(float)
+        bad = values.abs() > LARGEST                                  # inf too; a missing cell is never bad
+        if not bad.any():
+            continue
+        value = values[bad].iloc[0]
+        where = _cells(path, bad, _show(float(value)))
+        if np.isinf(value):
+            raise InputError(f"{path}: column {column!r} holds numbers, but {where}; a model needs finite "
+                             "numbers: correct it in the file, or leave the cell empty if it is missing")
+        raise InputError(f"{path}: column {column!r} holds numbers, but {where}, beyond the ±{LARGEST:g} a fit can "
+                         "square without overflow; correct it, or rescale the column (e.g. to thousands)")
 
 
 def _looks_missing(text: str) -> bool:
@@ -334,6 +382,19 @@ def _row_name(path: str, position: int) -> str:
     """Where data row ``position`` (from 0) is, as the user finds it: its line in a CSV, its row in Parquet."""
     if not path.lower().endswith(".csv"):
         return f"row {position + 1}"
+    return f"line {_csv_line(path, position)} (counting the header)"
+
+
+def _data_row(path: str, position: int) -> str:
+    """Data row ``position`` (from 0) counted from 1, with its line when ``path`` is a CSV:
+    "row 3 (line 4, counting the header)"."""
+    if not path.lower().endswith(".csv"):
+        return f"row {position + 1}"
+    return f"row {position + 1} (line {_csv_line(path, position)}, counting the header)"
+
+
+def _csv_line(path: str, position: int) -> int:
+    """The line of a CSV file (the header is line 1) on which data row ``position`` (from 0) starts."""
     with open(path, newline="", encoding="utf-8", errors="replace") as stream:
         reader, end, row = csv.reader(stream), 0, -1          # row -1: the header
         for record in reader:
@@ -341,9 +402,9 @@ def _row_name(path: str, position: int) -> str:
             if not record:                                     # pandas skips blank lines
                 continue
             if row == position:
-                return f"line {start} (counting the header)"
+                return start
             row += 1
-    return f"line {position + 2} (counting the header)"
+    return position + 2
 
 
 def _check_observed(path: str, data: pd.DataFrame, formula) -> None:
@@ -363,19 +424,55 @@ def _show(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _check_imputed(files: list[str], formula, na_values) -> None:
-    """Imputed files: same columns and rows as the first, no missing value in model variables."""
-    first = read_table(files[0], na_values=na_values)
+def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, config: dict) -> None:
+    """Imputed files: the columns of the first file and the model's, the data's rows in the data's order with
+    its observed values, and model variables completed with finite numbers."""
+    first = None
     for path in files:
-        data = first if path == files[0] else read_table(path, na_values=na_values)
-        if list(data.columns) != list(first.columns):
-            raise InputError(f"{path}: columns {list(data.columns)} differ from {files[0]}'s {list(first.columns)}")
-        if len(data) != len(first):
-            raise InputError(f"{path}: {len(data)} rows, but {files[0]} has {len(first)}; "
-                             "every imputed data set must have the rows of the incomplete data")
-        _check_numbers(path, data, [c for c in formula.variables(data.columns) if c != formula.group], formula)
-        holes = [c for c in formula.variables(data.columns) if data[c].isna().any()]
+        imputed = read_table(path, na_values=config["data"]["na_values"])
+        first = imputed if first is None else first
+        if list(imputed.columns) != list(first.columns):
+            raise InputError(f"{path}: columns {list(imputed.columns)} differ from {files[0]}'s {list(first.columns)}")
+        _check_columns(path, imputed, formula, config)
+        if len(imputed) != len(data):
+            raise InputError(f"{path}: {len(imputed)} rows, but {source} has {len(data)}; every imputed data set "
+                             f"must have the rows of the incomplete data, in its order: give the files imputed from "
+                             f"{source}")
+        variables = formula.variables(imputed.columns)
+        numbers = [c for c in variables if c != formula.group]
+        _check_numbers(path, imputed, numbers, formula)
+        holes = [c for c in variables if imputed[c].isna().any()]
         if holes:
             raise InputError(f"{path}: missing values left in model variables {holes}; give completed data sets")
-        if data[formula.group].nunique() < 2:
-            raise InputError(f"{path}: grouping column {formula.group!r} has a single level")
+        _check_magnitudes(path, imputed, numbers)
+        _check_same_rows(path, imputed, source, data, formula)
+
+
+def _check_same_rows(path: str, imputed: pd.DataFrame, source: str, data: pd.DataFrame, formula) -> None:
+    """An imputed data set keeps the data's rows in their order and every observed value: each cell of the
+    grouping column and of every column the data have in full (ids), then each observed cell of a model
+    variable, must be in the file unchanged (numbers within a relative RTOL). A changed value would pool silently into wrong
+    tables, and rows in another order would pair observed and imputed values wrongly in the report."""
+    model = formula.variables(data.columns)
+    ids = [c for c in data.columns if c not in model and data[c].notna().all()]
+    checked = [formula.group, *ids, *(c for c in model if c != formula.group)]
+    for column in [c for c in checked if c in imputed.columns]:          # ids first: they tell of another order
+        differ = data[column].notna().to_numpy() & ~_same_values(data[column], imputed[column])
+        if differ.any():
+            row = int(np.argmax(differ))
+            others = int(differ.sum()) - 1
+            more = f" (and {others} more row{'s' if others > 1 else ''})" if others else ""
+            raise InputError(
+                f"{path}: {_data_row(path, row)} has {column} {_show(imputed[column].iloc[row])} where {source} "
+                f"has {_show(data[column].iloc[row])}{more}; an imputed data set must keep the data's rows, in "
+                f"order, and their observed values (numbers to a relative {RTOL:g}): give the files imputed "
+                f"from {source}, in its row order")
+
+
+def _same_values(data: pd.Series, imputed: pd.Series) -> np.ndarray:
+    """Cell by cell, whether ``imputed`` holds the value of ``data``: numbers within a relative RTOL (the
+    round-off of a CSV copy), anything else as text."""
+    if pd.api.types.is_numeric_dtype(data) and pd.api.types.is_numeric_dtype(imputed):
+        return np.isclose(data.to_numpy(dtype=float, na_value=np.nan), imputed.to_numpy(dtype=float, na_value=np.nan),
+                          rtol=RTOL, atol=0)
+    return (data.astype(str) == imputed.astype(str)).to_numpy()

@@ -399,3 +399,66 @@ def test_rows_without_a_group_id_are_refused(user):
                              "rows); a row without its group cannot be imputed within its cluster: fill in the id, or "
                              "delete the row from a copy of the file and give that copy as data.source")
 
+
+# ---- column names, file names, separators and categorical columns (issue 12, item 14) ----
+
+def test_a_repeated_column_name_is_refused_in_csv_and_parquet(user):
+    csv_lines(["g,x,y,x", *[f"{g},{x},{y},1" for g, x, y in frame().itertuples(index=False)]])
+    assert message(user) == ("data.csv: the column name 'x' is given 2 times (columns 2 and 4); give each column "
+                             "a name of its own")
+    import pyarrow
+    import pyarrow.parquet
+
+    table = pyarrow.Table.from_pandas(imputed(2), preserve_index=False)
+    pyarrow.parquet.write_table(table.append_column("g", table["g"]), "imp2.parquet")
+    user["imputation"]["files"] = ["imp1.csv", "imp2.parquet"]
+    imputed(1).to_csv("data.csv", index=False)
+    assert message(user).startswith("imp2.parquet: the column name 'g' is given 2 times (columns 1 and 4)")
+
+
+def test_a_file_separated_by_semicolons_gets_a_hint(user):
+    frame().to_csv("data.csv", index=False, sep=";", decimal=",")
+    assert message(user) == ("data.csv: one column named 'g;x;y': the file seems to be separated by ';', but mlmi "
+                             "reads comma-separated CSV; save it with ',' between cells (R: write.csv, not write.csv2; "
+                             "Excel: 'CSV (Comma delimited)'), or as Parquet")
+
+
+def test_braces_in_a_file_name_are_refused_before_snakemake_reads_them_as_wildcards(user):
+    Path("data.csv").rename("data{1}.csv")
+    user["data"]["source"] = "data{1}.csv"
+    assert message(user) == ("data.source: 'data{1}.csv' has '{' or '}' in its name, which Snakemake reads as a "
+                             "wildcard; rename the file (or a copy of it) without them")
+    Path("data{1}.csv").rename("data.csv")
+    user["data"]["source"] = "data.csv"
+    Path("imp2.csv").rename("imp{2}.csv")
+    assert message(user).startswith("imputation.files: 'imp{2}.csv' has '{' or '}' in its name")
+
+
+def test_a_damaged_parquet_file_of_the_user_is_one_line(user):
+    frame().to_parquet("data.parquet")
+    whole = Path("data.parquet").read_bytes()
+    user["data"]["source"] = "data.parquet"
+    Path("data.parquet").write_bytes(whole[: len(whole) // 2])
+    assert message(user) == ("data.parquet: not a readable Parquet file (it does not end with Parquet's marker "
+                             "'PAR1': cut short?); write it again from its source, or give it as CSV")
+    Path("data.parquet").write_bytes(b"PAR1")
+    assert message(user).startswith("data.parquet: not a readable Parquet file (4 bytes, fewer than the 12")
+    Path("data.parquet").write_bytes(b"PAR1" + b"\0" * 20 + b"PAR1")
+    assert message(user).startswith("data.parquet: not a readable Parquet file (its footer cannot be read: ")
+
+
+def test_a_parquet_categorical_has_the_reference_level_of_its_csv_copy(tmp_path):
+    """R's factor() order (sorted), whatever order the categorical stores, as the README promises."""
+    from mlmi.formula import fixed_design
+    from mlmi.inputs import read_table
+
+    data = frame().assign(sex=pd.Categorical(["girl", "boy"] * 20, categories=["girl", "boy"]),
+                          code=pd.Categorical([3, 1, None, 2] * 10, categories=[3, 2, 1]))
+    data.to_parquet(tmp_path / "data.parquet")
+    data.to_csv(tmp_path / "data.csv", index=False)
+    designs = [fixed_design("x + sex + C(code)", read_table(str(tmp_path / name)).dropna())
+               for name in ("data.parquet", "data.csv")]
+    assert designs[0].factors == designs[1].factors == {
+        "sex": {"levels": ["boy", "girl"], "reference": "boy"},
+        "C(code)": {"levels": ["1", "2", "3"], "reference": "1"}}
+    assert designs[0].names == designs[1].names and (designs[0].X == designs[1].X).all()

@@ -42,7 +42,8 @@ EXTERNAL = {**USER, "imputation": {"method": "external", "files": ["imp*.csv"]}}
 def external(imp2: pd.DataFrame, imp1: pd.DataFrame | None = None) -> dict:
     """The files of the external rows: the good data, imp1.csv (a copy of them unless given) and imp2.csv."""
     return {"data.csv": good_data().to_csv(index=False),
-            "imp1.csv": (good_data() if imp1 is None else imp1).to_csv(index=False), "imp2.csv": imp2.to_csv(index=False)}
+            "imp1.csv": (good_data() if imp1 is None else imp1).to_csv(index=False),
+            "imp2.csv": imp2.to_csv(index=False)}
 
 
 def formula(text: str) -> dict:
@@ -59,6 +60,11 @@ CASES = {
     "m-below-2": ({"imputation": {"m": 1}}, {}),
     "empty-file": (USER, {"data.csv": ""}),
     "header-only-file": (USER, {"data.csv": "g,x,y\n"}),
+    "repeated-column": (USER, {"data.csv": good_data().assign(y2=1.0).to_csv(index=False).replace("y2", "x", 1)}),
+    "semicolon-separated": (USER, {"data.csv": good_data().to_csv(index=False, sep=";", decimal=",")}),
+    "damaged-data-file": ({**USER, "data": {"source": "data.parquet"}}, {"data.parquet": "this is not a Parquet file"}),
+    "braces-in-file-name": ({**USER, "data": {"source": "data{1}.csv"}},
+                            {"data{1}.csv": good_data().to_csv(index=False)}),
     "empty-imputed-file": (EXTERNAL, {**external(good_data()), "imp2.csv": ""}),
     "imputed-rows-differ": (EXTERNAL, external(good_data().head(39), good_data().head(39))),
     "imputed-value-changed": (EXTERNAL, external(good_data().assign(y=lambda d: d["y"] + 50))),

@@ -5,6 +5,7 @@ as ``InputError``; the workflow prints it and stops before it has done any work.
 the run can go on with (groups of one in a random-slope model) is one line passed to a
 ``warn`` function; the workflow prints it as ``mlmi: warning: ...`` and runs on.
 """
+import collections
 import csv
 import difflib
 import glob
@@ -17,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from mlmi.ampute import ampute_from_config
+from mlmi.damage import parquet_problem
 from mlmi.formula import FormulaError, fixed_design, parse_formula
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
 from mlmi.simulate import simulate_hsb
 
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+READERS = (".csv", ".parquet")
 #: Amelia's idvars and noms in the merTools vignette: what imputation.exclude and .categorical
 #: ``auto`` mean for the simulated hsb-like data.
 VIGNETTE_ROLES = {"exclude": ["schid", "meanses"], "categorical": ["minority", "female"]}
@@ -102,6 +104,10 @@ def read_table(path: str, columns=None, na_values=()) -> pd.DataFrame:
 
     Missing are empty cells, ``NA`` and ``NaN`` (pandas' defaults) and every code in
     ``na_values`` (data.na_values, e.g. -99): a number matches by value, text as written.
+    A categorical column (Parquet's dictionary type, as R factors and pandas categoricals are
+    written) is read as its values, so that a factor's levels and reference are those of R's
+    ``factor()`` on them (sorted), whatever order the file stores: the same as the file's CSV copy.
+    A repeated column name, a file separated by ';' and an unreadable Parquet file are refused.
     """
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in READERS:
@@ -112,15 +118,54 @@ def read_table(path: str, columns=None, na_values=()) -> pd.DataFrame:
     if os.path.getsize(path) == 0:
         raise empty
     if suffix == ".csv":
+        _check_names(path, _csv_header(path))
         try:
             data = pd.read_csv(path, usecols=columns, na_values=[str(code) for code in na_values])
         except pd.errors.EmptyDataError:  # blank lines only
             raise empty from None
     else:
-        data = pd.read_parquet(path, columns=columns)
+        data = _read_parquet(path, columns)
     if data.empty:
         raise InputError(f"{path}: column names but no rows of data; give one row per observation")
-    return mark_missing(data, na_values)
+    return mark_missing(_as_values(data), na_values)
+
+
+def _csv_header(path: str) -> list[str]:
+    """The column names as the first non-blank line of a CSV file has them (pandas renames a repeated one)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as stream:
+        return next((record for record in csv.reader(stream) if record), [])
+
+
+def _read_parquet(path: str, columns) -> pd.DataFrame:
+    """A Parquet file the user gave, its column names checked; a damaged one is a one-line error."""
+    import pyarrow.parquet
+
+    problem = parquet_problem(path)
+    if problem:
+        raise InputError(f"{path}: not a readable Parquet file ({problem}); write it again from its source, "
+                         "or give it as CSV")
+    _check_names(path, pyarrow.parquet.read_schema(path).names)
+    return pd.read_parquet(path, columns=columns)
+
+
+def _check_names(path: str, names: list[str]) -> None:
+    """Column names pandas would read wrongly: one name with ';' in it (a file separated by ';'), and a name
+    given twice (pandas would rename the second 'x' to 'x.1', a column of its own that is then imputed)."""
+    if len(names) == 1 and ";" in names[0]:
+        raise InputError(f"{path}: one column named {names[0]!r}: the file seems to be separated by ';', but mlmi "
+                         "reads comma-separated CSV; save it with ',' between cells (R: write.csv, not write.csv2; "
+                         "Excel: 'CSV (Comma delimited)'), or as Parquet")
+    repeated = [name for name, count in collections.Counter(names).items() if count > 1]
+    if repeated:
+        places = [str(number) for number, name in enumerate(names, start=1) if name == repeated[0]]
+        raise InputError(f"{path}: the column name {repeated[0]!r} is given {len(places)} times (columns "
+                         f"{' and '.join(places)}); give each column a name of its own")
+
+
+def _as_values(data: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns as plain columns of their values (text, or numbers as a CSV copy has them)."""
+    return data.apply(lambda column: column.astype(object).infer_objects()
+                      if isinstance(column.dtype, pd.CategoricalDtype) else column)
 
 
 def mark_missing(data: pd.DataFrame, na_values) -> pd.DataFrame:
@@ -227,14 +272,24 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
                        formula, config)
         _check_simulation(config)
         return []
+    _check_file_name("data.source", source)
     data = _check_data(source, formula, config, warn)
     if imputation["method"] != "external":
         return []
     files = imputation_files(imputation["files"])
     if len(files) < 2:
         raise InputError(f"imputation.files: only {files}; pooling needs at least 2 imputed data sets")
+    for path in files:
+        _check_file_name("imputation.files", path)
     _check_imputed(files, source, data, formula, config)
     return files
+
+
+def _check_file_name(key: str, path: str) -> None:
+    """A file name Snakemake can take: '{' and '}' in an input path would be read as a wildcard."""
+    if "{" in path or "}" in path:
+        raise InputError(f"{key}: {path!r} has '{{' or '}}' in its name, which Snakemake reads as a wildcard; "
+                         "rename the file (or a copy of it) without them")
 
 
 def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> None:
@@ -451,8 +506,9 @@ def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, c
 def _check_same_rows(path: str, imputed: pd.DataFrame, source: str, data: pd.DataFrame, formula) -> None:
     """An imputed data set keeps the data's rows in their order and every observed value: each cell of the
     grouping column and of every column the data have in full (ids), then each observed cell of a model
-    variable, must be in the file unchanged (numbers within a relative RTOL). A changed value would pool silently into wrong
-    tables, and rows in another order would pair observed and imputed values wrongly in the report."""
+    variable, must be in the file unchanged (numbers within a relative RTOL). A changed value would pool
+    silently into wrong tables, and rows in another order would pair observed and imputed values wrongly
+    in the report."""
     model = formula.variables(data.columns)
     ids = [c for c in data.columns if c not in model and data[c].notna().all()]
     checked = [formula.group, *ids, *(c for c in model if c != formula.group)]

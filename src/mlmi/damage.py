@@ -1,16 +1,23 @@
-"""Parquet files that cannot be read: found cheaply and named in one line.
+"""Parquet files that cannot be read: found cheaply, named in one line, and mlmi's own remade.
 
 A Parquet file starts and ends with the 4 bytes ``PAR1``; before the last 4 are the length of its
 footer and the footer itself, which pyarrow reads first. A file cut short (a full disk, a copy
-stopped half-way) loses its end, so a reader fails on it with a traceback about magic bytes; a
-damaged file the user gave is a one-line error instead (``mlmi.inputs``).
+stopped half-way) loses its end, so a reader fails on it with a traceback about magic bytes. mlmi
+checks its own outputs under ``results/<scenario>/`` when a run starts and removes the damaged
+ones, so that Snakemake makes them (and what depends on them) again, instead of failing in the
+same job on every rerun; a damaged file the user gave is a one-line error (``mlmi.inputs``).
 """
 import os
+from pathlib import Path
 
 #: The marker at both ends of every Parquet file.
 MAGIC = b"PAR1"
 #: The smallest Parquet file: the marker, a 4-byte footer length and the marker again (and a footer).
 SMALLEST = 12
+
+
+class DamagedFile(ValueError):
+    """A Parquet output of mlmi that cannot be read; the message names it and what to do."""
 
 
 def parquet_problem(path) -> str | None:
@@ -35,3 +42,14 @@ def parquet_problem(path) -> str | None:
         return f"its footer cannot be read: {str(error).strip().splitlines()[0]}"
     return None
 
+
+def remove_damaged(folder) -> dict[str, str]:
+    """Remove every unreadable ``*.parquet`` under ``folder`` (mlmi's own outputs, never a user's file);
+    return each one's path with a line saying it will be made again."""
+    said = {}
+    for path in sorted(Path(folder).rglob("*.parquet")) if Path(folder).is_dir() else []:
+        problem = parquet_problem(path)
+        if problem:
+            path.unlink()
+            said[str(path)] = f"{path} was damaged ({problem}); it will be made again"
+    return said

@@ -5,6 +5,7 @@ import yaml
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
+from mlmi.damage import remove_damaged
 from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
 from mlmi.io import release_stale_lock
 from mlmi.study import NAME, plan_study, run_parts, scenario_key
@@ -31,6 +32,12 @@ if workflow.is_main_process:  # each job re-reads this file: say them once
 if workflow.is_main_process and release_stale_lock():
     print("mlmi: removed the lock left in .snakemake/locks by a killed run, resuming its unfinished jobs",
           file=sys.stderr)
+# A Parquet output cut short (a full disk, a killed copy) would fail the job reading it on every rerun: remove
+# it, and ask for it again (get_final_outputs), so that Snakemake makes it, and what depends on it, again.
+# Only mlmi's own outputs are looked at.
+REMADE = remove_damaged(f"results/{config['scenario']}") if workflow.is_main_process else {}
+for text in REMADE.values():
+    print(f"mlmi: {text}", file=sys.stderr)
 
 OUT = f"results/{config['scenario']}"
 RUN = "results/{run}"
@@ -87,10 +94,13 @@ def get_pooled_tables(run=config["scenario"]):
 
 
 def get_final_outputs():
-    """The study's summary, or a single run's report, pooled tables and provenance record."""
+    """The study's summary and the damaged data sets removed at start-up, or a single run's report, pooled
+    tables, provenance record and data sets. Data sets are asked for by name because Snakemake would not
+    remake a missing one whose dependants exist (a single run's even after a dry run removed it)."""
     if STUDY:
-        return [f"{OUT}/summary.csv", f"{OUT}/study.html"]
-    return [f"{OUT}/report.html", *get_pooled_tables().values(), f"{OUT}/provenance.json"]
+        return [f"{OUT}/summary.csv", f"{OUT}/study.html", *REMADE]
+    data_sets = [path for path in get_run_outputs() if path.endswith(".parquet")]
+    return [f"{OUT}/report.html", *get_pooled_tables().values(), f"{OUT}/provenance.json", *data_sets]
 
 
 def get_study_runs():

@@ -20,6 +20,11 @@ def frame(n=40, seed=0):
     return pd.DataFrame({"g": np.repeat(np.arange(8), n // 8), "x": rng.normal(size=n), "y": rng.normal(size=n)})
 
 
+def imputed(k: int) -> pd.DataFrame:
+    """The k-th completed copy of the fixture's data: its two missing x values imputed."""
+    return frame().assign(x=lambda d: d["x"].mask(d.index.isin([1, 7]), 0.1 * k))
+
+
 @pytest.fixture
 def user(tmp_path, monkeypatch):
     """A working directory with incomplete data and three imputed files, and a config for them."""
@@ -28,7 +33,7 @@ def user(tmp_path, monkeypatch):
     data.loc[[1, 7], "x"] = np.nan
     data.to_csv("data.csv", index=False)
     for k in (1, 2, 10):
-        frame(seed=k).to_csv(f"imp{k}.csv", index=False)
+        imputed(k).to_csv(f"imp{k}.csv", index=False)
     config = copy.deepcopy(DEFAULT)
     config["data"]["source"] = "data.csv"
     config["model"]["formula"] = FORMULA
@@ -75,8 +80,12 @@ def test_imputed_columns_differ(user):
 
 
 def test_imputed_row_counts_differ(user):
-    frame(seed=10).head(32).to_csv("imp10.csv", index=False)
-    assert message(user).startswith("imp10.csv: 32 rows, but imp1.csv has 40")
+    imputed(10).head(32).to_csv("imp10.csv", index=False)
+    assert message(user).startswith("imp10.csv: 32 rows, but data.csv has 40")
+    for k in (1, 2, 10):                                 # every file one row short: still the data's count
+        imputed(k).head(39).to_csv(f"imp{k}.csv", index=False)
+    assert message(user) == ("imp1.csv: 39 rows, but data.csv has 40; every imputed data set must have the rows "
+                             "of the incomplete data, in its order: give the files imputed from data.csv")
 
 
 def test_model_variable_absent(user):
@@ -188,7 +197,7 @@ def test_empty_blank_and_header_only_files(user, tmp_path):
     frame().head(0).to_parquet("data.parquet")
     user["data"]["source"] = "data.parquet"
     assert message(user) == "data.parquet: column names but no rows of data; give one row per observation"
-    frame().to_parquet("data.parquet")
+    imputed(1).to_parquet("data.parquet")
     (tmp_path / "imp2.csv").write_text("g,x,y\n")
     assert message(user) == "imp2.csv: column names but no rows of data; give one row per observation"
 
@@ -215,7 +224,10 @@ def test_text_among_numbers_names_its_line_counting_the_header(user):
 
 def test_a_listed_missing_value_code_is_missing_not_text(user):
     rows = [f"{g},{x},{y}" for g, x, y in frame().itertuples(index=False)]
-    csv_lines(["g,x,y", *rows[:3], "1,.,0.5", *rows[4:]])
+    csv_lines(["g,x,y", rows[0], "0,.,0.5", *rows[2:]])
+    for k in (1, 2, 10):
+        frame().assign(x=lambda d: d["x"].mask(d.index == 1, 0.1 * k),
+                       y=lambda d: d["y"].mask(d.index == 1, 0.5)).to_csv(f"imp{k}.csv", index=False)
     user["data"]["na_values"] = ["."]
     assert check_inputs(user) == ["imp1.csv", "imp2.csv", "imp10.csv"]
 
@@ -253,6 +265,7 @@ def test_a_stray_text_cell_in_an_imputation_predictor_or_an_imputed_file(user):
     assert check_inputs(user) == []
     user["imputation"].update(method="external", exclude="auto")
     frame().to_csv("data.csv", index=False)
+    frame().to_csv("imp1.csv", index=False)                                       # the data, complete
     frame(seed=2).astype({"y": object}).assign(y=lambda d: d["y"].mask(d.index == 0, "-")).to_csv("imp2.csv",
                                                                                                  index=False)
     assert message(user) == ("imp2.csv: column 'y' holds numbers, but line 2 (counting the header) has '-'; "
@@ -274,6 +287,8 @@ def test_all_missing_variable_constant_outcome_and_one_group(user):
 def test_groups_of_one_warn_in_a_random_slope_model_only(user):
     extra = pd.DataFrame({"g": [20, 9], "x": [0.1, 0.2], "y": [1.0, 2.0]})
     pd.concat([frame(), extra]).to_csv("data.csv", index=False)
+    for k in (1, 2, 10):
+        pd.concat([frame(), extra]).to_csv(f"imp{k}.csv", index=False)
     said = []
     assert check_inputs(user, warn=said.append) == ["imp1.csv", "imp2.csv", "imp10.csv"]
     assert said == ["data.csv: 2 of 10 groups of 'g' have a single observation (first: 9), too few to show their "
@@ -304,3 +319,151 @@ def test_groups_of_one_warn_in_a_random_slope_model_only(user):
 def test_random_effects_mlmi_cannot_fit_say_what_it_fits(user, formula, expected):
     user["model"]["formula"] = formula
     assert message(user).startswith(f"model.formula {formula!r}: {expected}")
+
+
+def test_the_design_check_uses_every_row_not_the_first_two(user):
+    """mitml's studentratings in its own order: the first rows miss a text predictor (issue 12, item 8)."""
+    data = frame().assign(sex=["girl", "boy"] * 20)
+    data.loc[:3, "sex"] = np.nan                       # rows 1-4 miss sex; x misses rows 2 and 8 as well
+    data.loc[[1, 7], "x"] = np.nan
+    data.to_csv("data.csv", index=False)
+    user["imputation"].update(method="miceforest")
+    user["model"]["formula"] = "y ~ x + sex + factor(g) + (1 + x | g)"
+    assert check_inputs(user) == []
+    data.assign(x=[np.nan, 1.0] * 20, sex=["girl", np.nan] * 20).to_csv("data.csv", index=False)   # no complete row
+    assert check_inputs(user) == []
+
+
+# ---- external imputations checked against the data (issue 12, item 3) ----
+
+def test_an_observed_value_changed_in_one_imputed_file(user):
+    imputed(2).assign(y=lambda d: d["y"] + 50).to_csv("imp2.csv", index=False)
+    y = frame()["y"]
+    assert message(user) == (f"imp2.csv: row 1 (line 2, counting the header) has y {y[0] + 50} where data.csv has "
+                             f"{y[0]} (and 39 more rows); an imputed data set must keep the data's rows, in order, "
+                             "and their observed values (numbers to a relative 1e-06): give the files imputed from "
+                             "data.csv, in its row order")
+
+
+def test_csv_round_off_is_not_a_change_but_a_sixth_digit_is(user):
+    rounded = imputed(2).round({"y": 9})                                 # what a CSV of fewer digits keeps
+    rounded.to_csv("imp2.csv", index=False)
+    assert check_inputs(user) == ["imp1.csv", "imp2.csv", "imp10.csv"]
+    rounded.assign(y=lambda d: d["y"].mask(d.index == 4, d["y"] * 1.00001)).to_csv("imp2.csv", index=False)
+    assert message(user).startswith("imp2.csv: row 5 (line 6, counting the header) has y ")
+
+
+def test_group_ids_that_differ_in_one_file(user):
+    imputed(10).assign(g=lambda d: d["g"].mask(d.index == 12, 99)).to_csv("imp10.csv", index=False)
+    assert message(user).startswith("imp10.csv: row 13 (line 14, counting the header) has g 99 where data.csv has 2;")
+    imputed(10).to_parquet("imp10.parquet")
+    user["imputation"]["files"] = ["imp1.csv", "imp10.parquet"]
+    assert check_inputs(user) == ["imp1.csv", "imp10.parquet"]                       # a Parquet file: rows from 1
+    imputed(10).assign(g=lambda d: d["g"].astype(str).mask(d.index == 12, "x")).to_parquet("imp10.parquet")
+    assert message(user).startswith("imp10.parquet: row 13 has g 'x' where data.csv has 2;")
+
+
+def test_rows_in_another_order_in_one_file(user):
+    data = frame().assign(id=range(1, 41))
+    data.loc[[1, 7], "x"] = np.nan
+    data.to_csv("data.csv", index=False)
+    for k in (1, 2, 10):
+        imputed(k).assign(id=range(1, 41)).to_csv(f"imp{k}.csv", index=False)
+    assert check_inputs(user) == ["imp1.csv", "imp2.csv", "imp10.csv"]
+    shuffled = imputed(2).assign(id=range(1, 41))
+    within = shuffled.index.to_numpy().copy()
+    within[[0, 1]] = within[[1, 0]]                             # two rows of group 0 swapped: same groups
+    shuffled.iloc[within].to_csv("imp2.csv", index=False)
+    assert message(user).startswith("imp2.csv: row 1 (line 2, counting the header) has id 2 where data.csv has 1 "
+                                    "(and 1 more row);")          # the ids tell of it before the model's variables
+
+
+# ---- numbers a fit cannot use, and rows without a group (issue 12, item 4) ----
+
+def test_infinite_and_huge_values_in_the_data_or_an_imputed_file(user):
+    rows = [f"{g},{x},{y}" for g, x, y in frame().itertuples(index=False)]
+    csv_lines(["g,x,y", *rows[:4], "1,inf,0.5", *rows[5:]])
+    assert message(user) == ("data.csv: column 'x' holds numbers, but line 6 (counting the header) has inf; a model "
+                             "needs finite numbers: correct it in the file, or leave the cell empty if it is missing")
+    csv_lines(["g,x,y", *rows[:9], "2,0.5,-1e300", *rows[10:]])
+    assert message(user) == ("data.csv: column 'y' holds numbers, but line 11 (counting the header) has -1e+300, "
+                             "beyond the ±1e+75 a fit can square without overflow; correct it, or rescale the column "
+                             "(e.g. to thousands)")
+    frame().assign(x=lambda d: d["x"].mask(d.index.isin([1, 7]))).to_csv("data.csv", index=False)
+    imputed(2).assign(x=lambda d: d["x"].mask(d.index == 7, -np.inf)).to_csv("imp2.csv", index=False)
+    assert message(user).startswith("imp2.csv: column 'x' holds numbers, but line 9 (counting the header) has -inf;")
+    user["data"]["na_values"] = ["inf"]                         # a code the user names as missing is missing
+    frame().assign(x=lambda d: d["x"].astype(object).mask(d.index.isin([1, 7]), "inf")).to_csv("data.csv", index=False)
+    imputed(2).to_csv("imp2.csv", index=False)
+    assert check_inputs(user) == ["imp1.csv", "imp2.csv", "imp10.csv"]
+
+
+def test_rows_without_a_group_id_are_refused(user):
+    frame().assign(g=lambda d: d["g"].mask(d.index.isin([4, 30, 31]))).to_csv("data.csv", index=False)
+    assert message(user) == ("data.csv: grouping column 'g' is empty on line 6 (counting the header) (and 2 more "
+                             "rows); a row without its group cannot be imputed within its cluster: fill in the id, or "
+                             "delete the row from a copy of the file and give that copy as data.source")
+
+
+# ---- column names, file names, separators and categorical columns (issue 12, item 14) ----
+
+def test_a_repeated_column_name_is_refused_in_csv_and_parquet(user):
+    csv_lines(["g,x,y,x", *[f"{g},{x},{y},1" for g, x, y in frame().itertuples(index=False)]])
+    assert message(user) == ("data.csv: the column name 'x' is given 2 times (columns 2 and 4); give each column "
+                             "a name of its own")
+    import pyarrow
+    import pyarrow.parquet
+
+    table = pyarrow.Table.from_pandas(imputed(2), preserve_index=False)
+    pyarrow.parquet.write_table(table.append_column("g", table["g"]), "imp2.parquet")
+    user["imputation"]["files"] = ["imp1.csv", "imp2.parquet"]
+    imputed(1).to_csv("data.csv", index=False)
+    assert message(user).startswith("imp2.parquet: the column name 'g' is given 2 times (columns 1 and 4)")
+
+
+def test_a_file_separated_by_semicolons_gets_a_hint(user):
+    frame().to_csv("data.csv", index=False, sep=";", decimal=",")
+    assert message(user) == ("data.csv: one column named 'g;x;y': the file seems to be separated by ';', but mlmi "
+                             "reads comma-separated CSV; save it with ',' between cells (R: write.csv, not write.csv2; "
+                             "Excel: 'CSV (Comma delimited)'), or as Parquet")
+
+
+def test_braces_in_a_file_name_are_refused_before_snakemake_reads_them_as_wildcards(user):
+    Path("data.csv").rename("data{1}.csv")
+    user["data"]["source"] = "data{1}.csv"
+    assert message(user) == ("data.source: 'data{1}.csv' has '{' or '}' in its name, which Snakemake reads as a "
+                             "wildcard; rename the file (or a copy of it) without them")
+    Path("data{1}.csv").rename("data.csv")
+    user["data"]["source"] = "data.csv"
+    Path("imp2.csv").rename("imp{2}.csv")
+    assert message(user).startswith("imputation.files: 'imp{2}.csv' has '{' or '}' in its name")
+
+
+def test_a_damaged_parquet_file_of_the_user_is_one_line(user):
+    frame().to_parquet("data.parquet")
+    whole = Path("data.parquet").read_bytes()
+    user["data"]["source"] = "data.parquet"
+    Path("data.parquet").write_bytes(whole[: len(whole) // 2])
+    assert message(user) == ("data.parquet: not a readable Parquet file (it does not end with Parquet's marker "
+                             "'PAR1': cut short?); write it again from its source, or give it as CSV")
+    Path("data.parquet").write_bytes(b"PAR1")
+    assert message(user).startswith("data.parquet: not a readable Parquet file (4 bytes, fewer than the 12")
+    Path("data.parquet").write_bytes(b"PAR1" + b"\0" * 20 + b"PAR1")
+    assert message(user).startswith("data.parquet: not a readable Parquet file (its footer cannot be read: ")
+
+
+def test_a_parquet_categorical_has_the_reference_level_of_its_csv_copy(tmp_path):
+    """R's factor() order (sorted), whatever order the categorical stores, as the README promises."""
+    from mlmi.formula import fixed_design
+    from mlmi.inputs import read_table
+
+    data = frame().assign(sex=pd.Categorical(["girl", "boy"] * 20, categories=["girl", "boy"]),
+                          code=pd.Categorical([3, 1, None, 2] * 10, categories=[3, 2, 1]))
+    data.to_parquet(tmp_path / "data.parquet")
+    data.to_csv(tmp_path / "data.csv", index=False)
+    designs = [fixed_design("x + sex + C(code)", read_table(str(tmp_path / name)).dropna())
+               for name in ("data.parquet", "data.csv")]
+    assert designs[0].factors == designs[1].factors == {
+        "sex": {"levels": ["boy", "girl"], "reference": "boy"},
+        "C(code)": {"levels": ["1", "2", "3"], "reference": "1"}}
+    assert designs[0].names == designs[1].names and (designs[0].X == designs[1].X).all()

@@ -35,6 +35,17 @@ def with_cells(column: str, cells: dict) -> str:
     return data.to_csv(index=False)
 
 
+#: The user's data with two files imputed elsewhere (nothing was missing, so each is a copy of the data).
+EXTERNAL = {**USER, "imputation": {"method": "external", "files": ["imp*.csv"]}}
+
+
+def external(imp2: pd.DataFrame, imp1: pd.DataFrame | None = None) -> dict:
+    """The files of the external rows: the good data, imp1.csv (a copy of them unless given) and imp2.csv."""
+    return {"data.csv": good_data().to_csv(index=False),
+            "imp1.csv": (good_data() if imp1 is None else imp1).to_csv(index=False),
+            "imp2.csv": imp2.to_csv(index=False)}
+
+
 def formula(text: str) -> dict:
     """The default study with another model formula."""
     return {"model": {"formula": text}}
@@ -49,15 +60,23 @@ CASES = {
     "m-below-2": ({"imputation": {"m": 1}}, {}),
     "empty-file": (USER, {"data.csv": ""}),
     "header-only-file": (USER, {"data.csv": "g,x,y\n"}),
-    "empty-imputed-file": ({**USER, "imputation": {"method": "external", "files": ["imp*.csv"]}},
-                           {"data.csv": good_data().to_csv(index=False), "imp1.csv": good_data(1).to_csv(index=False),
-                            "imp2.csv": ""}),
+    "repeated-column": (USER, {"data.csv": good_data().assign(y2=1.0).to_csv(index=False).replace("y2", "x", 1)}),
+    "semicolon-separated": (USER, {"data.csv": good_data().to_csv(index=False, sep=";", decimal=",")}),
+    "damaged-data-file": ({**USER, "data": {"source": "data.parquet"}}, {"data.parquet": "this is not a Parquet file"}),
+    "braces-in-file-name": ({**USER, "data": {"source": "data{1}.csv"}},
+                            {"data{1}.csv": good_data().to_csv(index=False)}),
+    "empty-imputed-file": (EXTERNAL, {**external(good_data()), "imp2.csv": ""}),
+    "imputed-rows-differ": (EXTERNAL, external(good_data().head(39), good_data().head(39))),
+    "imputed-value-changed": (EXTERNAL, external(good_data().assign(y=lambda d: d["y"] + 50))),
     "missing-value-code": (USER, {"data.csv": with_cells("x", {3: ".", 17: "."})}),
     "not-a-number": (USER, {"data.csv": with_cells("x", {6: "12,5"})}),
+    "infinite-value": (USER, {"data.csv": with_cells("x", {10: "inf"})}),
+    "huge-value": (USER, {"data.csv": with_cells("y", {2: "1e300"})}),
     "text-outcome": (USER, {"data.csv": good_data().assign(y=["low", "high"] * 20).to_csv(index=False)}),
     "all-missing": (USER, {"data.csv": good_data().assign(x=np.nan).to_csv(index=False)}),
     "constant-outcome": (USER, {"data.csv": good_data().assign(y=3.5).to_csv(index=False)}),
     "one-group": (USER, {"data.csv": good_data().assign(g=7).to_csv(index=False)}),
+    "missing-group-id": (USER, {"data.csv": with_cells("g", {12: "", 13: "", 30: ""})}),
     "single-observation-group": (USER, {"data.csv": pd.concat(
         [good_data(), pd.DataFrame({"g": [9, 10], "x": [0.3, -0.4], "y": [1.2, -0.7]})]).to_csv(index=False)}),
     "crossed": (formula("mathach ~ ses + (1 | schid) + (1 | schtype)"), {}),

@@ -108,15 +108,36 @@ def test_a_second_run_has_nothing_to_do(tiny):
 
 
 def test_a_failing_job_says_where_its_log_is(tmp_path, tiny):
-    """A damaged intermediate file: the job that reads it fails, its log has the traceback."""
+    """A damaged fit record, newer than the pooled tables: the pool job fails, its log has the traceback."""
     workdir = tmp_path / "copy"
     shutil.copytree(tiny[2].parent.parent, workdir)
-    (workdir / "results" / "tiny" / "imputations" / "imp_1.parquet").write_bytes(b"not parquet")
+    (workdir / "results" / "tiny" / "fits" / "imp_1.json").write_text("not JSON")
     done = run_workflow(workdir, TINY)
     assert done.returncode != 0
-    assert "results/tiny/logs/fit/1.log" in done.stderr
-    log = (workdir / "results" / "tiny" / "logs" / "fit" / "1.log").read_text()
-    assert "Traceback" in log and "Parquet" in log
+    assert "results/tiny/logs/pool.log" in done.stderr
+    log = (workdir / "results" / "tiny" / "logs" / "pool.log").read_text()
+    assert "Traceback" in log and "JSONDecodeError" in log
+
+
+def test_a_truncated_imputation_is_made_again_and_its_dependants_with_it(tmp_path, tiny):
+    """Issue 12, item 7: half of imp_2.parquet's bytes used to fail the fit on every rerun, for ever."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny[2].parent.parent, workdir)
+    results = workdir / "results" / "tiny"
+    whole = (results / "imputations" / "imp_2.parquet").read_bytes()
+    (results / "imputations" / "imp_2.parquet").write_bytes(whole[: len(whole) // 2])
+    done = run_workflow(workdir, TINY)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [line for line in done.stderr.splitlines() if line.startswith("mlmi:")] == [
+        "mlmi: results/tiny/imputations/imp_2.parquet was damaged (it does not end with Parquet's marker 'PAR1': "
+        "cut short?); it will be made again"]
+    assert "rule impute:" in done.stdout + done.stderr and "rule fit:" in done.stdout + done.stderr
+    pd.testing.assert_frame_equal(pd.read_parquet(results / "imputations" / "imp_2.parquet"),
+                                  pd.read_parquet(tiny[2] / "imputations" / "imp_2.parquet"))
+    for table in sorted((tiny[2] / "pooled").glob("*.csv")):
+        assert (results / "pooled" / table.name).read_bytes() == table.read_bytes(), table.name
+    again = run_workflow(workdir, TINY)
+    assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
 @pytest.mark.parametrize("config, line", [

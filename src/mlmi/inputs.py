@@ -5,6 +5,7 @@ as ``InputError``; the workflow prints it and stops before it has done any work.
 the run can go on with (groups of one in a random-slope model) is one line passed to a
 ``warn`` function; the workflow prints it as ``mlmi: warning: ...`` and runs on.
 """
+import collections
 import csv
 import difflib
 import glob
@@ -17,11 +18,12 @@ import numpy as np
 import pandas as pd
 
 from mlmi.ampute import ampute_from_config
+from mlmi.damage import parquet_problem
 from mlmi.formula import FormulaError, fixed_design, parse_formula
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
 from mlmi.simulate import simulate_hsb
 
-READERS = {".csv": pd.read_csv, ".parquet": pd.read_parquet}
+READERS = (".csv", ".parquet")
 #: Amelia's idvars and noms in the merTools vignette: what imputation.exclude and .categorical
 #: ``auto`` mean for the simulated hsb-like data.
 VIGNETTE_ROLES = {"exclude": ["schid", "meanses"], "categorical": ["minority", "female"]}
@@ -38,6 +40,12 @@ TYPE_WORDS = {"integer": "a whole number", "number": "a number", "string": "text
 BOUNDS = {"minimum": "at least", "exclusiveMinimum": "above", "maximum": "at most", "exclusiveMaximum": "below"}
 #: Words that mean 'missing' in exported data, beyond pandas' own (NA, N/A, NULL, None, NaN, ...).
 MISSING_WORDS = {"na", "n.a.", "missing", "miss", "unknown", "none", "nil", "empty", "blank"}
+#: The largest magnitude a model variable may have: the fit multiplies squares of values (variances of
+#: products), and 1e75 to the fourth power, 1e300, is still below the largest double (1.8e308).
+LARGEST = 1e75
+#: How far an imputed file's number may be from the data's observed one, relative: round-off of a CSV
+#: copy (R's write.csv keeps 15 significant digits), never a change of the value.
+RTOL = 1e-6
 
 
 class InputError(ValueError):
@@ -98,6 +106,10 @@ def read_table(path: str, columns=None, na_values=()) -> pd.DataFrame:
 
     Missing are empty cells, ``NA`` and ``NaN`` (pandas' defaults) and every code in
     ``na_values`` (data.na_values, e.g. -99): a number matches by value, text as written.
+    A categorical column (Parquet's dictionary type, as R factors and pandas categoricals are
+    written) is read as its values, so that a factor's levels and reference are those of R's
+    ``factor()`` on them (sorted), whatever order the file stores: the same as the file's CSV copy.
+    A repeated column name, a file separated by ';' and an unreadable Parquet file are refused.
     """
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in READERS:
@@ -108,15 +120,54 @@ def read_table(path: str, columns=None, na_values=()) -> pd.DataFrame:
     if os.path.getsize(path) == 0:
         raise empty
     if suffix == ".csv":
+        _check_names(path, _csv_header(path))
         try:
             data = pd.read_csv(path, usecols=columns, na_values=[str(code) for code in na_values])
         except pd.errors.EmptyDataError:  # blank lines only
             raise empty from None
     else:
-        data = pd.read_parquet(path, columns=columns)
+        data = _read_parquet(path, columns)
     if data.empty:
         raise InputError(f"{path}: column names but no rows of data; give one row per observation")
-    return mark_missing(data, na_values)
+    return mark_missing(_as_values(data), na_values)
+
+
+def _csv_header(path: str) -> list[str]:
+    """The column names as the first non-blank line of a CSV file has them (pandas renames a repeated one)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as stream:
+        return next((record for record in csv.reader(stream) if record), [])
+
+
+def _read_parquet(path: str, columns) -> pd.DataFrame:
+    """A Parquet file the user gave, its column names checked; a damaged one is a one-line error."""
+    import pyarrow.parquet
+
+    problem = parquet_problem(path)
+    if problem:
+        raise InputError(f"{path}: not a readable Parquet file ({problem}); write it again from its source, "
+                         "or give it as CSV")
+    _check_names(path, pyarrow.parquet.read_schema(path).names)
+    return pd.read_parquet(path, columns=columns)
+
+
+def _check_names(path: str, names: list[str]) -> None:
+    """Column names pandas would read wrongly: one name with ';' in it (a file separated by ';'), and a name
+    given twice (pandas would rename the second 'x' to 'x.1', a column of its own that is then imputed)."""
+    if len(names) == 1 and ";" in names[0]:
+        raise InputError(f"{path}: one column named {names[0]!r}: the file seems to be separated by ';', but mlmi "
+                         "reads comma-separated CSV; save it with ',' between cells (R: write.csv, not write.csv2; "
+                         "Excel: 'CSV (Comma delimited)'), or as Parquet")
+    repeated = [name for name, count in collections.Counter(names).items() if count > 1]
+    if repeated:
+        places = [str(number) for number, name in enumerate(names, start=1) if name == repeated[0]]
+        raise InputError(f"{path}: the column name {repeated[0]!r} is given {len(places)} times (columns "
+                         f"{' and '.join(places)}); give each column a name of its own")
+
+
+def _as_values(data: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns as plain columns of their values (text, or numbers as a CSV copy has them)."""
+    return data.apply(lambda column: column.astype(object).infer_objects()
+                      if isinstance(column.dtype, pd.CategoricalDtype) else column)
 
 
 def mark_missing(data: pd.DataFrame, na_values) -> pd.DataFrame:
@@ -223,14 +274,24 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
                        formula, config)
         _check_simulation(config)
         return []
-    _check_data(source, formula, config, warn)
+    _check_file_name("data.source", source)
+    data = _check_data(source, formula, config, warn)
     if imputation["method"] != "external":
         return []
     files = imputation_files(imputation["files"])
     if len(files) < 2:
         raise InputError(f"imputation.files: only {files}; pooling needs at least 2 imputed data sets")
-    _check_imputed(files, formula, config["data"]["na_values"])
+    for path in files:
+        _check_file_name("imputation.files", path)
+    _check_imputed(files, source, data, formula, config)
     return files
+
+
+def _check_file_name(key: str, path: str) -> None:
+    """A file name Snakemake can take: '{' and '}' in an input path would be read as a wildcard."""
+    if "{" in path or "}" in path:
+        raise InputError(f"{key}: {path!r} has '{{' or '}}' in its name, which Snakemake reads as a wildcard; "
+                         "rename the file (or a copy of it) without them")
 
 
 def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> None:
@@ -240,7 +301,7 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> Non
     if absent:
         raise InputError(f"{where}: model.formula uses {absent}, not among the columns {columns}")
     try:
-        fixed_design(formula.fixed, data.head(2))
+        fixed_design(formula.fixed, _filled(data[formula.variables(columns)]))
     except ValueError as error:  # formulaic names the unknown variable in its own words
         raise InputError(f"{where}: the fixed part {formula.fixed!r} of model.formula cannot be built "
                          f"from the columns {columns}: {error}") from None
@@ -256,6 +317,13 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> Non
                          "(between the codes); add them to imputation.categorical")
 
 
+def _filled(data: pd.DataFrame) -> pd.DataFrame:
+    """Every row of ``data`` with each missing cell set to its column's first observed value (0 in a column
+    with none), so that the design check sees every factor level even when few or no rows are complete
+    (formulaic drops incomplete rows, and a design of no rows fails inside formulaic)."""
+    return data.apply(lambda column: column.fillna(column.dropna().iloc[0] if column.notna().any() else 0))
+
+
 def _check_simulation(config: dict) -> None:
     """Generator settings and missingness that cannot work, found on a small trial data set."""
     settings = {**config["data"]["simulate"], "n_schools": TRIAL_SCHOOLS}
@@ -269,17 +337,32 @@ def _check_simulation(config: dict) -> None:
         raise InputError(f"missingness: {error}") from None
 
 
-def _check_data(path: str, formula, config: dict, warn) -> None:
-    """The incomplete data: readable, has the model's columns, numbers where numbers belong,
-    observed and varying model variables, several groups (and, with random slopes, no group of one)."""
+def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
+    """The incomplete data, returned once checked: readable, has the model's columns, finite numbers where
+    numbers belong, observed and varying model variables, a group for every row, several groups (and,
+    with random slopes, no group of one)."""
     data = read_table(path, na_values=config["data"]["na_values"])
     _check_columns(path, data, formula, config)
     used = formula.variables(data.columns)
     if config["imputation"]["method"] == "miceforest":  # every column not excluded predicts the imputations
         excluded = imputation_roles(config)["exclude"]
         used = [c for c in data.columns if c in used or c not in excluded]
-    _check_numbers(path, data, [c for c in used if c != formula.group], formula)
+    numbers = [c for c in used if c != formula.group]
+    _check_numbers(path, data, numbers, formula)
+    _check_magnitudes(path, data, numbers)
     _check_observed(path, data, formula)
+    _check_groups(path, data, formula, warn)
+    return data
+
+
+def _check_groups(path: str, data: pd.DataFrame, formula, warn) -> None:
+    """Every row has a group id (a row without one cannot be imputed within its cluster), there are several
+    groups, and in a random-slope model groups of a single row are warned of."""
+    ids = data[formula.group]
+    if ids.isna().any():
+        raise InputError(f"{path}: grouping column {formula.group!r} is empty on {_cells(path, ids.isna())}; "
+                         "a row without its group cannot be imputed within its cluster: fill in the id, or delete "
+                         "the row from a copy of the file and give that copy as data.source")
     groups = data.groupby(formula.group).size()
     if len(groups) < 2:
         raise InputError(f"{path}: grouping column {formula.group!r} has a single level ({_show(groups.index[0])}); "
@@ -308,16 +391,43 @@ def _check_numbers(path: str, data: pd.DataFrame, columns: list[str], formula) -
             "the random slope" if column in formula.random_terms else None
         if not bad.any() or (text and role is None):
             continue
-        first = int(np.argmax(bad.to_numpy()))
-        value, where = values.iloc[first], _row_name(path, first)
-        others = bad.sum() - 1
-        more = f" (and {others} more such cell{'s' if others > 1 else ''})" if others else ""
+        value = values.iloc[int(np.argmax(bad.to_numpy()))]
         if text:
-            raise InputError(f"{path}: {role} {column!r} must be numbers, but {where} has {value!r}{more}; "
+            raise InputError(f"{path}: {role} {column!r} must be numbers, but {_cells(path, bad, _show(value))}; "
                              "recode it as numbers, or model another column")
         advice = f"add {value!r} to data.na_values if it means missing" if _looks_missing(str(value)) \
             else "correct it to a number in the file"
-        raise InputError(f"{path}: column {column!r} holds numbers, but {where} has {value!r}{more}; {advice}")
+        raise InputError(f"{path}: column {column!r} holds numbers, but {_cells(path, bad, _show(value))}; {advice}")
+
+
+def _cells(path: str, bad: pd.Series, shown: str | None = None) -> str:
+    """Where the first of the ``bad`` cells is, with how many more there are: "line 5 (counting the header)
+    has '.' (and 1 more such cell)" given the first cell ``shown``, else "line 5 (counting the header)
+    (and 2 more rows)"."""
+    where = _row_name(path, int(np.argmax(bad.to_numpy())))
+    others = int(bad.sum()) - 1
+    if shown is None:
+        return where + (f" (and {others} more row{'s' if others > 1 else ''})" if others else "")
+    return f"{where} has {shown}" + (f" (and {others} more such cell{'s' if others > 1 else ''})" if others else "")
+
+
+def _check_magnitudes(path: str, data: pd.DataFrame, columns: list[str]) -> None:
+    """Numbers a fit cannot use: infinite ones (pandas reads 'inf' and 'Inf' as numbers), and ones beyond
+    ±LARGEST, whose squares and products overflow in the fit (seen: 1e300 fails only at the pool)."""
+    for column in columns:
+        if not pd.api.types.is_numeric_dtype(data[column]):
+            continue
+        values = data[column].astype(float)
+        bad = values.abs() > LARGEST                                  # inf too; a missing cell is never bad
+        if not bad.any():
+            continue
+        value = values[bad].iloc[0]
+        where = _cells(path, bad, _show(float(value)))
+        if np.isinf(value):
+            raise InputError(f"{path}: column {column!r} holds numbers, but {where}; a model needs finite "
+                             "numbers: correct it in the file, or leave the cell empty if it is missing")
+        raise InputError(f"{path}: column {column!r} holds numbers, but {where}, beyond the ±{LARGEST:g} a fit can "
+                         "square without overflow; correct it, or rescale the column (e.g. to thousands)")
 
 
 def _looks_missing(text: str) -> bool:
@@ -329,6 +439,19 @@ def _row_name(path: str, position: int) -> str:
     """Where data row ``position`` (from 0) is, as the user finds it: its line in a CSV, its row in Parquet."""
     if not path.lower().endswith(".csv"):
         return f"row {position + 1}"
+    return f"line {_csv_line(path, position)} (counting the header)"
+
+
+def _data_row(path: str, position: int) -> str:
+    """Data row ``position`` (from 0) counted from 1, with its line when ``path`` is a CSV:
+    "row 3 (line 4, counting the header)"."""
+    if not path.lower().endswith(".csv"):
+        return f"row {position + 1}"
+    return f"row {position + 1} (line {_csv_line(path, position)}, counting the header)"
+
+
+def _csv_line(path: str, position: int) -> int:
+    """The line of a CSV file (the header is line 1) on which data row ``position`` (from 0) starts."""
     with open(path, newline="", encoding="utf-8", errors="replace") as stream:
         reader, end, row = csv.reader(stream), 0, -1          # row -1: the header
         for record in reader:
@@ -336,9 +459,9 @@ def _row_name(path: str, position: int) -> str:
             if not record:                                     # pandas skips blank lines
                 continue
             if row == position:
-                return f"line {start} (counting the header)"
+                return start
             row += 1
-    return f"line {position + 2} (counting the header)"
+    return position + 2
 
 
 def _check_observed(path: str, data: pd.DataFrame, formula) -> None:
@@ -358,19 +481,56 @@ def _show(value) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def _check_imputed(files: list[str], formula, na_values) -> None:
-    """Imputed files: same columns and rows as the first, no missing value in model variables."""
-    first = read_table(files[0], na_values=na_values)
+def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, config: dict) -> None:
+    """Imputed files: the columns of the first file and the model's, the data's rows in the data's order with
+    its observed values, and model variables completed with finite numbers."""
+    first = None
     for path in files:
-        data = first if path == files[0] else read_table(path, na_values=na_values)
-        if list(data.columns) != list(first.columns):
-            raise InputError(f"{path}: columns {list(data.columns)} differ from {files[0]}'s {list(first.columns)}")
-        if len(data) != len(first):
-            raise InputError(f"{path}: {len(data)} rows, but {files[0]} has {len(first)}; "
-                             "every imputed data set must have the rows of the incomplete data")
-        _check_numbers(path, data, [c for c in formula.variables(data.columns) if c != formula.group], formula)
-        holes = [c for c in formula.variables(data.columns) if data[c].isna().any()]
+        imputed = read_table(path, na_values=config["data"]["na_values"])
+        first = imputed if first is None else first
+        if list(imputed.columns) != list(first.columns):
+            raise InputError(f"{path}: columns {list(imputed.columns)} differ from {files[0]}'s {list(first.columns)}")
+        _check_columns(path, imputed, formula, config)
+        if len(imputed) != len(data):
+            raise InputError(f"{path}: {len(imputed)} rows, but {source} has {len(data)}; every imputed data set "
+                             f"must have the rows of the incomplete data, in its order: give the files imputed from "
+                             f"{source}")
+        variables = formula.variables(imputed.columns)
+        numbers = [c for c in variables if c != formula.group]
+        _check_numbers(path, imputed, numbers, formula)
+        holes = [c for c in variables if imputed[c].isna().any()]
         if holes:
             raise InputError(f"{path}: missing values left in model variables {holes}; give completed data sets")
-        if data[formula.group].nunique() < 2:
-            raise InputError(f"{path}: grouping column {formula.group!r} has a single level")
+        _check_magnitudes(path, imputed, numbers)
+        _check_same_rows(path, imputed, source, data, formula)
+
+
+def _check_same_rows(path: str, imputed: pd.DataFrame, source: str, data: pd.DataFrame, formula) -> None:
+    """An imputed data set keeps the data's rows in their order and every observed value: each cell of the
+    grouping column and of every column the data have in full (ids), then each observed cell of a model
+    variable, must be in the file unchanged (numbers within a relative RTOL). A changed value would pool
+    silently into wrong tables, and rows in another order would pair observed and imputed values wrongly
+    in the report."""
+    model = formula.variables(data.columns)
+    ids = [c for c in data.columns if c not in model and data[c].notna().all()]
+    checked = [formula.group, *ids, *(c for c in model if c != formula.group)]
+    for column in [c for c in checked if c in imputed.columns]:          # ids first: they tell of another order
+        differ = data[column].notna().to_numpy() & ~_same_values(data[column], imputed[column])
+        if differ.any():
+            row = int(np.argmax(differ))
+            others = int(differ.sum()) - 1
+            more = f" (and {others} more row{'s' if others > 1 else ''})" if others else ""
+            raise InputError(
+                f"{path}: {_data_row(path, row)} has {column} {_show(imputed[column].iloc[row])} where {source} "
+                f"has {_show(data[column].iloc[row])}{more}; an imputed data set must keep the data's rows, in "
+                f"order, and their observed values (numbers to a relative {RTOL:g}): give the files imputed "
+                f"from {source}, in its row order")
+
+
+def _same_values(data: pd.Series, imputed: pd.Series) -> np.ndarray:
+    """Cell by cell, whether ``imputed`` holds the value of ``data``: numbers within a relative RTOL (the
+    round-off of a CSV copy), anything else as text."""
+    if pd.api.types.is_numeric_dtype(data) and pd.api.types.is_numeric_dtype(imputed):
+        return np.isclose(data.to_numpy(dtype=float, na_value=np.nan), imputed.to_numpy(dtype=float, na_value=np.nan),
+                          rtol=RTOL, atol=0)
+    return (data.astype(str) == imputed.astype(str)).to_numpy()

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from mlmi.damage import DamagedFile, parquet_problem
+
 #: Ends the name of every temporary file a write makes beside its output (``.<name>.<random>.partial``).
 PARTIAL = ".partial"
 
@@ -43,7 +45,11 @@ def write_parquet(data: pd.DataFrame, path) -> None:
 
 
 def read_parquet(path) -> pd.DataFrame:
-    """Read a data set written by ``write_parquet``."""
+    """Read a data set written by ``write_parquet``; a damaged one is a ``DamagedFile`` error naming it."""
+    problem = parquet_problem(path)
+    if problem:
+        raise DamagedFile(f"{path} is damaged ({problem}); run snakemake again: it removes damaged outputs and "
+                          "makes them again")
     return pd.read_parquet(path)
 
 

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from mlmi import deviance
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
+from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message
 
 #: lme4's default tolerance on max |gradient| of the deviance (``check.conv.grad``).
 GRAD_TOL = 2e-3
@@ -41,14 +42,18 @@ OPTIONS = {"L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-6, "maxiter": 2000},
 
 
 class Design:
-    """Response, fixed and random design matrices and groups of one formula on one data set."""
+    """Response, fixed and random design matrices and groups of one formula on one data set, after lme4's
+    checks: aliased fixed-effect columns dropped (named in ``dropped``), unidentifiable random effects refused."""
 
     def __init__(self, data: pd.DataFrame, formula: MixedFormula):
         missing = [v for v in formula.variables(data.columns) if data[v].isna().any()]
         if missing:
             raise ValueError(f"missing values in model variables {missing}; fit complete data only")
         fixed = fixed_design(formula.fixed, data)
-        self.fe_names, self.X, self.factors = fixed.names, fixed.X, fixed.factors
+        aliased = aliased_columns(fixed.X)
+        keep = [j for j in range(len(fixed.names)) if j not in aliased]
+        self.fe_names, self.X, self.factors = [fixed.names[j] for j in keep], fixed.X[:, keep], fixed.factors
+        self.dropped = [fixed.names[j] for j in aliased]
         self.y = data[formula.response].to_numpy(dtype=float)
         columns = ([np.ones(len(data))] if formula.random_intercept else []) + [
             data[t].to_numpy(dtype=float) for t in formula.random_terms]
@@ -57,8 +62,9 @@ class Design:
         self.group = formula.group
         self.groups = data[formula.group].to_numpy()
         self.levels = np.unique(self.groups)
-        if len(self.levels) < 2:
-            raise ValueError(f"grouping column {formula.group!r} has a single level; a mixed model needs several")
+        problem = random_effects_problem(len(data), len(self.levels), formula)
+        if problem:
+            raise ValueError(problem)
 
 
 def complete_cases(data: pd.DataFrame, formula: str) -> pd.DataFrame:
@@ -74,9 +80,11 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     from it and from lme4's own start, and the best optimum is kept. The record holds fixed
     effects with lme4's standard errors and covariance, variance components, criteria
     (REML criterion, logLik, AIC, BIC, npar), conditional modes with conditional variances,
-    and the convergence verdict with every warning (design §5.1). A fit that does not converge
-    is retried with other optimizers and starts (``RESCUES``); when none converges the record
-    is that of the lowest criterion, with ``convergence.converged`` false.
+    and the convergence verdict with every warning (design §5.1). Aliased fixed-effect columns are
+    dropped and named in ``dropped``, as lme4 does; random effects the data cannot identify raise
+    ValueError with lme4's words (``mlmi.lmer_checks``). A fit that does not converge
+    is retried with other optimizers and starts (``RESCUES``); when none converges the record is
+    that of the lowest criterion, with ``convergence.converged`` false.
     """
     design = Design(data, parse_formula(formula))
     start = time.perf_counter()
@@ -85,7 +93,7 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
         attempts = _optimize(design, cp, reml)
         theta = np.array(_kept(attempts)["theta"])
         record = _describe(design, deviance.solve(theta, cp, reml), theta, reml)
-    record["convergence"] = _convergence(theta, attempts)
+    record["convergence"] = _convergence(theta, attempts, design)
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
                   versions={"statsmodels": statsmodels.__version__, "scipy": scipy.__version__})
     return record
@@ -271,6 +279,7 @@ def _describe(design: Design, solution: deviance.Solution, theta: np.ndarray, re
         "n_obs": n_obs,
         "n_groups": {design.group: len(design.levels)},
         "n_levels": 1,
+        "dropped": design.dropped,
         "fixed_effects": [{"term": t, "estimate": b, "std_error": s, "statistic": b / s}
                           for t, b, s in zip(design.fe_names, solution.beta.tolist(), se.tolist())],
         "vcov": {"terms": design.fe_names, "matrix": solution.vcov.tolist()},
@@ -290,13 +299,13 @@ def _describe(design: Design, solution: deviance.Solution, theta: np.ndarray, re
     }
 
 
-def _convergence(theta: np.ndarray, attempts: list[dict]) -> dict:
-    """The kept attempt's verdict, optimizer and message, max |gradient|, singular flag and every warning;
-    every attempt, with why it was kept or not."""
+def _convergence(theta: np.ndarray, attempts: list[dict], design: Design) -> dict:
+    """The kept attempt's verdict, optimizer and message, max |gradient|, singular flag and every warning
+    (the design's dropped columns first); every attempt, with why it was kept or not."""
     kept = _kept(attempts)
     singular = bool(_on_bound(theta))
     max_grad = kept["max_abs_gradient"]
-    notes = list(kept["warnings"])
+    notes = ([rank_message(design.dropped)] if design.dropped else []) + kept["warnings"]
     verdict = {"converged": _passes(kept), "optimizer": f"{kept['optimizer']} from {kept['start']}",
                "message": kept["message"], "max_abs_gradient": max_grad, "singular": singular, "warnings": notes,
                "kept": attempts.index(kept) + 1,

@@ -4,15 +4,18 @@ lme4_checks.json holds what lme4 1.1-31 does with each case (tests/data/lme4_che
 and the checks_*.csv files): which aliased columns it drops and its estimates without them, or
 the error with which its lmerControl() checks refuse the random effects.
 """
+import copy
 import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from mlmi.fit import fit_mixed
 from mlmi.formula import parse_formula
+from mlmi.inputs import InputError, check_inputs
 from mlmi.lmer_checks import RANK_TOL, aliased_columns, random_effects_problem
 
 DATA = Path(__file__).parent / "data"
@@ -86,3 +89,19 @@ def test_the_start_up_verdict_is_the_fits(case):
     assert (problem is None) == (LME4[case]["error"] is None)
     assert problem is None or problem.startswith(LME4[case]["error"])
 
+
+def test_start_up_stops_on_the_users_data_counting_every_row(tmp_path, monkeypatch):
+    """40 groups of 2 rows with a random slope: refused before any job, although x has holes (each
+    imputed data set has all 80 rows, so all 80 count)."""
+    monkeypatch.chdir(tmp_path)
+    data = data_of("pairs_slope")
+    data.loc[[3, 10], "x"] = np.nan
+    data.to_csv("data.csv", index=False)
+    config = copy.deepcopy(yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text()))
+    config["data"]["source"] = "data.csv"
+    config["model"]["formula"] = LME4["pairs_slope"]["formula"]
+    with pytest.raises(InputError) as raised:
+        check_inputs(config)
+    assert str(raised.value).startswith(f"data.csv: {LME4['pairs_slope']['error']}")
+    config["model"]["formula"] = LME4["pairs_intercept"]["formula"]
+    assert check_inputs(config) == []

@@ -86,7 +86,10 @@ def test_a_hopeless_fit_is_declared_failed_with_the_optimizers_message(hopeless,
     assert all(a["outcome"].startswith("not converged") for a in attempts if a is not attempts[convergence["kept"] - 1])
     kept = attempts[convergence["kept"] - 1]
     assert kept["outcome"] == "kept (the lowest criterion), but not converged"
-    assert convergence["message"] == kept["message"] and convergence["max_abs_gradient"] >= GRAD_TOL
+    # The verdict is lme4's, whatever the optimizer said of itself ("Optimization terminated successfully." here).
+    assert convergence["message"] == (f"not converged: max|grad| = {convergence['max_abs_gradient']:.3g}, "
+                                      f"not below {GRAD_TOL} (lme4's check)")
+    assert convergence["max_abs_gradient"] >= GRAD_TOL
     assert f"no attempt of {len(attempts)} converged" in " ".join(convergence["warnings"])
     assert kept["message"] in " ".join(convergence["warnings"])
     # The verdict is right: the true optimum (the centred fit's) is well below what was reached.
@@ -129,7 +132,8 @@ def test_stop_fails_the_pool_with_one_line_naming_the_imputation(records):
     assert "\n" not in message
     assert message.startswith(f"1 of 3 fits did not converge and pooling.on_failed_fit is stop: imputation 2 "
                               f"({folder / 'imp_2.json'}): no attempt of {len(fits[2]['convergence']['attempts'])} ")
-    assert repr(fits[2]["convergence"]["message"]) in message
+    convergence = fits[2]["convergence"]
+    assert repr(convergence["attempts"][convergence["kept"] - 1]["message"]) in message   # the optimizer's own words
     assert message.endswith("or set pooling.on_failed_fit: warn to pool the fits that converged")
     assert not (folder / "stop").exists()                # nothing half-pooled left behind
 

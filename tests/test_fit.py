@@ -8,9 +8,11 @@ import pytest
 import statsmodels.api as sm
 
 from mlmi.fit import complete_cases, fit_mixed
+from mlmi.summarize import model_info
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = json.loads((DATA / "small_lme4.json").read_text())   # from lme4_reference.R
+LME4_CHECKS = json.loads((DATA / "lme4_checks.json").read_text())  # from lme4_checks.R
 
 
 @pytest.fixture(scope="module")
@@ -91,9 +93,41 @@ def test_criteria_follow_lme4_definitions(fits):
     assert json.loads(json.dumps(fit)) == fit          # JSON-ready, floats round-trip
 
 
-def test_singular_fit_warns_like_lme4(fits):
-    assert any("singular" in w for w in fits["singular"]["convergence"]["warnings"])
-    assert not any("singular" in w for w in fits["full"]["convergence"]["warnings"])
+def test_singular_fit_warns_like_lme4_and_says_what_to_do(fits):
+    assert fits["singular"]["convergence"]["warnings"] == [
+        "boundary (singular) fit: see help('isSingular'): a random-effect variance is at zero or a correlation at "
+        "+-1; the random-effects structure may be too complex for the data; consider dropping the random slope or "
+        "its correlation"]
+    assert fits["full"]["convergence"]["warnings"] == []
+
+
+def test_warnings_of_a_start_stay_in_its_attempt(fits):
+    """statsmodels' start fails to converge on small_singular.csv, but the kept optimum, found from it, converged:
+    its warnings are the attempt's, not the fit's, and model_info's warnings column holds the fit's only."""
+    convergence = fits["singular"]["convergence"]
+    kept = convergence["attempts"][convergence["kept"] - 1]
+    assert kept["start"] == "statsmodels MixedLM"
+    assert any("failed to converge" in w for w in kept["warnings"])
+    assert convergence["converged"] and not any("statsmodels" in w for w in convergence["warnings"])
+    info = model_info({"1": fits["singular"], "2": fits["full"]})
+    assert info["converged"].tolist() == [True, True] and info["singular"].tolist() == [True, False]
+    assert info["warnings"].tolist() == ["; ".join(convergence["warnings"]), ""]
+
+
+def test_a_line_search_stop_at_the_optimum_is_not_the_verdict():
+    """L-BFGS-B ends with ABNORMAL_TERMINATION_IN_LNSRCH on abnormal_lnsrch.csv, at lme4's optimum (lme4's bobyqa with
+    rhoend = 1e-10, whose checkConv passes: theta within 1e-6, REML criterion within 1e-6): the optimizer's message
+    stays in the attempt, and the fit's message is lme4's verdict."""
+    ref = LME4_CHECKS["abnormal"]
+    fit = fit_mixed(pd.read_csv(DATA / ref["data"]), ref["formula"])
+    convergence = fit["convergence"]
+    kept = convergence["attempts"][convergence["kept"] - 1]
+    assert kept["message"].startswith("ABNORMAL") and ref["conv_messages"] == []
+    assert convergence["converged"] and convergence["message"].startswith("converged: max|grad| = ")
+    assert convergence["warnings"] == []
+    np.testing.assert_allclose(fit["theta"], ref["theta"], atol=1e-6)
+    assert fit["reml_criterion"] == pytest.approx(ref["reml_criterion"], abs=1e-6)
+    np.testing.assert_allclose(column(fit, "estimate"), list(ref["fixef"].values()), rtol=1e-5)
 
 
 def test_no_group_variance_is_flagged_singular():
@@ -113,7 +147,7 @@ def test_complete_cases_and_input_errors(small):
     assert len(kept) == len(small) - 2                       # the unused column does not count
     with pytest.raises(ValueError, match=r"missing values in model variables \['ses'\]"):
         fit_mixed(holes, "mathach ~ ses + (1 | schid)")
-    with pytest.raises(ValueError, match="'schid' has a single level"):
+    with pytest.raises(ValueError, match=r"grouping factors must have > 1 sampled level \('schid' has 1\)"):
         fit_mixed(small.assign(schid=1), "mathach ~ ses + (1 | schid)")
 
 

@@ -94,3 +94,19 @@ def test_pool_of_fit_records_takes_dfcom_and_warns_on_negligible_b(caplog):
 def test_tiny_between_variance_gives_a_finite_df():
     # lambda^2 underflows to 0 for lambda below ~1e-154; df must still be dfobs, not inf/inf.
     assert barnard_rubin_df(2, [1e-200], [1.0], 10.0)[0] == pytest.approx(11 / 13 * 10, rel=1e-14)
+
+
+def test_fits_that_dropped_different_aliased_columns_are_not_pooled():
+    """Terms lme4 dropped as aliased are absent alike from every fit, or pooling stops naming who dropped what."""
+    def fit(dropped, terms):
+        return {"dfcom": 96, "dropped": dropped,
+                "fixed_effects": [{"term": t, "estimate": 1.0 + k, "std_error": 0.5, "statistic": 2.0}
+                                  for k, t in enumerate(terms)]}
+    same = [fit(["x2"], ["(Intercept)", "x"]), fit(["x2"], ["(Intercept)", "x"])]
+    assert pool(same)["term"].tolist() == ["(Intercept)", "x"]
+    differ = [fit(["x2"], ["(Intercept)", "x"]), fit([], ["(Intercept)", "x", "x2"]), fit(["x2"], ["(Intercept)", "x"])]
+    with pytest.raises(ValueError) as raised:
+        pool(differ, labels=["1", "2", "5"])
+    assert str(raised.value) == ("the fits dropped different aliased fixed-effect columns (imputations 1, 5: 'x2'; "
+                                 "imputation 2: none), so their terms differ and cannot be pooled; remove those "
+                                 "columns from model.formula")

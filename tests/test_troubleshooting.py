@@ -77,6 +77,9 @@ CASES = {
     "constant-outcome": (USER, {"data.csv": good_data().assign(y=3.5).to_csv(index=False)}),
     "one-group": (USER, {"data.csv": good_data().assign(g=7).to_csv(index=False)}),
     "missing-group-id": (USER, {"data.csv": with_cells("g", {12: "", 13: "", 30: ""})}),
+    "one-row-per-group": (USER, {"data.csv": good_data().assign(g=np.arange(1, 41)).to_csv(index=False)}),
+    "unidentifiable-random-effects": (USER, {"data.csv": pd.concat([good_data(0), good_data(1)]).assign(
+        g=np.repeat(np.arange(1, 41), 2)).to_csv(index=False)}),
     "single-observation-group": (USER, {"data.csv": pd.concat(
         [good_data(), pd.DataFrame({"g": [9, 10], "x": [0.3, -0.4], "y": [1.2, -0.7]})]).to_csv(index=False)}),
     "crossed": (formula("mathach ~ ses + (1 | schid) + (1 | schtype)"), {}),

@@ -18,6 +18,7 @@ from threadpoolctl import threadpool_limits
 
 from mlmi import deviance
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
+from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message
 
 #: lme4's default tolerance on max |gradient| of the deviance (``check.conv.grad``).
 GRAD_TOL = 2e-3
@@ -41,14 +42,18 @@ OPTIONS = {"L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-6, "maxiter": 2000},
 
 
 class Design:
-    """Response, fixed and random design matrices and groups of one formula on one data set."""
+    """Response, fixed and random design matrices and groups of one formula on one data set, after lme4's
+    checks: aliased fixed-effect columns dropped (named in ``dropped``), unidentifiable random effects refused."""
 
     def __init__(self, data: pd.DataFrame, formula: MixedFormula):
         missing = [v for v in formula.variables(data.columns) if data[v].isna().any()]
         if missing:
             raise ValueError(f"missing values in model variables {missing}; fit complete data only")
         fixed = fixed_design(formula.fixed, data)
-        self.fe_names, self.X, self.factors = fixed.names, fixed.X, fixed.factors
+        aliased = aliased_columns(fixed.X)
+        keep = [j for j in range(len(fixed.names)) if j not in aliased]
+        self.fe_names, self.X, self.factors = [fixed.names[j] for j in keep], fixed.X[:, keep], fixed.factors
+        self.dropped = [fixed.names[j] for j in aliased]
         self.y = data[formula.response].to_numpy(dtype=float)
         columns = ([np.ones(len(data))] if formula.random_intercept else []) + [
             data[t].to_numpy(dtype=float) for t in formula.random_terms]
@@ -57,8 +62,10 @@ class Design:
         self.group = formula.group
         self.groups = data[formula.group].to_numpy()
         self.levels = np.unique(self.groups)
-        if len(self.levels) < 2:
-            raise ValueError(f"grouping column {formula.group!r} has a single level; a mixed model needs several")
+        problem = random_effects_problem(len(data), len(self.levels), formula)
+        if problem:
+            raise ValueError(problem)
+        self.has_slopes = bool(formula.random_terms)
 
 
 def complete_cases(data: pd.DataFrame, formula: str) -> pd.DataFrame:
@@ -74,9 +81,12 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     from it and from lme4's own start, and the best optimum is kept. The record holds fixed
     effects with lme4's standard errors and covariance, variance components, criteria
     (REML criterion, logLik, AIC, BIC, npar), conditional modes with conditional variances,
-    and the convergence verdict with every warning (design §5.1). A fit that does not converge
-    is retried with other optimizers and starts (``RESCUES``); when none converges the record
-    is that of the lowest criterion, with ``convergence.converged`` false.
+    and the convergence verdict with the warnings true of the kept fit (design §5.1); each attempt
+    keeps its own optimizer's message and warnings. Aliased fixed-effect columns are dropped and
+    named in ``dropped``, as lme4 does; random effects the data cannot identify raise ValueError
+    with lme4's words (``mlmi.lmer_checks``). A fit that does not converge is retried with other
+    optimizers and starts (``RESCUES``); when none converges the record is that of the lowest
+    criterion, with ``convergence.converged`` false.
     """
     design = Design(data, parse_formula(formula))
     start = time.perf_counter()
@@ -85,7 +95,7 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
         attempts = _optimize(design, cp, reml)
         theta = np.array(_kept(attempts)["theta"])
         record = _describe(design, deviance.solve(theta, cp, reml), theta, reml)
-    record["convergence"] = _convergence(theta, attempts)
+    record["convergence"] = _convergence(theta, attempts, design)
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
                   versions={"statsmodels": statsmodels.__version__, "scipy": scipy.__version__})
     return record
@@ -271,6 +281,7 @@ def _describe(design: Design, solution: deviance.Solution, theta: np.ndarray, re
         "n_obs": n_obs,
         "n_groups": {design.group: len(design.levels)},
         "n_levels": 1,
+        "dropped": design.dropped,
         "fixed_effects": [{"term": t, "estimate": b, "std_error": s, "statistic": b / s}
                           for t, b, s in zip(design.fe_names, solution.beta.tolist(), se.tolist())],
         "vcov": {"terms": design.fe_names, "matrix": solution.vcov.tolist()},
@@ -290,30 +301,49 @@ def _describe(design: Design, solution: deviance.Solution, theta: np.ndarray, re
     }
 
 
-def _convergence(theta: np.ndarray, attempts: list[dict]) -> dict:
-    """The kept attempt's verdict, optimizer and message, max |gradient|, singular flag and every warning;
-    every attempt, with why it was kept or not."""
+def _convergence(theta: np.ndarray, attempts: list[dict], design: Design) -> dict:
+    """The kept attempt's verdict, optimizer, max |gradient| and singular flag, the warnings that are true of
+    the kept fit, and every attempt with why it was kept or not.
+
+    ``message`` is the verdict in lme4's terms (its ``checkConv`` on max|grad|), not the optimizer's
+    own words: L-BFGS-B says ABNORMAL_TERMINATION_IN_LNSRCH at an optimum it cannot improve on, and
+    statsmodels' start warns of its own failures. Those words stay in the attempts' entries
+    (``message``, ``warnings``), where they describe what they are about.
+    """
     kept = _kept(attempts)
-    singular = bool(_on_bound(theta))
+    converged = _passes(kept)
     max_grad = kept["max_abs_gradient"]
-    notes = list(kept["warnings"])
-    verdict = {"converged": _passes(kept), "optimizer": f"{kept['optimizer']} from {kept['start']}",
-               "message": kept["message"], "max_abs_gradient": max_grad, "singular": singular, "warnings": notes,
+    verdict = {"converged": converged, "optimizer": f"{kept['optimizer']} from {kept['start']}",
+               "message": (f"converged: max|grad| = {max_grad:.2g} < {GRAD_TOL} (lme4's check)" if converged else
+                           f"not converged: max|grad| = {max_grad:.3g}, not below {GRAD_TOL} (lme4's check)"),
+               "max_abs_gradient": max_grad, "singular": bool(_on_bound(theta)), "warnings": [],
                "kept": attempts.index(kept) + 1,
                "attempts": [{**attempt, "outcome": _outcome(attempt, kept)} for attempt in attempts]}
-    if not max_grad < GRAD_TOL:
-        notes.append(f"Model failed to converge with max|grad| = {max_grad:.6g} (tol = {GRAD_TOL})")
-    if not verdict["converged"]:
-        notes.append(failure(verdict))
-    if singular:
-        notes.append("boundary (singular) fit: a random-effect variance is at zero or a correlation at +-1")
+    if design.dropped:
+        verdict["warnings"].append(rank_message(design.dropped))
+    if not converged:
+        verdict["warnings"] += [f"Model failed to converge with max|grad| = {max_grad:.6g} (tol = {GRAD_TOL})",
+                                failure(verdict)]
+    if verdict["singular"]:
+        verdict["warnings"].append(singular_warning(design.has_slopes))
     return verdict
+
+
+def singular_warning(has_slopes: bool) -> str:
+    """lme4's words for a singular fit (a variance at zero, or a correlation at +-1), and what to do about it."""
+    advice = ("the random-effects structure may be too complex for the data; consider dropping the random slope "
+              "or its correlation" if has_slopes else
+              "the groups may differ no more than the residual variation explains; consider a model without "
+              "the random intercept")
+    return (f"boundary (singular) fit: see help('isSingular'): a random-effect variance is at zero or a "
+            f"correlation at +-1; {advice}")
 
 
 def failure(convergence: dict) -> str:
     """Why a fit did not converge, in one line: its attempts, the kept optimizer's own message and max|grad|."""
+    kept = convergence["attempts"][convergence["kept"] - 1]
     return (f"no attempt of {len(convergence['attempts'])} converged; the best, {convergence['optimizer']}, "
-            f"ended with {convergence['message']!r} at max|grad| = {convergence['max_abs_gradient']:.3g} "
+            f"ended with {kept['message']!r} at max|grad| = {convergence['max_abs_gradient']:.3g} "
             f"(tol = {GRAD_TOL})")
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from mlmi.ampute import ampute_from_config
 from mlmi.damage import parquet_problem
 from mlmi.formula import FormulaError, fixed_design, parse_formula
+from mlmi.lmer_checks import random_effects_problem
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
 from mlmi.simulate import simulate_hsb
 
@@ -339,8 +340,8 @@ def _check_simulation(config: dict) -> None:
 
 def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
     """The incomplete data, returned once checked: readable, has the model's columns, finite numbers where
-    numbers belong, observed and varying model variables, a group for every row, several groups (and,
-    with random slopes, no group of one)."""
+    numbers belong, observed and varying model variables, a group for every row, several groups, random
+    effects lme4 can identify (and, with random slopes, no group of one)."""
     data = read_table(path, na_values=config["data"]["na_values"])
     _check_columns(path, data, formula, config)
     used = formula.variables(data.columns)
@@ -367,6 +368,9 @@ def _check_groups(path: str, data: pd.DataFrame, formula, warn) -> None:
     if len(groups) < 2:
         raise InputError(f"{path}: grouping column {formula.group!r} has a single level ({_show(groups.index[0])}); "
                          "a multilevel model needs at least 2 groups: check the grouping factor of model.formula")
+    problem = random_effects_problem(len(data), len(groups), formula)  # every row: each imputation has them all
+    if problem:
+        raise InputError(f"{path}: {problem}")
     singles = groups[groups == 1]
     if formula.random_terms and len(singles):
         warn(f"{path}: {len(singles)} of {len(groups)} groups of {formula.group!r} have a single observation "

@@ -104,11 +104,14 @@ def fixed_effects_by_imputation(fits: list[dict], labels=None) -> pd.DataFrame:
     return pd.DataFrame([{"imputation": k, **row} for k, fit in zip(labels, fits) for row in fit["fixed_effects"]])
 
 
-def pool(fits: list[dict], conf_level: float = 0.95) -> pd.DataFrame:
+def pool(fits: list[dict], conf_level: float = 0.95, labels=None) -> pd.DataFrame:
     """Rubin-pool the fixed effects of m fit records (from ``mlmi.fit.fit_mixed``).
 
-    dfcom is what mice takes for an lmer fit: n_obs - npar of the fits, which must agree.
+    dfcom is what mice takes for an lmer fit: n_obs - npar of the fits, which must agree. The fits
+    must have dropped the same aliased columns (``labels`` name the imputations in that message).
     """
+    labels = range(1, len(fits) + 1) if labels is None else labels
+    check_same_dropped(dict(zip(map(str, labels), fits)))
     dfcoms = {fit["dfcom"] for fit in fits}
     if len(dfcoms) > 1:
         raise ValueError(f"the fits disagree on n_obs - npar ({sorted(dfcoms)}); pool fits of one model "
@@ -117,6 +120,24 @@ def pool(fits: list[dict], conf_level: float = 0.95) -> pd.DataFrame:
     for message in negligible_between(pooled):
         log.warning(message)
     return pooled
+
+
+def check_same_dropped(fits: dict[str, dict]) -> None:
+    """Raise ValueError, naming imputations and columns, when the fits dropped different aliased columns.
+
+    lme4 drops a fixed-effect column that is a linear combination of those before it; when that
+    holds in some imputations only, their terms differ and no term can be pooled over all m. A record
+    without ``dropped`` (written before fits recorded it) dropped none.
+    """
+    by_dropped = {}
+    for label, fit in fits.items():
+        by_dropped.setdefault(tuple(fit.get("dropped", [])), []).append(label)
+    if len(by_dropped) > 1:
+        said = "; ".join(f"imputation{'s' if len(labels) > 1 else ''} {', '.join(labels)}: "
+                         f"{', '.join(map(repr, dropped)) if dropped else 'none'}"
+                         for dropped, labels in by_dropped.items())
+        raise ValueError(f"the fits dropped different aliased fixed-effect columns ({said}), so their terms differ "
+                         "and cannot be pooled; remove those columns from model.formula")
 
 
 def negligible_between(pooled: pd.DataFrame) -> list[str]:

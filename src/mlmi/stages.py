@@ -82,7 +82,7 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop") ->
     info["pooled"] = info["imputation"].isin(list(kept))
     for message in pool.left_out_warnings(info):
         log.warning(message)
-    io.write_csv(pool.pool(fits), outputs["fixed_effects"])
+    io.write_csv(pool.pool(fits, labels=list(kept)), outputs["fixed_effects"])
     io.write_csv(pool.fixed_effects_by_imputation(fits, labels=list(kept)), outputs["by_imputation"])
     io.write_csv(pool.wald_table(listwise), outputs["listwise"])
     io.write_csv(summarize.random_effect_stats(fits), outputs["random_effects"])

@@ -256,6 +256,20 @@ def test_logged_lines_that_repeat_a_result_warning_are_listed_once(tmp_path):
     assert found[-1] == "fit/2: something else broke"
 
 
+def test_a_message_logged_by_several_jobs_is_listed_once_with_a_count(tmp_path):
+    logs = {}
+    for k in range(1, 7):
+        logs[f"fit/{k}"] = tmp_path / f"fit{k}.log"
+        logs[f"fit/{k}"].write_text("2026-11-24 10:14:49,989 WARNING mlmi.stages: "
+                                    f"{k}: statsmodels MixedLM: Random effects covariance is singular\n" * (k % 2 + 1))
+    logs["fit/7"] = tmp_path / "never_written.log"
+    model_info = pd.read_csv(write_fixture(tmp_path)["pooled_dir"] / "model_info.csv")
+    fixed = pd.read_csv(tmp_path / "pooled" / "fixed_effects.csv")
+    found = gather_warnings(logged_warnings(logs), model_info, fixed)
+    assert [line for line in found if "covariance" in line] == [
+        "fit/1, fit/2, fit/3, fit/4 and 2 other jobs: statsmodels MixedLM: Random effects covariance is singular (×9)"]
+
+
 def test_missingness_counts_and_patterns(page):
     assert "Rows: 40" in page
     assert re.search(r"Rows after listwise deletion \(no missing value in y, x, z, g\): 33<", page)

@@ -142,6 +142,25 @@ def get_chains():
     return [] if EXTERNAL else [f"{OUT}/imputations/chains_{k}.csv" for k in range(1, M + 1)]
 
 
+def get_run_jobs():
+    """The jobs of the single run up to the pool, by the name of their log and benchmark files
+    (``logs/<job>.log``): this run's m only, whatever an earlier run in the folder left behind."""
+    data = ["simulate", "ampute"] if SIMULATED else ["load_data"]
+    imputation = "load_imputation" if EXTERNAL else "impute"
+    per_imputation = [f"{rule}/{k}" for rule in (imputation, "fit") for k in range(1, M + 1)]
+    return [*data, *per_imputation, "fit_listwise", "pool"]
+
+
+def get_run_logs():
+    """The log files of the single run's jobs before the report, whose warnings the report lists."""
+    return [f"{OUT}/logs/{job}.log" for job in get_run_jobs()]
+
+
+def get_run_benchmarks(*later):
+    """The benchmark files of the single run's jobs, and of the ``later`` rules', for its run time."""
+    return [f"{OUT}/benchmarks/{job}.tsv" for job in [*get_run_jobs(), *later]]
+
+
 #: The report's figure files (rules/report.smk writes and captions each).
 FIGURES = ("missingness_patterns", "imputation_diagnostics", "forest", "random_effects", "caterpillar")
 

@@ -11,7 +11,7 @@ rule provenance:
     params:
         config=config,
         m=M,
-        benchmarks=f"{OUT}/benchmarks",
+        benchmarks=get_run_benchmarks("report"),
     threads: 1
     resources:
         mem_mb=512,

@@ -32,8 +32,8 @@ rule report:
         categorical=config["imputation"]["categorical"],
         config=config,
         m=M,
-        logs=f"{OUT}/logs",
-        benchmarks=f"{OUT}/benchmarks",
+        logs=get_run_logs(),
+        benchmarks=get_run_benchmarks(),
     threads: 1
     resources:
         mem_mb=1024,

@@ -8,7 +8,7 @@ with log_to(snakemake.log[0]):
                   missing_path=snakemake.input.missing, truth_path=snakemake.input.get("truth") or None,
                   fit_paths=snakemake.input.fits, listwise_fit_path=snakemake.input.listwise_fit,
                   imputed_paths=snakemake.input.imputed, chain_paths=snakemake.input.chains,
-                  log_dir=snakemake.params.logs, own_log=snakemake.log[0], scenario=snakemake.params.scenario,
+                  log_paths=snakemake.params.logs, scenario=snakemake.params.scenario,
                   formula=snakemake.params.formula, categorical=snakemake.params.categorical,
                   provenance=describe_run(snakemake.params.config, snakemake.params.m, snakemake.input.run_inputs,
                                           snakemake.params.benchmarks))

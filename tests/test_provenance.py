@@ -16,16 +16,18 @@ def test_record_has_config_seeds_versions_checksums(tmp_path):
     (tmp_path / "bench").mkdir()
     (tmp_path / "bench" / "a.tsv").write_text("s\th:m:s\n1.5\t0:00:01\n")
     (tmp_path / "bench" / "b.tsv").write_text("s\th:m:s\n2.25\t0:00:02\n")
+    (tmp_path / "bench" / "stale.tsv").write_text("s\th:m:s\n100\t0:01:40\n")     # an earlier run's job
     config = {"seed": 7, "scenario": "t"}
+    benchmarks = [tmp_path / "bench" / name for name in ("a.tsv", "b.tsv", "not_yet.tsv")]
     write_provenance(tmp_path / "p.json", config=config, m=3, inputs=[tmp_path / "in.csv"],
-                     outputs=[tmp_path / "out.csv"], benchmark_dir=tmp_path / "bench")
+                     outputs=[tmp_path / "out.csv"], benchmarks=benchmarks)
     record = json.loads((tmp_path / "p.json").read_text())
     assert record["config"] == config and record["run_seconds"] == 3.75
     assert record["seeds"]["impute"] == {str(k): int_seed_for(7, "impute", k) for k in (1, 2, 3)}
     assert record["inputs"] == {str(tmp_path / "in.csv"): sha256(tmp_path / "in.csv")}
     assert record["outputs"] == {str(tmp_path / "out.csv"): sha256(tmp_path / "out.csv")}
     assert record["versions"]["packages"]["statsmodels"] == __import__("statsmodels").__version__
-    assert "outputs" not in describe_run(config, 3, [], tmp_path / "bench")
+    assert "outputs" not in describe_run(config, 3, [], [])
 
 
 def finished_run(tmp_path, monkeypatch):
@@ -37,7 +39,7 @@ def finished_run(tmp_path, monkeypatch):
     results.mkdir(parents=True)
     (results / "out.csv").write_text("y\n2\n")
     write_provenance(results / "provenance.json", config={"seed": 1}, m=2, inputs=[str(tmp_path / "data.csv")],
-                     outputs=["results/s/out.csv"], benchmark_dir=results)
+                     outputs=["results/s/out.csv"], benchmarks=[])
     return results
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.report import FIGURES, gather_warnings, logged_warnings, number, write_report
+from mlmi.report import FIGURES, gather_warnings, key_facts, logged_warnings, number, p_text, write_report
 
 FORMULA = "y ~ x + z + (1 + x | g)"
-HEADINGS = ["Warnings", "Data and missingness", "Imputation diagnostics", "Fixed effects", "Random effects",
+HEADINGS = ["Warnings", "Fixed effects", "Data and missingness", "Imputation diagnostics", "Random effects",
             "Model information", "Provenance"]
 TRUTH = {"fixed_effects": {"(Intercept)": 14.05, "x": -2.8, "z": 3.05},
          "random_effects": {"group": "g", "sd": {"(Intercept)": 1.54, "x": 0.58}, "cor": {"(Intercept).x": -0.63}},
@@ -205,6 +205,8 @@ def test_page_is_self_contained(page):
 def test_sections_in_order_each_with_a_one_line_explanation(page):
     positions = [page.index(f"<h2>{heading}</h2>") for heading in HEADINGS]
     assert positions == sorted(positions)
+    # the answer first: key facts, warnings, then the pooled table before any diagnostic
+    assert page.index('<ul class="facts">') < positions[0] < page.index("<th>95% CI low</th>") < positions[2]
     assert page.count("<h2>") == len(HEADINGS)
     for heading in HEADINGS:
         assert re.search(f'<h2>{re.escape(heading)}</h2>\n<p class="lead">[^<]+</p>', page), heading
@@ -216,8 +218,10 @@ def test_sections_in_order_each_with_a_one_line_explanation(page):
 def test_terms_and_pooled_estimates_formatted(page):
     for term in ["(Intercept)", "x", "z"]:
         assert f"<td>{term}</td>" in page
-    for shown in ["13.96", "-2.502", "3.219", "0.1735", "0.2013", "0.3612", "123.4", "7176", "1.2e-90"]:
+    for shown in ["13.96", "-2.502", "3.219", "0.1735", "0.2013", "0.3612", "123.4", "7176", "2.2e-12"]:
         assert f"<td>{shown}</td>" in page
+    pooled = section_text(page, "Fixed effects")
+    assert pooled.count("<td>< 2e-16</td>") == 2 and "1.2e-90" not in pooled and "3.4e-33" not in pooled
     assert "<td>46359.7</td>" in page                              # AIC keeps a decimal
     assert re.search(r"<td>1</td>\s*<td>13.96</td>\s*<td>-2.502</td>\s*<td>3.177</td>", page)   # by imputation
 
@@ -242,7 +246,7 @@ def test_warnings_first_gathered_from_results_and_logs(page):
     assert "fit 2: did not converge; Model failed to converge with max|grad| = 0.0024" in warnings
     assert "term 'x': between-imputation variance is negligible next to the within variance" in warnings
     assert "'(Intercept)': between" not in warnings and "fit 1" not in warnings
-    assert '<li><b>3</b> warnings</li>' in page and '<li><b>1</b> fit not converged or singular</li>' in page
+    assert '<li><b>3</b> warnings</li>' in page and '<li><b>1</b> fit not converged</li>' in page
 
 
 def test_logged_lines_that_repeat_a_result_warning_are_listed_once(tmp_path):
@@ -254,6 +258,55 @@ def test_logged_lines_that_repeat_a_result_warning_are_listed_once(tmp_path):
     found = gather_warnings(logged_warnings({"fit/2": log}), model_info, fixed)
     assert sum("max|grad| = 0.0024" in line for line in found) == 1
     assert found[-1] == "fit/2: something else broke"
+
+
+def test_a_message_logged_by_several_jobs_is_listed_once_with_a_count(tmp_path):
+    logs = {}
+    for k in range(1, 7):
+        logs[f"fit/{k}"] = tmp_path / f"fit{k}.log"
+        logs[f"fit/{k}"].write_text("2026-11-24 10:14:49,989 WARNING mlmi.stages: "
+                                    f"{k}: statsmodels MixedLM: Random effects covariance is singular\n" * (k % 2 + 1))
+    logs["fit/7"] = tmp_path / "never_written.log"
+    model_info = pd.read_csv(write_fixture(tmp_path)["pooled_dir"] / "model_info.csv")
+    fixed = pd.read_csv(tmp_path / "pooled" / "fixed_effects.csv")
+    found = gather_warnings(logged_warnings(logs), model_info, fixed)
+    assert [line for line in found if "covariance" in line] == [
+        "fit/1, fit/2, fit/3, fit/4 and 2 other jobs: statsmodels MixedLM: Random effects covariance is singular (×9)"]
+
+
+def test_headline_counts_fits_not_converged_apart_from_singular_ones():
+    model_info = pd.DataFrame({"converged": [True] * 11 + [False, "True"], "singular": [True] * 11 + [False, "False"]})
+    facts = key_facts({"n_rows": 40, "rows_listwise": 33}, model_info, 12, 0)
+    assert "<li><b>1</b> fit not converged</li>" in facts and "<li><b>11</b> singular fits</li>" in facts
+    assert "or singular" not in facts
+
+
+@pytest.mark.parametrize("p, shown", [(0.0, "< 2e-16"), (1.2e-90, "< 2e-16"), (2.2e-16, "< 2e-16"),
+                                      (2.3e-16, "2.3e-16"), (0.03125, "0.03125"), (float("nan"), "—")])
+def test_p_values_below_the_printing_limit_show_as_r_shows_them(p, shown):
+    assert p_text(p) == shown
+
+
+def legends(page: str) -> list[tuple[set, set]]:
+    """(header labels, labels the legend under it explains) of every table of the page; a table without
+    a legend right under it explains nothing."""
+    found = []
+    for match in re.finditer(r"<table.*?</table>", page, re.S):
+        after = page[match.end():].lstrip()
+        legend = after[:after.index("</p>")] if after.startswith('<p class="legend">') else ""
+        head = match.group(0).split("</thead>")[0].replace("<wbr>", "")
+        found.append(({html.unescape(h) for h in re.findall(r"<th>(.+?)</th>", head)},
+                      {name for names in re.findall(r"<b>(.*?)</b>", html.unescape(legend)) for name in names.split(", ")}))
+    return found
+
+
+def test_every_column_of_every_table_is_explained_under_it(page, bare):
+    for shown in (page, bare):
+        tables = legends(shown)
+        assert len(tables) >= 7
+        for header, explained in tables:
+            assert header <= explained, header - explained
+    assert "<b>n_levels</b>: number of grouping factors (merTools' n.lvls)" in html.unescape(page)
 
 
 def test_missingness_counts_and_patterns(page):
@@ -289,7 +342,7 @@ def test_figures_written_as_png_files_for_snakemakes_report(full):
 
 def test_random_effects_tables_and_plots(page):
     shown = section_text(page, "Random effects")
-    assert "VarCorr (mean over imputations)" in shown and "SD over imputations (a spread" in shown
+    assert "VarCorr (mean over imputations)" in shown and "<b>SD over imputations</b>: the SD of the imputations' estimates: a spread, not a standard error" in shown
     assert "7 levels of g" in shown
     assert 'alt="each random-effect SD' in shown and 'alt="caterpillar plot' in shown
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlmi.report import FIGURES, number
+from mlmi.report import FIGURES, number, p_text
+from test_report import legends
 from test_workflow import TINY, finished
 
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -68,6 +69,14 @@ def opened(results, tmp_path_factory):
                 "const texts = cells => Array.from(cells, cell => cell.textContent);"
                 "return {head: texts(Array.from(table.tHead.rows).pop().cells),"
                 "        rows: Array.from(table.tBodies[0].rows, row => texts(row.cells))};"),
+            "model_info": driver.execute_script(
+                "const table = document.querySelector('#model-information table');"
+                "const warnings = Array.from(table.tHead.rows[0].cells, cell => cell.textContent).indexOf('warnings');"
+                "return {table: table.getBoundingClientRect().width, overflow: table.parentElement.scrollWidth"
+                "        - table.parentElement.clientWidth, page: document.documentElement.clientWidth,"
+                "        line: 1.45 * parseFloat(getComputedStyle(table).fontSize),"
+                "        rows: Array.from(table.tBodies[0].rows, row => ({height: row.getBoundingClientRect().height,"
+                "                                                           text: row.cells[warnings].textContent}))};"),
         }
     finally:
         driver.quit()
@@ -96,4 +105,20 @@ def test_pooled_table_shows_the_csv(opened, results):
     assert head[-len(pooled):] == ["estimate", "SE", "df", "95% CI low", "95% CI high", "p", "riv", "fmi"]
     assert [row[0] for row in rows] == list(fixed["term"])
     for row, expected in zip(rows, fixed.itertuples(index=False)):
-        assert row[-len(pooled):] == [number(getattr(expected, column)) for column in pooled], row[0]
+        assert row[-len(pooled):] == [(p_text if column == "p_value" else number)(getattr(expected, column))
+                                      for column in pooled], row[0]
+
+
+def test_model_information_fits_the_page_with_its_warnings_wrapped(opened):
+    """The widest table, with the longest text (a fit's warnings), within the page and its section (no sideways
+    scrolling), its warnings wrapped at 20 characters a line or more, never a word a line."""
+    shown = opened["model_info"]
+    assert max(len(row["text"]) for row in shown["rows"]) > 120, "too few warnings for this test to show anything"
+    assert shown["table"] <= shown["page"] and shown["overflow"] <= 0, shown
+    for row in shown["rows"]:
+        assert row["height"] <= (len(row["text"]) / 20 + 2) * shown["line"], row
+
+
+def test_every_column_of_every_table_is_explained(results):
+    for header, explained in legends((results / "report.html").read_text()):
+        assert header <= explained, header - explained

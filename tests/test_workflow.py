@@ -1,5 +1,6 @@
 """The whole workflow, run by Snakemake from another working directory, as a user runs it."""
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -138,6 +139,21 @@ def test_a_truncated_imputation_is_made_again_and_its_dependants_with_it(tmp_pat
         assert (results / "pooled" / table.name).read_bytes() == table.read_bytes(), table.name
     again = run_workflow(workdir, TINY)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
+
+
+def test_a_smaller_m_in_the_same_folder_reports_only_its_own_jobs(tmp_path):
+    """m = 6 then m = 2 in one folder: the second report and provenance read none of fits 3-6's files."""
+    finished(tmp_path, {**TINY, "imputation": {"m": 6, "iterations": 2}})
+    first = tmp_path / "results" / "tiny"
+    stale = [k for k in range(3, 7) if " WARNING " in (first / "logs" / "fit" / f"{k}.log").read_text()]
+    assert stale, "no fit of 3-6 logged a warning: the test would prove nothing"
+    results = finished(tmp_path, TINY)
+    page = (results / "report.html").read_text()
+    warnings = page[page.index("<h2>Warnings</h2>"):page.index("</section>", page.index("<h2>Warnings</h2>"))]
+    assert not re.search(r"fit[/ ][3-6]\b", warnings), warnings
+    jobs = ["simulate", "ampute", "impute/1", "impute/2", "fit/1", "fit/2", "fit_listwise", "pool", "report"]
+    seconds = sum(pd.read_csv(results / "benchmarks" / f"{job}.tsv", sep="\t")["s"].iloc[0] for job in jobs)
+    assert json.loads((results / "provenance.json").read_text())["run_seconds"] == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("config, line", [

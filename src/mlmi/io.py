@@ -2,14 +2,15 @@
 
 Writes go to a temporary file renamed into place, so an interrupted job never leaves a
 half-written output that a resumed run would take for finished; the leftover temporary file
-of a killed write is removed when the output is written again. ``release_stale_lock`` lets a
+of a killed write is removed when the output is written again. Outputs get the mode the user's
+umask gives a new file (0644 under umask 022), so colleagues on a shared server can read them. ``release_stale_lock`` lets a
 run killed with SIGKILL resume without ``snakemake --unlock``.
 """
 import fcntl
 import json
 import os
 import shutil
-import tempfile
+import uuid
 from pathlib import Path
 
 import pandas as pd
@@ -23,14 +24,24 @@ PARTIAL = ".partial"
 _ALIVE = []
 
 
+def _new_partial(path: Path) -> str:
+    """Create the empty temporary file of a write of ``path``, beside it, and return its name.
+
+    Made with mode 0666 less the umask, as ``open()`` makes any new file; the writers only refill
+    it, so the output keeps that mode (``tempfile.mkstemp`` would make it 0600, unreadable to others).
+    """
+    tmp = str(path.parent / f".{path.name}.{uuid.uuid4().hex}{PARTIAL}")
+    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    return tmp
+
+
 def _atomic(path, write) -> None:
     """Call ``write(tmp_path)`` and rename the result to ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for leftover in path.parent.glob(f".{path.name}.*{PARTIAL}"):  # a killed earlier write of this output
         leftover.unlink(missing_ok=True)
-    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL)
-    os.close(handle)
+    tmp = _new_partial(path)
     try:
         write(tmp)
         os.replace(tmp, path)

@@ -43,20 +43,26 @@ def versions() -> dict:
             "packages": {name: importlib.metadata.version(name) for name in PACKAGES}}
 
 
-def run_seconds(benchmark_dir) -> float:
-    """Sum of the jobs' wall-clock seconds from Snakemake's benchmark files (0 if none yet)."""
-    return float(sum(pd.read_csv(tsv, sep="\t")["s"].iloc[0] for tsv in Path(benchmark_dir).rglob("*.tsv")))
+def run_seconds(benchmarks) -> float:
+    """Sum of the jobs' wall-clock seconds from Snakemake's benchmark files of this run's jobs.
+
+    ``benchmarks`` lists the files of the jobs of the run being described, never a folder's
+    every file: an earlier run in the same folder (with a larger m, say) leaves files of jobs
+    that are not this run's. A listed file that does not exist (yet) counts 0 s.
+    """
+    return float(sum(pd.read_csv(tsv, sep="\t")["s"].iloc[0] for tsv in map(Path, benchmarks) if tsv.is_file()))
 
 
-def describe_run(config: dict, m: int, inputs, benchmark_dir) -> dict:
-    """Config as run, seeds, versions, input checksums and run time: the report's provenance."""
+def describe_run(config: dict, m: int, inputs, benchmarks) -> dict:
+    """Config as run, seeds, versions, input checksums and run time (``run_seconds`` of ``benchmarks``):
+    the report's provenance."""
     return {"config": config, "seeds": seeds(config["seed"], m), "versions": versions(),
-            "inputs": {str(path): sha256(path) for path in inputs}, "run_seconds": run_seconds(benchmark_dir)}
+            "inputs": {str(path): sha256(path) for path in inputs}, "run_seconds": run_seconds(benchmarks)}
 
 
-def write_provenance(path, *, config: dict, m: int, inputs, outputs, benchmark_dir) -> None:
+def write_provenance(path, *, config: dict, m: int, inputs, outputs, benchmarks) -> None:
     """Write provenance.json: ``describe_run`` plus the checksum of every output."""
-    record = describe_run(config, m, inputs, benchmark_dir)
+    record = describe_run(config, m, inputs, benchmarks)
     record["outputs"] = {str(output): sha256(output) for output in outputs}
     io.write_json(record, path)
 

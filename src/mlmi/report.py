@@ -23,7 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy.stats import gaussian_kde
 
-from mlmi.console import fit_warnings, is_true
+from mlmi.console import P_FLOOR, fit_warnings, is_true, p_value
 from mlmi.formula import parse_formula
 from mlmi.io import read_json, write_bytes, write_text
 from mlmi.missingness import summarize_missingness
@@ -39,6 +39,69 @@ PATTERNS_SHOWN = 20
 
 #: What the imputation diagnostics say for data without a missing value.
 NOTHING_IMPUTED = "No value was missing, so nothing was imputed."
+
+#: Text columns with values longer than this many characters wrap within a minimum width (the warnings).
+PROSE = 40
+
+#: Columns of p-values, printed by ``p_text``.
+P_COLUMNS = {"p", "p_value"}
+
+#: What each column of the page's tables is, for the legend under each table (``table``'s ``legend``).
+COLUMNS = {
+    "term": "the model term, as lme4 names it",
+    "truth": "the value the data were simulated with",
+    "estimate": "the coefficient: the listwise fit's, or the mean over the pooled imputations",
+    "SE": "standard error: lme4's for the listwise fit; Rubin's sqrt(ubar + (1 + 1/m) b) when pooled",
+    "df": "Barnard-Rubin degrees of freedom, as mice::pool computes them",
+    "95% CI low": "95% confidence interval, from Student t with df",
+    "95% CI high": "95% confidence interval, from Student t with df",
+    "p": "two-sided p-value of estimate / SE on Student t with df; below 2.2e-16 shown as < 2e-16, as R does",
+    "riv": "relative increase in variance due to missingness, (1 + 1/m) b / ubar",
+    "fmi": "fraction of missing information",
+    "variable": "a column of the data",
+    "fraction missing": "share of its values that are missing",
+    "in the model": "yes when the model uses it",
+    "grp": "grouping factor (Residual: the residual)",
+    "group": "grouping factor (Residual: the residual)",
+    "var1": "the random term (var1 and var2: the two terms of a correlation)",
+    "var2": "the random term (var1 and var2: the two terms of a correlation)",
+    "vcov": "variance, or covariance of var1 and var2",
+    "sdcor": "standard deviation, or correlation of var1 and var2",
+    "mean over imputations": "merTools' modelRandEffStats estimate, the mean over the pooled imputations",
+    "SD over imputations": "the SD of the imputations' estimates: a spread, not a standard error (merTools' "
+                           "std.error)",
+    "imputation": "the fit: imputed data set k, or listwise (the fit after listwise deletion)",
+    "n_obs": "rows the fit used",
+    "n_levels": "number of grouping factors (merTools' n.lvls)",
+    "n_groups": "number of groups (levels of the grouping factor)",
+    "aic": "Akaike information criterion (from the REML log-likelihood under REML, as lme4)",
+    "bic": "Bayesian information criterion (likewise)",
+    "loglik": "log-likelihood (REML under REML)",
+    "reml_criterion": "-2 x REML log-likelihood (lme4's REMLcrit)",
+    "sigma": "residual standard deviation",
+    "converged": "whether the optimizer converged and passed lme4's gradient check",
+    "singular": "a variance at zero or a correlation at ±1 (lme4's isSingular); a singular fit converged",
+    "warnings": "every warning of the fit",
+    "pooled": "whether the fit is in the pooled tables",
+    "statistic": "estimate / std_error",
+    "merTools std_error": "merTools' standard error",
+    "merTools df": "merTools' degrees of freedom",
+    "Rubin std_error": "Rubin's rules' standard error (the pooled table's SE)",
+    "Rubin df": "Barnard-Rubin degrees of freedom (the pooled table's df)",
+    "seed": "the seed's use: master, or the job it seeds",
+    "value": "the seed",
+    "software": "Python, the platform, or a package",
+    "version": "its version",
+    "file": "an input of the run",
+    "sha256": "its SHA-256 checksum",
+}
+
+#: The random-effect parameters' names (broom.mixed's), for their table's legend.
+RANDOM_COLUMNS = {**COLUMNS, "term": "sd__x: standard deviation of the random effect of x; cor__a.b: correlation of "
+                                     "those of a and b; sd__Observation: the residual SD (broom.mixed's names)"}
+
+#: Jobs named in a warning that several jobs logged; the others are counted.
+JOBS_NAMED = 4
 
 #: Normal quantile of the 95% intervals drawn around per-imputation estimates and conditional modes.
 Z95 = 1.959963984540054
@@ -78,7 +141,7 @@ IMPUTATION_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd", "#8c564b", "#e
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: #222;
-       max-width: 66rem; margin: 1.5rem auto; padding: 0 1rem; line-height: 1.45; }
+       max-width: 72rem; margin: 1.5rem auto; padding: 0 1rem; line-height: 1.45; }
 h1 { font-size: 1.6rem; margin-bottom: .2rem; }
 h2 { font-size: 1.25rem; border-bottom: 1px solid #ccc; padding-bottom: .2rem; margin-top: 2.2rem; }
 h3 { font-size: 1.02rem; margin: 1.4rem 0 .3rem; }
@@ -91,10 +154,11 @@ code, pre { background: #f3f3f3; border-radius: 3px; }
 code { padding: .1rem .3rem; }
 pre { padding: .6rem; overflow-x: auto; font-size: .85rem; }
 table { border-collapse: collapse; margin: .6rem 0 1rem; font-size: .9rem; }
-th, td { padding: .25rem .6rem; border-bottom: 1px solid #e3e3e3; text-align: right; }
+th, td { padding: .25rem .45rem; border-bottom: 1px solid #e3e3e3; text-align: right; }
 th { background: #f6f6f6; }
 th[colspan] { text-align: center; border-bottom: 2px solid #ccc; }
 td { white-space: nowrap; font-variant-numeric: tabular-nums; }
+p.legend { font-size: .82rem; color: #555; margin: -.6rem 0 1rem; }
 section { overflow-x: auto; }
 tr.flagged td { background: #fde2e1; font-weight: 600; }
 tr.flagged td:first-child { border-left: 4px solid #8a1c12; }
@@ -107,6 +171,7 @@ details summary { cursor: pointer; font-weight: 600; margin: 1rem 0 .3rem; }
 """ + "".join(  # table() tags each text column's position; those cells align left
     f"table.text-{i} td:nth-child({i}), table.text-{i} tr:last-child th:nth-child({i}) {{ text-align: left; }}\n"
     f"table.text-{i} td:nth-child({i}) {{ white-space: normal; }}\n"
+    f"table.prose-{i} td:nth-child({i}) {{ min-width: 14rem; overflow-wrap: anywhere; }}\n"
     for i in range(1, 21))
 
 
@@ -176,11 +241,11 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
     warnings = gather_warnings(logged_warnings(logs or {}), tables["model_info"], tables["fixed"])
     sections = [
         warnings_section(warnings),
-        missingness_section(summary, model_vars, imputed, images["missingness_patterns"]),
-        imputation_section(variables, bool(chains), images["imputation_diagnostics"]),
         fixed_effects_section(tables["fixed"], tables["listwise"], tables["by_imputation"], truth,
                               pd.read_csv(legacy) if legacy.exists() else None, images["forest"],
                               fits[0].get("factors", {})),  # fit records of mlmi before factors: none
+        missingness_section(summary, model_vars, imputed, images["missingness_patterns"]),
+        imputation_section(variables, bool(chains), images["imputation_diagnostics"]),
         random_effects_section(tables["varcorr"], tables["random"], tables["ranef"], truth, images),
         model_info_section(tables["model_info"]),
         provenance_section(provenance),
@@ -206,11 +271,14 @@ def page(scenario: str, formula: str, facts: str, sections: list[str]) -> str:
 
 def key_facts(summary: dict, model_info: pd.DataFrame, m: int, n_warnings: int) -> str:
     """The run at a glance: imputations (and how many pooled, if not all), rows before and after listwise
-    deletion, flagged fits, warnings."""
+    deletion, fits that did not converge and singular fits (counted apart: a singular fit converged, and is
+    pooled), warnings."""
     excluded = len(left_out(model_info))
     facts = [(m, "imputed data set", f", {m - excluded} pooled" if excluded else ""), (summary["n_rows"], "row", ""),
              (summary["rows_listwise"], "row", " after listwise deletion"),
-             (sum(flagged_fits(model_info)), "fit", " not converged or singular"), (n_warnings, "warning", "")]
+             (sum(not is_true(value) for value in model_info["converged"]), "fit", " not converged"),
+             (sum(is_true(value) for value in model_info["singular"]), "singular fit", ""),
+             (n_warnings, "warning", "")]
     return '<ul class="facts">' + "".join(f"<li><b>{value}</b> {noun}{'' if value == 1 else 's'}{rest}</li>"
                                           for value, noun, rest in facts) + "</ul>"
 
@@ -229,20 +297,54 @@ def number(value: float) -> str:
     return f"{value:.{max(4, len(str(int(abs(value)))) + 1)}g}"
 
 
-def table(frame: pd.DataFrame, flagged=None) -> str:
-    """A DataFrame as an HTML table (text escaped, floats by ``number``), ``flagged`` rows highlighted.
+def table(frame: pd.DataFrame, flagged=None, legend: dict | None = None) -> str:
+    """A DataFrame as an HTML table (text escaped, floats by ``number``, p-values by ``p_text``), ``flagged``
+    rows highlighted, and under it a legend of what each column is (``legend``: column to explanation).
 
-    Text columns get a ``text-<position>`` class so the stylesheet aligns them left, numbers right.
+    Text columns get a ``text-<position>`` class so the stylesheet aligns them left, numbers right;
+    those with text longer than ``PROSE`` characters also get ``prose-<position>``, so they wrap
+    within a readable width and the table stays within the page. Column names may break after an
+    underscore (``reml_criterion``), never inside a word.
     """
-    text = [f"text-{i}" for i, (_, column) in enumerate(frame.items(), start=1)
-            if not pd.api.types.is_numeric_dtype(column)]
-    markup = frame.to_html(index=False, float_format=number, na_rep="—", border=0, escape=True, classes=text)
-    if flagged is None:
-        return markup
-    head, body = markup.split("<tbody>")
-    rows = body.split("<tr>")
-    marked = [('<tr class="flagged">' if flag else "<tr>") + row for flag, row in zip(flagged, rows[1:])]
-    return head + "<tbody>" + rows[0] + "".join(marked)
+    text, prose = [], []
+    for i, (_, column) in enumerate(frame.items(), start=1):
+        if not pd.api.types.is_numeric_dtype(column):
+            text.append(f"text-{i}")
+            if column.astype(str).str.len().max() > PROSE:
+                prose.append(f"prose-{i}")
+    formatters = {name: p_text for name in frame.columns if leaf(name) in P_COLUMNS}
+    markup = frame.to_html(index=False, float_format=number, na_rep="—", border=0, escape=True,
+                           classes=text + prose, formatters=formatters)
+    markup = re.sub(r"<th>([^<]*)</th>", lambda name: f"<th>{name[1].replace('_', '_<wbr>')}</th>", markup)
+    if flagged is not None:
+        head, body = markup.split("<tbody>")
+        rows = body.split("<tr>")
+        marked = [('<tr class="flagged">' if flag else "<tr>") + row for flag, row in zip(flagged, rows[1:])]
+        markup = head + "<tbody>" + rows[0] + "".join(marked)
+    return markup + (column_legend(frame, legend) if legend else "")
+
+
+def leaf(name) -> str:
+    """A column's own label: the last of a two-row header's labels."""
+    return name[-1] if isinstance(name, tuple) else name
+
+
+def p_text(p: float) -> str:
+    """A p-value for the page: R's ``format.pval`` convention, ``< 2e-16`` below the printing limit, never 0."""
+    return "—" if pd.isna(p) else p_value(p) if p < P_FLOOR else number(p)
+
+
+def column_legend(frame: pd.DataFrame, legend: dict) -> str:
+    """What each column of ``frame`` is, from ``legend``; columns with the same explanation share an entry.
+
+    A column ``legend`` does not know (one a newer pooled table added) is left out rather than stopping the report.
+    """
+    labels = {}
+    for name in dict.fromkeys(map(leaf, frame.columns)):
+        if name in legend:
+            labels.setdefault(legend[name], []).append(name)
+    entries = [f"<b>{html.escape(', '.join(names))}</b>: {html.escape(text)}" for text, names in labels.items()]
+    return f'<p class="legend">{"; ".join(entries)}.</p>'
 
 
 def save(figure: Figure, kind: str) -> bytes:
@@ -279,24 +381,43 @@ def legend_handle(style: dict) -> Line2D:
     return Line2D([], [], **style)
 
 
-def logged_warnings(logs: dict) -> list[tuple[str, str]]:
-    """(log label, message) of every WARNING, ERROR or CRITICAL line in job logs (``mlmi.logs`` format)."""
+def logged_warnings(logs: dict) -> dict[str, list[str]]:
+    """Every distinct WARNING, ERROR or CRITICAL message in job logs (``mlmi.logs`` format), in the order first
+    logged, with the label of the log of each time it was logged.
+
+    A message that starts with its job's own name (job ``fit/3`` logs ``3: ...``) is kept without it, so the
+    same problem in several fits is one message. A listed log that does not exist has nothing to say.
+    """
     pattern = re.compile(r"^\S+ \S+ (?:WARNING|ERROR|CRITICAL) \S+: (.*)$")
-    return [(label, match.group(1)) for label, path in logs.items()
-            for match in map(pattern.match, Path(path).read_text(encoding="utf-8", errors="replace").splitlines())
-            if match]
+    found = {}
+    for label, path in logs.items():
+        if not Path(path).is_file():
+            continue
+        own = label.rsplit("/", 1)[-1] + ": "
+        for match in map(pattern.match, Path(path).read_text(encoding="utf-8", errors="replace").splitlines()):
+            if match:
+                found.setdefault(match.group(1).removeprefix(own), []).append(label)
+    return found
 
 
-def gather_warnings(logged: list[tuple[str, str]], model_info: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
-    """The results' own warnings (imputations left out of the pool first, fits, pooling), then logged lines
-    that do not repeat one of them.
+def logged_line(message: str, labels: list[str]) -> str:
+    """One logged message as the report lists it: the jobs that logged it, and how often when more than once."""
+    jobs = list(dict.fromkeys(labels))
+    named = ", ".join(jobs[:JOBS_NAMED]) + (f" and {len(jobs) - JOBS_NAMED} other jobs" if len(jobs) > JOBS_NAMED
+                                           else "")
+    return f"{named}: {message}" + (f" (×{len(labels)})" if len(labels) > 1 else "")
+
+
+def gather_warnings(logged: dict[str, list[str]], model_info: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
+    """The results' own warnings (imputations left out of the pool first, fits, pooling), then each logged
+    message (``logged_warnings``) once, unless it repeats one of them.
 
     A logged message repeats one when it, or its text after a leading "label: ", is part of a
     result warning (the fit and pool jobs log what model_info.csv and the pooled riv also say).
     """
     found = left_out_warnings(model_info) + fit_warnings(model_info, fixed)
     said = " ".join(found)
-    return found + [f"{label}: {message}" for label, message in logged
+    return found + [logged_line(message, labels) for message, labels in logged.items()
                     if message not in said and message.split(": ", 1)[-1] not in said]
 
 
@@ -328,7 +449,7 @@ def missingness_section(summary: dict, model_vars: list[str], imputed: list[pd.D
     return section("Data and missingness",
                    "How much of the data is missing, in which combinations, and how many rows listwise deletion "
                    "would keep where imputation keeps them all.",
-                   f'{facts}\n<div class="side">\n{table(fractions)}\n<div>{image.tag}\n{caption}</div>\n</div>')
+                   f'{facts}\n<div class="side">\n{table(fractions, legend=COLUMNS)}\n<div>{image.tag}\n{caption}</div>\n</div>')
 
 
 def imputed_variables(data: pd.DataFrame, imputed: list[pd.DataFrame]) -> list[str]:
@@ -516,10 +637,12 @@ def fixed_effects_section(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputa
     caption = ("<p>Intervals are 95%: hollow squares the listwise fit, circles each imputation (estimate ± 1.96 SE), "
                "black diamonds the pooled estimate (Student t with the pooled df)"
                + ("; the dashed line is the true value.</p>" if truth is not None else ".</p>"))
-    parts = [table(fixed_effects_table(fixed, listwise, truth)), factors_note(factors), image.tag, caption,
+    parts = [table(fixed_effects_table(fixed, listwise, truth), legend=COLUMNS), factors_note(factors), image.tag, caption,
              "<h3>Per-imputation estimates</h3>",
              "<p>Each imputed data set's estimates; how much they differ is the between-imputation variance.</p>",
-             table(by_imputation_table(by_imputation, fixed))]
+             table(by_imputation_table(by_imputation, fixed), legend={
+                 "imputation": "imputed data set k; pooled: the mean over the pooled imputations",
+                 **{term: "the term's estimate in that data set" for term in fixed["term"]}})]
     if legacy is not None:
         parts.append(mertools_block(legacy, fixed))
     return section("Fixed effects", lead, "\n".join(parts))
@@ -555,7 +678,7 @@ def mertools_block(legacy: pd.DataFrame, fixed: pd.DataFrame) -> str:
             "published merTools results only. It averages the standard errors instead of the variances, divides the "
             "between-imputation variance by m instead of m - 1 and adds it to an SE without a square root, so its "
             "standard errors are too small whenever the imputations differ. Use the pooled table above for "
-            f"inference.</p>\n{table(shown)}")
+            f"inference.</p>\n{table(shown, legend=COLUMNS)}")
 
 
 def random_values(record: dict) -> dict[str, float]:
@@ -615,12 +738,12 @@ def random_effects_section(varcorr: pd.DataFrame, random: pd.DataFrame, ranef: p
     if truth is not None:
         stats["truth"] = random["term"].map(random_values(truth))
     stats["mean over imputations"] = random["estimate"]
-    stats["SD over imputations (a spread, not a standard error)"] = random["between_sd"]
+    stats["SD over imputations"] = random["between_sd"]
     levels = ranef.groupby("group", sort=False)["level"].nunique()
     counts = ", ".join(f"{count} levels of {html.escape(str(group))}" for group, count in levels.items())
     body = "\n".join([
-        "<h3>VarCorr (mean over imputations)</h3>", table(varcorr),
-        "<h3>Each standard deviation and correlation over the imputations</h3>", table(stats),
+        "<h3>VarCorr (mean over imputations)</h3>", table(varcorr, legend=COLUMNS),
+        "<h3>Each standard deviation and correlation over the imputations</h3>", table(stats, legend=RANDOM_COLUMNS),
         images["random_effects"].tag,
         "<p>Hollow square: the listwise fit; circles: each imputation; solid line: the mean over imputations"
         + ("; dashed line: the true value.</p>" if truth is not None else ".</p>"),
@@ -643,7 +766,7 @@ def model_info_section(model_info: pd.DataFrame) -> str:
     """Section: one row per fit, fits that did not converge or are singular highlighted."""
     return section("Model information",
                    "Size, fit criteria and convergence of every fit; highlighted rows (bold, marked at the left) "
-                   "did not converge or are singular.", table(model_info, flagged_fits(model_info)))
+                   "did not converge or are singular.", table(model_info, flagged_fits(model_info), COLUMNS))
 
 
 def flatten(record: dict, prefix: str = "") -> list[tuple[str, object]]:
@@ -664,10 +787,10 @@ def provenance_section(provenance: dict | None) -> str:
         "<details><summary>Config as run (YAML; click to show)</summary>",
         f"<pre>{html.escape(yaml.safe_dump(provenance['config'], sort_keys=False, allow_unicode=True))}</pre>",
         "</details>",
-        "<h3>Seeds</h3>", table(pd.DataFrame(flatten(provenance["seeds"]), columns=["seed", "value"])),
-        "<h3>Versions</h3>", table(pd.DataFrame(flatten(provenance["versions"]), columns=["software", "version"])),
+        "<h3>Seeds</h3>", table(pd.DataFrame(flatten(provenance["seeds"]), columns=["seed", "value"]), legend=COLUMNS),
+        "<h3>Versions</h3>", table(pd.DataFrame(flatten(provenance["versions"]), columns=["software", "version"]), legend=COLUMNS),
         "<h3>Input checksums (SHA-256)</h3>",
-        table(pd.DataFrame(list(provenance["inputs"].items()), columns=["file", "sha256"])),
+        table(pd.DataFrame(list(provenance["inputs"].items()), columns=["file", "sha256"]), legend=COLUMNS),
         f"<p>Run time: {provenance['run_seconds']:.1f} s, the jobs' wall-clock time summed from Snakemake's "
         "benchmark files.</p>",
     ])

@@ -94,17 +94,27 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop") ->
 
 
 def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path, truth_path, fit_paths,
-           listwise_fit_path, imputed_paths, chain_paths, log_dir, own_log, scenario: str, formula: str,
+           listwise_fit_path, imputed_paths, chain_paths, log_paths, scenario: str, formula: str,
            categorical, provenance: dict | None) -> None:
-    """Write the HTML report and its figure files, with the warnings every other job logged under ``log_dir``."""
+    """Write the HTML report and its figure files, with the warnings logged in ``log_paths``.
+
+    ``log_paths`` are the logs of this run's jobs (``<results>/logs/<job>.log``), named in the
+    report by the job (``fit/3``). Only these are read, never the logs folder: an earlier run in
+    the same folder leaves logs of jobs that are not this run's.
+    """
     from mlmi.report import write_report
 
-    logs = {str(path.relative_to(log_dir).with_suffix("")): path for path in sorted(Path(log_dir).rglob("*.log"))
-            if path.resolve() != Path(own_log).resolve()}
+    logs = {log_label(path): path for path in log_paths}
     write_report(report_path, pooled_dir=Path(fixed_effects_path).parent, missing_path=missing_path,
                  truth_path=truth_path, fit_paths=fit_paths, listwise_fit_path=listwise_fit_path,
                  imputed_paths=imputed_paths, chain_paths=chain_paths, scenario=scenario, formula=formula,
                  categorical=categorical, logs=logs, provenance=provenance, figure_paths=figure_paths)
+
+
+def log_label(path) -> str:
+    """The job a log belongs to, as its path below the ``logs`` folder says: ``.../logs/fit/3.log`` is ``fit/3``."""
+    parts = Path(path).with_suffix("").parts
+    return "/".join(parts[len(parts) - parts[::-1].index("logs"):])
 
 
 def load(source_path, data_path, *, na_values=(), warnings=()) -> None:

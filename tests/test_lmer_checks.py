@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlmi import io, stages
 from mlmi.fit import fit_mixed
 from mlmi.formula import parse_formula
 from mlmi.inputs import InputError, check_inputs
@@ -105,3 +106,12 @@ def test_start_up_stops_on_the_users_data_counting_every_row(tmp_path, monkeypat
     assert str(raised.value).startswith(f"data.csv: {LME4['pairs_slope']['error']}")
     config["model"]["formula"] = LME4["pairs_intercept"]["formula"]
     assert check_inputs(config) == []
+
+
+def test_the_fit_job_logs_the_dropped_columns(tmp_path, caplog):
+    """The fit job's log, which the report reads, has lme4's message; the record names the column."""
+    data_to = tmp_path / "data.parquet"
+    io.write_parquet(data_of("rank_twice"), data_to)
+    stages.fit(data_to, tmp_path / "fit.json", formula=LME4["rank_twice"]["formula"], reml=True, label="imputation 1")
+    assert io.read_json(tmp_path / "fit.json")["dropped"] == ["x2"]
+    assert f"imputation 1: {LME4['rank_twice']['messages'][0]}: 'x2'" in caplog.text

@@ -163,8 +163,10 @@ def test_a_smaller_m_in_the_same_folder_reports_only_its_own_jobs(tmp_path):
      "mlmi: imputation.files: the glob 'imp*.csv' matches no file"),
 ])
 def test_bad_input_stops_before_any_job_with_one_line(tmp_path, config, line, untouched):
-    pd.DataFrame({"schid": [1, 2], "mathach": [1.0, 2.0], "ses": [0.1, 0.2], "minority": [0, 1],
-                  "female": [1, 0], "meanses": [0.1, 0.2]}).to_csv(tmp_path / "mine.csv", index=False)
+    # 2 schools of 3 students: data lme4 can fit (more rows than random effects), so only the config is at fault.
+    pd.DataFrame({"schid": [1, 1, 1, 2, 2, 2], "mathach": [1.0, 2.0, 1.5, 2.5, 3.0, 0.5],
+                  "ses": [0.1, 0.2, -0.3, 0.4, 0.0, -0.1], "minority": [0, 1, 0, 1, 1, 0], "female": [1, 0, 0, 1, 0, 1],
+                  "meanses": [0.0, 0.0, 0.0, 0.1, 0.1, 0.1]}).to_csv(tmp_path / "mine.csv", index=False)
     with untouched(tmp_path / "mine.csv"):
         done = run_workflow(tmp_path, config)
     assert done.returncode != 0

@@ -48,7 +48,10 @@ def rank_message(dropped: list[str]) -> str:
 
 
 def random_effects_term(formula: MixedFormula) -> str:
-    """The random part as lme4 names its term, such as ``1 + x | g``."""
+    """The random part as lme4 names its term, such as ``1 + x | g``.
+
+    lme4 prints the term as it was written; this spells the intercept out (``1 + x | g`` for ``(x | g)``,
+    ``0 + x | g`` for ``(-1 + x | g)``), as the parsed formula no longer knows how it was written."""
     return " + ".join(["1" if formula.random_intercept else "0", *map(lme4_name, formula.random_terms)]) \
         + f" | {lme4_name(formula.group)}"
 

@@ -73,7 +73,8 @@ class MixedFormula:
     """One linear mixed model: response, fixed-effects right-hand side, random part.
 
     ``response``, ``random_terms`` and ``group`` are column names as in the data (quotes
-    removed); ``fixed`` is formulaic text (quotes kept).
+    removed); ``fixed`` is formulaic text (quotes kept), checked against the allow-list, with
+    R's ``^`` inside a function written as Python's ``**``.
     """
 
     text: str
@@ -377,6 +378,7 @@ def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
     Factors get treatment contrasts against their first level in sorted order (R's default),
     and terms are named as lme4 names them: ``sexgirl``, ``factor(code)2``, ```ses score```.
     ``factors`` maps each factor to its ``levels`` and ``reference`` level (None for other contrasts).
+    formulaic runs the calls in ``fixed`` as Python: give it ``parse_formula``'s ``fixed``, never user text.
     Errors of formulaic (an unknown column, a missing operator) come as one-line ValueErrors.
     """
     try:

@@ -68,6 +68,10 @@ class FormulaError(ValueError):
     """A model formula mlmi cannot parse or statsmodels cannot fit."""
 
 
+class ForbiddenPiece(FormulaError):
+    """A piece of a formula the allow-list refuses (design §10): said before anything else about the formula."""
+
+
 @dataclass(frozen=True)
 class MixedFormula:
     """One linear mixed model: response, fixed-effects right-hand side, random part.
@@ -173,7 +177,7 @@ def _lexemes(text: str, masked: str) -> list[_Lexeme]:
 
 def _refusal(text: str, piece: str, advice: str = ALLOWED, what: str = "") -> FormulaError:
     """The one-line error for a piece of formula ``text`` mlmi does not allow."""
-    return FormulaError(f"model.formula {text!r}: {what}{piece!r} is not allowed; {advice}")
+    return ForbiddenPiece(f"model.formula {text!r}: {what}{piece!r} is not allowed; {advice}")
 
 
 def _checked_fixed(text: str, fixed: str, quoted: list[str]) -> str:

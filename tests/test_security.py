@@ -94,6 +94,16 @@ def test_a_formula_that_would_run_code_is_refused_on_every_path_and_runs_nothing
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_refused_piece_is_said_before_the_grouping_mlmi_cannot_fit():
+    config = copy.deepcopy(DEFAULT)
+    config["model"]["formula"] = f"mathach ~ I({PAYLOAD}) + (1 | schid) + (1 | schtype)"
+    with pytest.raises(InputError, match="the name '__import__' is not allowed"):
+        check_inputs(config)
+    config["model"]["formula"] = "mathach ~ ses + (1 | schid) + (1 | schtype)"
+    with pytest.raises(InputError, match="crossed random effects"):
+        check_inputs(config)
+
+
 def payload_config(where: str, marker: Path) -> dict:
     """A config whose formula (the base one, or a study grid scenario's) would make ``marker``."""
     formula = f"mathach ~ I(ses + 0*__import__('os').system('touch {marker}')) + (1 | schid)"

@@ -68,12 +68,17 @@ class FormulaError(ValueError):
     """A model formula mlmi cannot parse or statsmodels cannot fit."""
 
 
+class ForbiddenPiece(FormulaError):
+    """A piece of a formula the allow-list refuses (design §10): said before anything else about the formula."""
+
+
 @dataclass(frozen=True)
 class MixedFormula:
     """One linear mixed model: response, fixed-effects right-hand side, random part.
 
     ``response``, ``random_terms`` and ``group`` are column names as in the data (quotes
-    removed); ``fixed`` is formulaic text (quotes kept).
+    removed); ``fixed`` is formulaic text (quotes kept), checked against the allow-list, with
+    R's ``^`` inside a function written as Python's ``**``.
     """
 
     text: str
@@ -172,7 +177,7 @@ def _lexemes(text: str, masked: str) -> list[_Lexeme]:
 
 def _refusal(text: str, piece: str, advice: str = ALLOWED, what: str = "") -> FormulaError:
     """The one-line error for a piece of formula ``text`` mlmi does not allow."""
-    return FormulaError(f"model.formula {text!r}: {what}{piece!r} is not allowed; {advice}")
+    return ForbiddenPiece(f"model.formula {text!r}: {what}{piece!r} is not allowed; {advice}")
 
 
 def _checked_fixed(text: str, fixed: str, quoted: list[str]) -> str:
@@ -377,6 +382,7 @@ def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
     Factors get treatment contrasts against their first level in sorted order (R's default),
     and terms are named as lme4 names them: ``sexgirl``, ``factor(code)2``, ```ses score```.
     ``factors`` maps each factor to its ``levels`` and ``reference`` level (None for other contrasts).
+    formulaic runs the calls in ``fixed`` as Python: give it ``parse_formula``'s ``fixed``, never user text.
     Errors of formulaic (an unknown column, a missing operator) come as one-line ValueErrors.
     """
     try:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from mlmi.ampute import ampute_from_config
 from mlmi.damage import parquet_problem
-from mlmi.formula import FormulaError, fixed_design, parse_formula
+from mlmi.formula import ForbiddenPiece, FormulaError, fixed_design, parse_formula
 from mlmi.lmer_checks import random_effects_problem
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
 from mlmi.simulate import simulate_hsb
@@ -206,12 +206,14 @@ def imputation_roles(config: dict) -> dict[str, list[str]]:
 
 
 def model_formula(config: dict):
-    """The parsed model.formula, its problems as InputError (grouping mlmi cannot fit said as such)."""
+    """The parsed model.formula, its problems as InputError (grouping mlmi cannot fit said as such,
+    after any piece the allow-list refuses)."""
     text = config["model"]["formula"]
     try:
         return parse_formula(text)
     except FormulaError as error:
-        raise InputError(_grouping_problem(text) or str(error)) from None
+        grouping = None if isinstance(error, ForbiddenPiece) else _grouping_problem(text)
+        raise InputError(grouping or str(error)) from None
 
 
 def _grouping_problem(text: str) -> str | None:

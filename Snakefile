@@ -3,6 +3,7 @@
 #   simulate ──> ampute ──> impute k=1..m ──> fit k=1..m ──┐
 #                    └──────────────────────> fit listwise ─┴─> pool ──> report ──> provenance
 
+import atexit
 import os
 
 from snakemake.utils import min_version
@@ -39,3 +40,10 @@ rule all:
     input:
         get_final_outputs(),
     default_target: True
+
+
+# A run ends with where to look, after Snakemake's own last lines ("Complete log", "Elapsed time"), which follow
+# this handler: hence at exit. Jobs (on a cluster too) run with --no-hooks; the guard is for any other process.
+onsuccess:
+    if workflow.is_main_process:
+        atexit.register(say_where_to_look, os.path.abspath(OUT))

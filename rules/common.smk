@@ -103,6 +103,24 @@ def get_final_outputs():
     return [f"{OUT}/report.html", *get_pooled_tables().values(), f"{OUT}/provenance.json", *data_sets]
 
 
+def say_where_to_look(out):
+    """Print the two lines a successful run ends with: where its page is, and how to see the pooled model in
+    the console (for a study: its summary table). ``out`` is the run's results folder, absolute.
+
+    Called at exit: Snakemake has then printed its own last lines and gone back to the folder it was started
+    in (-d changes folder only while the workflow runs), so the paths are as seen from where the user is.
+    """
+    def shown(path):
+        inside = path.startswith(os.getcwd() + os.sep)
+        return os.path.relpath(path) if inside else path
+
+    if STUDY:
+        lines = [f"mlmi: report: {shown(f'{out}/study.html')}", f"mlmi: summary table: {shown(f'{out}/summary.csv')}"]
+    else:
+        lines = [f"mlmi: report: {shown(f'{out}/report.html')}", f"mlmi: console view: mlmi summary {shown(out)}"]
+    print(*lines, sep="\n", file=sys.stderr)
+
+
 def get_study_runs():
     """Every replication of every scenario of the study, as run names."""
     replications = config["study"]["replications"]

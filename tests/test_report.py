@@ -296,7 +296,8 @@ def legends(page: str) -> list[tuple[set, set]]:
         legend = after[:after.index("</p>")] if after.startswith('<p class="legend">') else ""
         head = match.group(0).split("</thead>")[0].replace("<wbr>", "")
         found.append(({html.unescape(h) for h in re.findall(r"<th>(.+?)</th>", head)},
-                      {name for names in re.findall(r"<b>(.*?)</b>", html.unescape(legend)) for name in names.split(", ")}))
+                      {name for names in re.findall(r"<b>(.*?)</b>", html.unescape(legend))
+                       for name in names.split(", ")}))
     return found
 
 

@@ -75,8 +75,9 @@ def opened(results, tmp_path_factory):
                 "return {table: table.getBoundingClientRect().width, overflow: table.parentElement.scrollWidth"
                 "        - table.parentElement.clientWidth, page: document.documentElement.clientWidth,"
                 "        line: 1.45 * parseFloat(getComputedStyle(table).fontSize),"
-                "        rows: Array.from(table.tBodies[0].rows, row => ({height: row.getBoundingClientRect().height,"
-                "                                                           text: row.cells[warnings].textContent}))};"),
+                "        rows: Array.from(table.tBodies[0].rows,"
+                "                         row => ({height: row.getBoundingClientRect().height,"
+                "                                  text: row.cells[warnings].textContent}))};"),
         }
     finally:
         driver.quit()

@@ -32,9 +32,11 @@ def run_workflow(workdir: Path, config: dict, cores: int = 2, extra=()) -> subpr
 
 
 def finished(workdir: Path, config: dict, cores: int = 2) -> Path:
-    """Run the workflow, fail the test with Snakemake's output if it fails, return the results."""
+    """Run the workflow, fail the test with Snakemake's output if it fails, return the results;
+    what the run printed on stderr is kept in ``workdir``/stderr.txt."""
     done = run_workflow(workdir, config, cores)
     assert done.returncode == 0, done.stderr[-4000:]
+    (workdir / "stderr.txt").write_text(done.stderr)
     return workdir / "results" / config.get("scenario", "hsb")
 
 
@@ -108,6 +110,16 @@ def test_a_second_run_has_nothing_to_do(tiny):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
 
+def test_a_run_ends_with_where_to_look_once(tiny):
+    said = (tiny[2].parent.parent / "stderr.txt").read_text()
+    report, console = said.splitlines()[-2:]
+    assert Path(report.removeprefix("mlmi: report: ")).resolve() == (tiny[2] / "report.html").resolve()
+    assert console.startswith("mlmi: console view: mlmi summary ")
+    assert Path(console.removeprefix("mlmi: console view: mlmi summary ")).resolve() == tiny[2].resolve()
+    assert said.count("mlmi: report:") == 1 and said.count("mlmi summary") == 1
+    assert "Shell command" not in said and "reason:" not in said          # the profile's quieter defaults
+
+
 def test_a_failing_job_says_where_its_log_is(tmp_path, tiny):
     """A damaged fit record, newer than the pooled tables: the pool job fails, its log has the traceback."""
     workdir = tmp_path / "copy"
@@ -116,6 +128,8 @@ def test_a_failing_job_says_where_its_log_is(tmp_path, tiny):
     done = run_workflow(workdir, TINY)
     assert done.returncode != 0
     assert "results/tiny/logs/pool.log" in done.stderr
+    assert "Error in rule pool" in done.stderr and "JSONDecodeError" in done.stderr   # the error, and the log printed
+    assert "mlmi: report:" not in done.stderr
     log = (workdir / "results" / "tiny" / "logs" / "pool.log").read_text()
     assert "Traceback" in log and "JSONDecodeError" in log
 

@@ -3,7 +3,8 @@
 Writes go to a temporary file renamed into place, so an interrupted job never leaves a
 half-written output that a resumed run would take for finished; the leftover temporary file
 of a killed write is removed when the output is written again. Outputs get the mode the user's
-umask gives a new file (0644 under umask 022), so colleagues on a shared server can read them. ``release_stale_lock`` lets a
+umask gives a new file (0644 under umask 022), so colleagues on a shared server can read
+them. ``release_stale_lock`` lets a
 run killed with SIGKILL resume without ``snakemake --unlock``.
 """
 import fcntl

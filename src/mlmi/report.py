@@ -449,7 +449,8 @@ def missingness_section(summary: dict, model_vars: list[str], imputed: list[pd.D
     return section("Data and missingness",
                    "How much of the data is missing, in which combinations, and how many rows listwise deletion "
                    "would keep where imputation keeps them all.",
-                   f'{facts}\n<div class="side">\n{table(fractions, legend=COLUMNS)}\n<div>{image.tag}\n{caption}</div>\n</div>')
+                   f'{facts}\n<div class="side">\n{table(fractions, legend=COLUMNS)}\n'
+                   f'<div>{image.tag}\n{caption}</div>\n</div>')
 
 
 def imputed_variables(data: pd.DataFrame, imputed: list[pd.DataFrame]) -> list[str]:
@@ -637,7 +638,8 @@ def fixed_effects_section(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputa
     caption = ("<p>Intervals are 95%: hollow squares the listwise fit, circles each imputation (estimate ± 1.96 SE), "
                "black diamonds the pooled estimate (Student t with the pooled df)"
                + ("; the dashed line is the true value.</p>" if truth is not None else ".</p>"))
-    parts = [table(fixed_effects_table(fixed, listwise, truth), legend=COLUMNS), factors_note(factors), image.tag, caption,
+    parts = [table(fixed_effects_table(fixed, listwise, truth), legend=COLUMNS), factors_note(factors), image.tag,
+             caption,
              "<h3>Per-imputation estimates</h3>",
              "<p>Each imputed data set's estimates; how much they differ is the between-imputation variance.</p>",
              table(by_imputation_table(by_imputation, fixed), legend={
@@ -788,7 +790,8 @@ def provenance_section(provenance: dict | None) -> str:
         f"<pre>{html.escape(yaml.safe_dump(provenance['config'], sort_keys=False, allow_unicode=True))}</pre>",
         "</details>",
         "<h3>Seeds</h3>", table(pd.DataFrame(flatten(provenance["seeds"]), columns=["seed", "value"]), legend=COLUMNS),
-        "<h3>Versions</h3>", table(pd.DataFrame(flatten(provenance["versions"]), columns=["software", "version"]), legend=COLUMNS),
+        "<h3>Versions</h3>",
+        table(pd.DataFrame(flatten(provenance["versions"]), columns=["software", "version"]), legend=COLUMNS),
         "<h3>Input checksums (SHA-256)</h3>",
         table(pd.DataFrame(list(provenance["inputs"].items()), columns=["file", "sha256"]), legend=COLUMNS),
         f"<p>Run time: {provenance['run_seconds']:.1f} s, the jobs' wall-clock time summed from Snakemake's "

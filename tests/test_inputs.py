@@ -100,7 +100,11 @@ def test_imputed_file_with_missing_values(user):
     holes = frame(seed=2)
     holes.loc[3, "y"] = np.nan
     holes.to_csv("imp2.csv", index=False)
-    assert message(user) == "imp2.csv: missing values left in model variables ['y']; give completed data sets"
+    assert message(user) == ("imp2.csv: missing values left in model variables ['y'], the first of 'y' on line 5 "
+                             "(counting the header); give completed data sets")
+    imputed(2).assign(g=lambda d: d["g"].mask(d.index >= 38)).to_csv("imp2.csv", index=False)   # no group id
+    assert message(user) == ("imp2.csv: missing values left in model variables ['g'], the first of 'g' on line 40 "
+                             "(counting the header) (and 1 more row); give completed data sets")
 
 
 def test_grouping_column_with_a_single_level(user):

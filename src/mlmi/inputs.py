@@ -24,7 +24,7 @@ from mlmi.lmer_checks import random_effects_problem
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
 from mlmi.simulate import simulate_hsb
 
-READERS = (".csv", ".parquet")
+SUFFIXES = (".csv", ".parquet")
 #: Amelia's idvars and noms in the merTools vignette: what imputation.exclude and .categorical
 #: ``auto`` mean for the simulated hsb-like data.
 VIGNETTE_ROLES = {"exclude": ["schid", "meanses"], "categorical": ["minority", "female"]}
@@ -113,7 +113,7 @@ def read_table(path: str, columns=None, na_values=()) -> pd.DataFrame:
     A repeated column name, a file separated by ';' and an unreadable Parquet file are refused.
     """
     suffix = os.path.splitext(path)[1].lower()
-    if suffix not in READERS:
+    if suffix not in SUFFIXES:
         raise InputError(f"{path}: unknown file type {suffix!r}; give a .csv or .parquet file")
     if not os.path.isfile(path):
         raise InputError(f"{path}: no such file (relative paths are read from the working directory {os.getcwd()})")
@@ -506,7 +506,8 @@ def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, c
         _check_numbers(path, imputed, numbers, formula)
         holes = [c for c in variables if imputed[c].isna().any()]
         if holes:
-            raise InputError(f"{path}: missing values left in model variables {holes}; give completed data sets")
+            raise InputError(f"{path}: missing values left in model variables {holes}, the first of {holes[0]!r} on "
+                             f"{_cells(path, imputed[holes[0]].isna())}; give completed data sets")
         _check_magnitudes(path, imputed, numbers)
         _check_same_rows(path, imputed, source, data, formula)
 

@@ -143,9 +143,9 @@ def test_a_truncated_imputation_is_made_again_and_its_dependants_with_it(tmp_pat
     (results / "imputations" / "imp_2.parquet").write_bytes(whole[: len(whole) // 2])
     done = run_workflow(workdir, TINY)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert [line for line in done.stderr.splitlines() if line.startswith("mlmi:")] == [
+    assert [line for line in done.stderr.splitlines() if line.startswith("mlmi:")][:-2] == [
         "mlmi: results/tiny/imputations/imp_2.parquet was damaged (it does not end with Parquet's marker 'PAR1': "
-        "cut short?); it will be made again"]
+        "cut short?); it will be made again"]                              # then the run's two closing lines
     assert "rule impute:" in done.stdout + done.stderr and "rule fit:" in done.stdout + done.stderr
     pd.testing.assert_frame_equal(pd.read_parquet(results / "imputations" / "imp_2.parquet"),
                                   pd.read_parquet(tiny[2] / "imputations" / "imp_2.parquet"))

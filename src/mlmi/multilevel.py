@@ -304,7 +304,7 @@ def _build(data: pd.DataFrame, spec: MixedFormula, level2: list, means: dict, ex
     for column in imputed1 + ([spec.response] if missing[spec.response].any() else []):
         _start(values, column, 1, clusters, rng)
     for mean_column, column in means.items():
-        values[mean_column] = clusters.mean(values[column])[clusters.index]
+        values[mean_column] = clusters.spread(clusters.mean(values[column]))
 
     complete = [c for c in columns if c != spec.response and c not in means and not missing[c].any()]
     found2 = set(level2_columns(frame, spec.group, complete))
@@ -312,21 +312,22 @@ def _build(data: pd.DataFrame, spec: MixedFormula, level2: list, means: dict, ex
     observed2 += [m for m, c in means.items() if not missing[c].any()]
     observed1 = _sources([c for c in complete if c not in level2 and c not in found2], values, levels)
     for source in observed1 + imputed1:
-        values[_mean_name(source)] = clusters.mean(values[source])[clusters.index]
+        values[_mean_name(source)] = clusters.spread(clusters.mean(values[source]))
     observed_means = [_mean_name(s) for s in observed1]
 
+    mean_sources = {c: [_mean_name(c)] + [m for m, v in means.items() if v == c] for c in imputed1}
+    changing = set(imputed1 + imputed2).union(*mean_sources.values())
     models = []
     for k, column in enumerate(imputed2):
         models.append(_covariate_model(column, 2, column in levels, observed2 + imputed2[:k] + observed_means,
-                                       values, clusters))
+                                       values, clusters, changing))
     for k, column in enumerate(imputed1):
         predictors = (observed1 + observed2 + imputed2 + imputed1[:k] + observed_means
                       + [_mean_name(c) for c in imputed1[:k]])
-        models.append(_covariate_model(column, 1, column in levels, predictors, values, clusters))
-    mean_sources = {c: [_mean_name(c)] + [m for m, v in means.items() if v == c] for c in imputed1}
+        models.append(_covariate_model(column, 1, column in levels, predictors, values, clusters, changing))
     quantities = {c: levels.get(c) for c in imputed1 + imputed2 if c in spec.variables(data.columns)}
     quantities.update({m: None for m, c in means.items() if missing[c].any() and m in spec.variables(data.columns)})
-    fixed_names, analysis = _analysis_model(spec, frame, values, levels, quantities, clusters)
+    fixed_names, analysis = _analysis_model(spec, frame, values, levels, quantities, clusters, changing)
     models.append(analysis)
 
     own = {model.response: model for model in models}
@@ -341,16 +342,22 @@ def _build(data: pd.DataFrame, spec: MixedFormula, level2: list, means: dict, ex
 
 
 def _covariate_model(column: str, level: int, binary: bool, predictors: list[str], values: dict,
-                     clusters: Clusters) -> Model:
+                     clusters: Clusters, changing: set) -> Model:
     """A covariate's own model on a constant and ``predictors`` (those adding nothing to the others'
     span left out): normal or probit, with a random intercept at level 1."""
     rows = slice(None) if level == 1 else clusters.starts
     count = len(clusters.index) if level == 1 else clusters.count
-    terms = _independent([Term(1.0, 0.0, None)] + [Term(0.0, 1.0, s) for s in predictors], values, rows, count)
+    terms = [Term(1.0, 0.0, None)] + [_term(s, values, rows, changing) for s in predictors]
+    terms = _independent(terms, values, rows, count)
     scale = 1.0 if binary else float(np.var(values[column][rows], ddof=1))
     random = [Term(1.0, 0.0, None)] if level == 1 else []
     return Model(column, level, binary, terms, random, (1.0, np.array([[scale]])), (1.0, scale),
                  np.zeros(len(terms)), np.zeros((clusters.count, len(random))), np.array([[scale]]), scale)
+
+
+def _term(source: str, values: dict, rows, changing: set) -> Term:
+    """A predictor column: one that imputation changes, or its fixed values at ``rows``."""
+    return Term(0.0, 1.0, source) if source in changing else Term(values[source][rows].copy(), 0.0, None)
 
 
 def _independent(terms: list[Term], values: dict, rows, count: int) -> list[Term]:
@@ -367,12 +374,13 @@ def _independent(terms: list[Term], values: dict, rows, count: int) -> list[Term
 
 
 def _analysis_model(spec: MixedFormula, frame: pd.DataFrame, values: dict, levels: dict, quantities: dict,
-                    clusters: Clusters) -> tuple[list[str], Model]:
+                    clusters: Clusters, changing: set) -> tuple[list[str], Model]:
     """The analysis model: X's columns as affine functions of the imputed variable each depends on, Z's
     columns, flat prior on beta, Psi ~ IW(q, I), p(sigma^2) ∝ 1/sigma^2."""
     current = _formula_frame(spec, frame, values, levels)
     names, terms = _formula_terms(spec, current, quantities)
-    random = ([Term(1.0, 0.0, None)] if spec.random_intercept else []) + [Term(0.0, 1.0, s) for s in spec.random_terms]
+    random = ([Term(1.0, 0.0, None)] if spec.random_intercept else []) + [
+        _term(s, values, slice(None), changing) for s in spec.random_terms]
     q = len(random)
     if len(_independent(terms, values, slice(None), len(clusters.index))) < len(terms):
         raise ValueError(f"formula {spec.text!r}: the fixed-effect columns are collinear on these data")
@@ -456,3 +464,40 @@ def _variable(column: str, level: int, binary: bool, cells: np.ndarray, own: Mod
     variable = Variable(column, level, binary, cells, own, links, mean_sources)
     variable.batches = batches_of(cells, clusters, coupled)
     return variable
+
+
+def chain_diagnostics(traces: list[pd.DataFrame]) -> pd.DataFrame:
+    """Rank-normalised split R-hat and bulk and tail ESS of each parameter over m chains (Vehtari et al. 2021).
+
+    Each chain is one imputation's ``trace`` (``impute_multilevel``); the second half of its kept
+    iterations is taken as draws from the stationary distribution, and ArviZ computes
+    ``rhat(method="rank")``, ``ess(method="bulk")`` and ``ess(method="tail")`` on the (m, draws)
+    array. R-hat below 1.01 and an ESS of a few hundred are the usual marks of a chain that has
+    converged and mixed (Vehtari et al. 2021).
+
+    Returns
+    -------
+    DataFrame
+        ``parameter, rhat, ess_bulk, ess_tail``, in the traces' parameter order.
+
+    References
+    ----------
+    Vehtari, A., Gelman, A., Simpson, D., Carpenter, B. & Bürkner, P.-C. (2021). Rank-normalization,
+    folding, and localization: an improved R-hat for assessing convergence of MCMC. Bayesian Analysis 16, 667-718.
+    """
+    if len(traces) < 2:
+        raise ValueError(f"R-hat compares chains: give at least 2 traces, got {len(traces)}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # arviz 0.23 announces its refactor on import
+        import arviz
+    wide = [trace.pivot(index="iteration", columns="parameter", values="value") for trace in traces]
+    lengths = {len(w) for w in wide}
+    if len(lengths) != 1:
+        raise ValueError(f"the traces have different numbers of kept iterations {sorted(lengths)}; run every chain "
+                         "with the same burn_in")
+    rows = []
+    for parameter in traces[0]["parameter"].drop_duplicates():
+        draws = np.stack([w[parameter].to_numpy()[len(w) // 2:] for w in wide])
+        rows.append((parameter, float(arviz.rhat(draws, method="rank")), float(arviz.ess(draws, method="bulk")),
+                     float(arviz.ess(draws, method="tail"))))
+    return pd.DataFrame(rows, columns=DIAGNOSTIC_COLUMNS)

@@ -137,23 +137,43 @@ def _own_eta(variable: Variable, batch: np.ndarray, values: dict, clusters: Clus
     return variable.own.eta(X, Z, clusters)[batch]
 
 
+def normal_moments(variable: Variable, batch: np.ndarray, values: dict, clusters: Clusters):
+    """Mean and precision of the exact normal full conditional of a continuous variable's cells ``batch``."""
+    factors = _level1_factors if variable.level == 1 else _level2_factors
+    precision, shift = factors(variable, batch, values, clusters)
+    current = _current(variable, batch, values, clusters)
+    precision = precision + 1 / variable.own.sigma2
+    shift = shift - (current - _own_eta(variable, batch, values, clusters)) / variable.own.sigma2
+    return current + shift / precision, precision
+
+
+def binary_log_odds(variable: Variable, batch: np.ndarray, values: dict, clusters: Clusters) -> np.ndarray:
+    """log P(1 | rest) - log P(0 | rest) of a binary variable's cells ``batch``: the normal factors of the
+    other models at the two values, and the own probit's log Phi(eta) against log Phi(-eta)."""
+    factors = _level1_factors if variable.level == 1 else _level2_factors
+    precision, shift = factors(variable, batch, values, clusters)
+    current = _current(variable, batch, values, clusters)
+    eta = _own_eta(variable, batch, values, clusters)
+
+    def log_density(new):
+        change = new - current
+        return -0.5 * (precision * change ** 2 - 2 * shift * change) + log_ndtr((2 * new - 1) * eta)
+
+    return log_density(1.0) - log_density(0.0)
+
+
+def _current(variable: Variable, batch: np.ndarray, values: dict, clusters: Clusters) -> np.ndarray:
+    """The cells' current values."""
+    return values[variable.name][batch if variable.level == 1 else clusters.starts[batch]]
+
+
 def draw_cells(rng: np.random.Generator, variable: Variable, batch: np.ndarray, values: dict,
                clusters: Clusters) -> np.ndarray:
     """New values of the cells ``batch`` from their full conditional (module docstring)."""
-    factors = _level1_factors if variable.level == 1 else _level2_factors
-    precision, shift = factors(variable, batch, values, clusters)
-    current = values[variable.name][batch if variable.level == 1 else clusters.starts[batch]]
-    eta = _own_eta(variable, batch, values, clusters)
     if variable.binary:
-        def log_density(new):
-            change = new - current
-            return -0.5 * (precision * change ** 2 - 2 * shift * change) + log_ndtr((2 * new - 1) * eta)
-        one = rng.random(len(batch)) < expit(log_density(1.0) - log_density(0.0))
-        return one.astype(float)
-    own_variance = variable.own.sigma2
-    precision = precision + 1 / own_variance
-    shift = shift - (current - eta) / own_variance
-    return current + shift / precision + rng.standard_normal(len(batch)) / np.sqrt(precision)
+        return (rng.random(len(batch)) < expit(binary_log_odds(variable, batch, values, clusters))).astype(float)
+    mean, precision = normal_moments(variable, batch, values, clusters)
+    return mean + rng.standard_normal(len(batch)) / np.sqrt(precision)
 
 
 def update_variable(rng: np.random.Generator, variable: Variable, values: dict, clusters: Clusters,
@@ -177,6 +197,6 @@ def update_variable(rng: np.random.Generator, variable: Variable, values: dict, 
 def refresh_means(variable: Variable, values: dict, clusters: Clusters) -> None:
     """Recompute (passively) every cluster-mean source of ``variable`` from its current values."""
     if variable.mean_sources:
-        means = clusters.mean(values[variable.name])[clusters.index]
+        means = clusters.spread(clusters.mean(values[variable.name]))
         for source in variable.mean_sources:
             values[source] = means

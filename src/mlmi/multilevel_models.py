@@ -52,8 +52,12 @@ class Clusters:
         return len(self.sizes)
 
     def sum(self, values: np.ndarray) -> np.ndarray:
-        """Per-cluster sums of ``values`` (rows first): shape (J, ...)."""
-        return np.add.reduceat(values, self.starts, axis=0)
+        """Per-cluster sums of a row vector: shape (J,)."""
+        return np.add.reduceat(values, self.starts)
+
+    def spread(self, per_cluster: np.ndarray) -> np.ndarray:
+        """A per-cluster vector repeated at every row of its cluster."""
+        return np.take(per_cluster, self.index)
 
     def mean(self, values: np.ndarray) -> np.ndarray:
         """Per-cluster means of a row vector: shape (J,)."""
@@ -80,9 +84,14 @@ def draw_random(rng: np.random.Generator, Z: np.ndarray, r: np.ndarray, sigma2: 
     ``r`` = response - X beta. Returns the (J, q) matrix of draws; the J q x q systems are solved as
     one stacked Cholesky factorisation.
     """
-    precision = clusters.sum(Z[:, :, None] * Z[:, None, :]) / sigma2 + psi_inv
+    q = Z.shape[1]
+    precision = np.empty((clusters.count, q, q))
+    for i in range(q):
+        for j in range(i + 1):
+            precision[:, i, j] = precision[:, j, i] = clusters.sum(Z[:, i] * Z[:, j])
+    precision = precision / sigma2 + psi_inv
     factor = np.linalg.cholesky(precision)
-    rhs = clusters.sum(Z * r[:, None]) / sigma2
+    rhs = np.column_stack([clusters.sum(Z[:, k] * r) for k in range(q)]) / sigma2
     half = np.linalg.solve(factor, rhs[:, :, None])
     noise = rng.standard_normal(rhs.shape)[:, :, None]
     return np.linalg.solve(np.swapaxes(factor, 1, 2), half + noise)[:, :, 0]
@@ -163,6 +172,8 @@ class Model:
     psi: np.ndarray
     sigma2: float
     latent: np.ndarray | None = None
+    X: np.ndarray | None = None
+    Z: np.ndarray | None = None
 
     def rows(self, clusters: Clusters) -> slice | np.ndarray:
         """Where the model's rows are among the data rows."""
@@ -172,17 +183,29 @@ class Model:
         """The cluster of each of the model's rows."""
         return clusters.index if self.level == 1 else np.arange(clusters.count)
 
-    def design(self, values: dict, clusters: Clusters) -> tuple[np.ndarray, np.ndarray]:
-        """(X, Z) at the model's rows from the current values."""
+    def design(self, values: dict, clusters: Clusters) -> tuple[np.ndarray, np.ndarray | None]:
+        """(X, Z) at the model's rows from the current values: built once, then only the columns
+        that depend on imputed values are recomputed, in place."""
         rows, count = self.rows(clusters), len(self.groups(clusters))
-        X = np.column_stack([t.column(values, rows, count) for t in self.terms])
-        Z = np.column_stack([t.column(values, rows, count) for t in self.random]) if self.random else None
-        return X, Z
+        if self.X is None:
+            self.X = np.asfortranarray(np.column_stack([t.column(values, rows, count) for t in self.terms]))
+            if self.random:
+                self.Z = np.asfortranarray(np.column_stack([t.column(values, rows, count) for t in self.random]))
+            return self.X, self.Z
+        for matrix, terms in ((self.X, self.terms), (self.Z, self.random)):
+            for c, term in enumerate(terms):
+                if term.source is not None:
+                    matrix[:, c] = term.column(values, rows, count)
+        return self.X, self.Z
 
     def eta(self, X: np.ndarray, Z: np.ndarray | None, clusters: Clusters) -> np.ndarray:
         """The linear predictor x' beta + z' u_j at the model's rows."""
         eta = X @ self.coef
-        return eta if Z is None else eta + np.einsum("ik,ik->i", Z, self.u[self.groups(clusters)])
+        if Z is not None:
+            groups = self.groups(clusters)
+            for k in range(Z.shape[1]):
+                eta += Z[:, k] * np.take(self.u[:, k], groups)
+        return eta
 
     def outcome(self, values: dict, clusters: Clusters) -> np.ndarray:
         """The response the normal model sees: the values, or a probit's latent normals."""

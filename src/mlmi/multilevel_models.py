@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.linalg import cho_solve, solve_triangular
-from scipy.special import ndtr, ndtri
+from scipy.special import log_ndtr, ndtri_exp
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,35 @@ def draw_fixed(rng: np.random.Generator, X: np.ndarray, r: np.ndarray, sigma2: f
     return mean + np.sqrt(sigma2) * solve_triangular(factor.T, rng.standard_normal(X.shape[1]), lower=False)
 
 
+def draw_fixed_marginal(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, Z: np.ndarray, sigma2: float,
+                        psi_inv: np.ndarray, clusters: Clusters) -> np.ndarray:
+    """beta | Psi, sigma^2 with the random effects integrated out (blocked with u: Chib & Carlin 1999):
+
+        beta ~ N((X'V^-1 X)^-1 X'V^-1 y, (X'V^-1 X)^-1),   V_j = sigma^2 I + Z_j Psi Z_j',
+
+    with V_j^-1 = (I - Z_j M_j^-1 Z_j') / sigma^2, M_j = Z_j'Z_j + sigma^2 Psi^-1 (Woodbury), so only the
+    per-cluster cross-products Z_j'Z_j, Z_j'X_j and Z_j'y_j are needed. Drawing beta without conditioning
+    on u removes the slow mixing of beta against the mean of the u_j (the centred parameterisation's
+    weakness when clusters carry little information about their own slopes).
+    """
+    q, p = Z.shape[1], X.shape[1]
+    ZtZ = _cross(Z, Z, clusters)
+    ZtX = _cross(Z, X, clusters)
+    Zty = _cross(Z, y[:, None], clusters)
+    solved = np.linalg.solve(ZtZ + sigma2 * psi_inv, np.concatenate([ZtX, Zty], axis=2))
+    XtVX = (X.T @ X - np.einsum("jkp,jkr->pr", ZtX, solved[:, :, :p])) / sigma2
+    XtVy = (X.T @ y - np.einsum("jkp,jk->p", ZtX, solved[:, :, p])) / sigma2
+    factor = np.linalg.cholesky(XtVX)
+    mean = cho_solve((factor, True), XtVy)
+    return mean + solve_triangular(factor.T, rng.standard_normal(p), lower=False)
+
+
+def _cross(A: np.ndarray, B: np.ndarray, clusters: Clusters) -> np.ndarray:
+    """Per-cluster cross-products A_j'B_j: shape (J, columns of A, columns of B)."""
+    return np.stack([np.stack([clusters.sum(A[:, i] * B[:, k]) for k in range(B.shape[1])], axis=1)
+                     for i in range(A.shape[1])], axis=1)
+
+
 def draw_random(rng: np.random.Generator, Z: np.ndarray, r: np.ndarray, sigma2: float, psi_inv: np.ndarray,
                 clusters: Clusters) -> np.ndarray:
     """u_j | rest ~ N(V_j Z_j' r_j / sigma^2, V_j), V_j = (Z_j'Z_j / sigma^2 + Psi^-1)^-1, for all j at once.
@@ -123,12 +152,13 @@ def inverse_wishart(rng: np.random.Generator, df: float, scale: np.ndarray) -> n
 def draw_latent(rng: np.random.Generator, mean: np.ndarray, positive: np.ndarray) -> np.ndarray:
     """Albert & Chib's latent z ~ N(mean, 1) truncated to z > 0 where ``positive``, else z <= 0.
 
-    Inverse-CDF draws written so that neither tail loses precision:
-    z = mean - Phi^-1(U Phi(mean)) above zero and z = mean + Phi^-1(U Phi(-mean)) below, U ~ U(0, 1].
+    Inverse-CDF draws on the log scale, so that neither tail loses precision or underflows:
+    z = mean - Phi^-1(U Phi(mean)) above zero and z = mean + Phi^-1(U Phi(-mean)) below, U ~ U(0, 1],
+    with Phi^-1(U Phi(m)) = ``ndtri_exp``(log U + log Phi(m)).
     """
     uniform = 1.0 - rng.random(len(mean))
     sign = np.where(positive, 1.0, -1.0)
-    return mean - sign * ndtri(uniform * ndtr(sign * mean))
+    return mean - sign * ndtri_exp(np.log(uniform) + log_ndtr(sign * mean))
 
 
 @dataclass(frozen=True)
@@ -217,15 +247,18 @@ class Model:
 
     def update(self, rng: np.random.Generator, values: dict, clusters: Clusters) -> None:
         """One Gibbs scan of the model's parameters given the completed data: for a probit first the
-        latent normals, then beta | u, then u | beta, Psi, then Psi | u, then sigma^2 | beta, u."""
+        latent normals, then beta | Psi, sigma^2 (u integrated out), u | beta, Psi, sigma^2, Psi | u, and
+        sigma^2 | beta, u."""
         X, Z = self.design(values, clusters)
         if self.probit:
             self.latent = draw_latent(rng, self.eta(X, Z, clusters), values[self.response][self.rows(clusters)] > 0.5)
         y = self.outcome(values, clusters)
-        fixed_part = y - (self.eta(X, Z, clusters) - X @ self.coef)
-        self.coef = draw_fixed(rng, X, fixed_part, self.variance())
-        if Z is not None:
-            self.u = draw_random(rng, Z, y - X @ self.coef, self.variance(), np.linalg.inv(self.psi), clusters)
+        if Z is None:
+            self.coef = draw_fixed(rng, X, y, self.variance())
+        else:
+            psi_inv = np.linalg.inv(self.psi)
+            self.coef = draw_fixed_marginal(rng, X, y, Z, self.variance(), psi_inv, clusters)
+            self.u = draw_random(rng, Z, y - X @ self.coef, self.variance(), psi_inv, clusters)
             self.psi = draw_covariance(rng, self.u, *self.psi_prior)
         if not self.probit:
             self.sigma2 = draw_variance(rng, y - self.eta(X, Z, clusters), *self.sigma_prior)

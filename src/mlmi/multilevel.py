@@ -68,6 +68,8 @@ from mlmi.multilevel_models import Clusters, Model, Term
 
 TRACE_COLUMNS = ["iteration", "parameter", "value"]
 DIAGNOSTIC_COLUMNS = ["parameter", "rhat", "ess_bulk", "ess_tail"]
+#: Gibbs iterations of one chain unless told otherwise (jomo.lmer's default nburn); see the README's diagnostics.
+DEFAULT_BURN_IN = 1000
 #: The chains and the trace keep about this many iterations: every ceil(burn_in / KEPT)-th, and the last.
 KEPT = 200
 #: Relative tolerance of the check that a design column is affine in an imputed variable.

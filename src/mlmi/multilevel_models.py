@@ -26,7 +26,6 @@ terms. JRSS A 177, 553-564.
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.linalg import cho_solve, solve_triangular
 from scipy.special import log_ndtr, ndtri_exp
 
 
@@ -72,9 +71,16 @@ def draw_fixed(rng: np.random.Generator, X: np.ndarray, r: np.ndarray, sigma2: f
     numpy.linalg.LinAlgError
         When X'X is not positive definite (collinear predictors).
     """
-    factor = np.linalg.cholesky(X.T @ X)
-    mean = cho_solve((factor, True), X.T @ r)
-    return mean + np.sqrt(sigma2) * solve_triangular(factor.T, rng.standard_normal(X.shape[1]), lower=False)
+    return normal_from_precision(rng, X.T @ X / sigma2, X.T @ r / sigma2)
+
+
+def normal_from_precision(rng: np.random.Generator, precision: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """One draw of N(precision^-1 shift, precision^-1): with R'R = precision (R = L', L its Cholesky
+    factor), mean = R^-1 L^-1 shift plus R^-1 z, z ~ N(0, I). (numpy's small dense solves: scipy's
+    triangular solver stalls on tiny matrices when BLAS threads compete for the cores.)"""
+    factor = np.linalg.cholesky(precision)
+    half = np.linalg.solve(factor, shift) + rng.standard_normal(len(shift))
+    return np.linalg.solve(factor.T, half)
 
 
 def draw_fixed_marginal(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, Z: np.ndarray, sigma2: float,
@@ -95,9 +101,7 @@ def draw_fixed_marginal(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, 
     solved = np.linalg.solve(ZtZ + sigma2 * psi_inv, np.concatenate([ZtX, Zty], axis=2))
     XtVX = (X.T @ X - np.einsum("jkp,jkr->pr", ZtX, solved[:, :, :p])) / sigma2
     XtVy = (X.T @ y - np.einsum("jkp,jk->p", ZtX, solved[:, :, p])) / sigma2
-    factor = np.linalg.cholesky(XtVX)
-    mean = cho_solve((factor, True), XtVy)
-    return mean + solve_triangular(factor.T, rng.standard_normal(p), lower=False)
+    return normal_from_precision(rng, XtVX, XtVy)
 
 
 def _cross(A: np.ndarray, B: np.ndarray, clusters: Clusters) -> np.ndarray:
@@ -124,6 +128,45 @@ def draw_random(rng: np.random.Generator, Z: np.ndarray, r: np.ndarray, sigma2: 
     half = np.linalg.solve(factor, rhs[:, :, None])
     noise = rng.standard_normal(rhs.shape)[:, :, None]
     return np.linalg.solve(np.swapaxes(factor, 1, 2), half + noise)[:, :, 0]
+
+
+def interweave(rng: np.random.Generator, Z: np.ndarray, r: np.ndarray, sigma2: float, u: np.ndarray,
+               psi: np.ndarray, prior_df: float, prior_scale: np.ndarray, clusters: Clusters):
+    """Redraw (u, Psi) through the non-centred parameterisation u_j = L xi_j, Psi = L L': an ancillarity-
+    sufficiency interweaving step (Yu & Meng 2011), which frees Psi from the u_j it was drawn from.
+
+    Given xi_j = L^-1 u_j (L the Cholesky factor of the current Psi) and r = y - X beta, the model is a
+    regression r_ij = sum_(a >= b) L_ab z_ija xi_jb + e_ij on the q(q+1)/2 free elements of L. A
+    proposal L* from that regression's flat-prior posterior, N((W'W)^-1 W'r, sigma^2 (W'W)^-1), is an
+    independence Metropolis-Hastings step whose likelihood cancels, accepted with probability
+    min(1, p(L*) / p(L)), p(L) = IW(L L'; prior_df, prior_scale) prod_i |L_ii|^(q - i) (i = 0..q-1; the
+    Jacobian of Psi = L L'). Returns the new (u, Psi), or the old ones when the proposal is rejected.
+    """
+    q = Z.shape[1]
+    factor = np.linalg.cholesky(psi)
+    xi = np.linalg.solve(factor, u.T).T
+    pairs = [(a, b) for a in range(q) for b in range(a + 1)]
+    ZtZ = _cross(Z, Z, clusters)
+    Ztr = _cross(Z, r[:, None], clusters)[:, :, 0]
+    WtW = np.array([[np.sum(ZtZ[:, a, c] * xi[:, b] * xi[:, d]) for c, d in pairs] for a, b in pairs])
+    Wtr = np.array([np.sum(Ztr[:, a] * xi[:, b]) for a, b in pairs])
+    free = normal_from_precision(rng, WtW / sigma2, Wtr / sigma2)
+    proposal = np.zeros((q, q))
+    proposal[tuple(np.array(pairs).T)] = free
+    log_ratio = _log_factor_prior(proposal, prior_df, prior_scale) - _log_factor_prior(factor, prior_df, prior_scale)
+    if np.log(1.0 - rng.random()) < log_ratio:
+        return xi @ proposal.T, proposal @ proposal.T
+    return u, psi
+
+
+def _log_factor_prior(factor: np.ndarray, prior_df: float, prior_scale: np.ndarray) -> float:
+    """log of the IW(prior_df, prior_scale) density of Psi = L L' times the Jacobian prod_i |L_ii|^(q - i),
+    up to a constant: -(df + q + 1) sum log|L_ii| + sum (q - i) log|L_ii| - tr(S Psi^-1) / 2."""
+    q = len(factor)
+    log_diagonal = np.log(np.abs(np.diag(factor)))
+    inverse = np.linalg.inv(factor)
+    return float(-(prior_df + q + 1) * log_diagonal.sum() + (q - np.arange(q)) @ log_diagonal
+                 - 0.5 * np.sum(prior_scale * (inverse.T @ inverse)))
 
 
 def draw_covariance(rng: np.random.Generator, u: np.ndarray, prior_df: float, prior_scale: np.ndarray) -> np.ndarray:
@@ -247,8 +290,8 @@ class Model:
 
     def update(self, rng: np.random.Generator, values: dict, clusters: Clusters) -> None:
         """One Gibbs scan of the model's parameters given the completed data: for a probit first the
-        latent normals, then beta | Psi, sigma^2 (u integrated out), u | beta, Psi, sigma^2, Psi | u, and
-        sigma^2 | beta, u."""
+        latent normals, then beta | Psi, sigma^2 (u integrated out), u | beta, Psi, sigma^2, Psi | u, an
+        interweaving redraw of (u, Psi), and sigma^2 | beta, u."""
         X, Z = self.design(values, clusters)
         if self.probit:
             self.latent = draw_latent(rng, self.eta(X, Z, clusters), values[self.response][self.rows(clusters)] > 0.5)
@@ -260,5 +303,7 @@ class Model:
             self.coef = draw_fixed_marginal(rng, X, y, Z, self.variance(), psi_inv, clusters)
             self.u = draw_random(rng, Z, y - X @ self.coef, self.variance(), psi_inv, clusters)
             self.psi = draw_covariance(rng, self.u, *self.psi_prior)
+            self.u, self.psi = interweave(rng, Z, y - X @ self.coef, self.variance(), self.u, self.psi,
+                                          *self.psi_prior, clusters)
         if not self.probit:
             self.sigma2 = draw_variance(rng, y - self.eta(X, Z, clusters), *self.sigma_prior)

@@ -11,7 +11,7 @@ from mlmi.fit import fit_mixed
 from mlmi.formula import parse_formula
 from mlmi.multilevel import _build, chain_diagnostics, impute_multilevel
 from mlmi.multilevel_cells import binary_log_odds, normal_moments, refresh_means
-from mlmi.multilevel_models import (Clusters, draw_covariance, draw_fixed, draw_fixed_marginal, draw_latent,
+from mlmi.multilevel_models import (Clusters, CrossProducts, draw_covariance, draw_fixed, draw_fixed_marginal, draw_latent,
                                     draw_random, interweave, inverse_wishart)
 from mlmi.pool import pool
 from mlmi.simulate import simulate_hsb
@@ -155,7 +155,8 @@ def test_blocked_draw_of_beta_is_the_closed_form_posterior():
     rng = np.random.default_rng(11)
     clusters, X, y, psi, sigma2 = tiny_mixed(rng)
     exact_mean, exact_cov = closed_form(clusters, X, y, psi, sigma2)
-    draws = np.array([draw_fixed_marginal(rng, X, y, X, sigma2, np.linalg.inv(psi), clusters) for _ in range(4000)])
+    cross = CrossProducts.of(X, X, y, clusters)
+    draws = np.array([draw_fixed_marginal(rng, X, y, cross, sigma2, np.linalg.inv(psi)) for _ in range(4000)])
     mcse = np.sqrt(np.diag(exact_cov) / len(draws))  # independent draws
     assert np.all(np.abs(draws.mean(axis=0) - exact_mean) < 4 * mcse), (draws.mean(axis=0), exact_mean, mcse)
     np.testing.assert_allclose(np.cov(draws.T), exact_cov, rtol=0.1, atol=0.02 * exact_cov.max())
@@ -169,7 +170,8 @@ def test_gibbs_draws_of_beta_given_u_and_u_given_beta_give_the_closed_form_poste
     u, draws = np.zeros((8, 2)), []
     for _ in range(6000):
         beta = draw_fixed(rng, X, y - np.einsum("ik,ik->i", X, u[clusters.index]), sigma2)
-        u = draw_random(rng, X, y - X @ beta, sigma2, np.linalg.inv(psi), clusters)
+        cross = CrossProducts.of(X, X, y - X @ beta, clusters)
+        u = draw_random(rng, cross.ZtZ, cross.Zty, sigma2, np.linalg.inv(psi))
         draws.append(beta)
     draws = np.array(draws[1000:])
     batches = draws.reshape(25, 200, 2).mean(axis=1)  # batch means: the Monte Carlo SE despite autocorrelation
@@ -314,13 +316,15 @@ def test_interweaving_keeps_the_posterior_of_psi():
     u = rng.multivariate_normal([0, 0], [[1.0, 0.3], [0.3, 0.5]], 40)
     y = np.einsum("ik,ik->i", Z, u[groups]) + rng.standard_normal(240)
 
+    cross = CrossProducts.of(Z, Z, y, clusters)
+
     def chain(interweaving: bool):
         rng, psi, u, kept = np.random.default_rng(1), np.eye(2), np.zeros((40, 2)), []
         for _ in range(4500):
-            u = draw_random(rng, Z, y, 1.0, np.linalg.inv(psi), clusters)
+            u = draw_random(rng, cross.ZtZ, cross.Zty, 1.0, np.linalg.inv(psi))
             psi = draw_covariance(rng, u, 2.0, np.eye(2))
             if interweaving:
-                u, psi = interweave(rng, Z, y, 1.0, u, psi, 2.0, np.eye(2), clusters)
+                u, psi = interweave(rng, cross.ZtZ, cross.Zty, 1.0, u, psi, 2.0, np.eye(2))
             kept.append(psi[np.tril_indices(2)])
         batches = np.array(kept[500:]).reshape(20, 200, 3).mean(axis=1)
         return batches.mean(axis=0), batches.std(axis=0, ddof=1) / np.sqrt(20)

@@ -83,8 +83,34 @@ def normal_from_precision(rng: np.random.Generator, precision: np.ndarray, shift
     return np.linalg.solve(factor.T, half)
 
 
-def draw_fixed_marginal(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, Z: np.ndarray, sigma2: float,
-                        psi_inv: np.ndarray, clusters: Clusters) -> np.ndarray:
+@dataclass(frozen=True)
+class CrossProducts:
+    """Per-cluster cross-products of Z with Z, X and y, shapes (J, q, q), (J, q, p), (J, q): all that the
+    blocked draws need from the rows, one ``np.add.reduceat`` per pair of columns."""
+
+    ZtZ: np.ndarray
+    ZtX: np.ndarray
+    Zty: np.ndarray
+
+    @classmethod
+    def of(cls, Z: np.ndarray, X: np.ndarray, y: np.ndarray, clusters: Clusters) -> "CrossProducts":
+        """The cross-products of these rows (sorted by cluster)."""
+        q = Z.shape[1]
+        ZtZ = np.empty((clusters.count, q, q))
+        for i in range(q):
+            for k in range(i + 1):
+                ZtZ[:, i, k] = ZtZ[:, k, i] = clusters.sum(Z[:, i] * Z[:, k])
+        ZtX = np.stack([np.column_stack([clusters.sum(Z[:, i] * column) for column in X.T]) for i in range(q)], axis=1)
+        Zty = np.column_stack([clusters.sum(Z[:, i] * y) for i in range(q)])
+        return cls(ZtZ, ZtX, Zty)
+
+    def Ztr(self, beta: np.ndarray) -> np.ndarray:
+        """Z_j'(y_j - X_j beta) for every cluster, without another pass over the rows."""
+        return self.Zty - self.ZtX @ beta
+
+
+def draw_fixed_marginal(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, cross: CrossProducts, sigma2: float,
+                        psi_inv: np.ndarray) -> np.ndarray:
     """beta | Psi, sigma^2 with the random effects integrated out (blocked with u: Chib & Carlin 1999):
 
         beta ~ N((X'V^-1 X)^-1 X'V^-1 y, (X'V^-1 X)^-1),   V_j = sigma^2 I + Z_j Psi Z_j',
@@ -94,62 +120,44 @@ def draw_fixed_marginal(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, 
     on u removes the slow mixing of beta against the mean of the u_j (the centred parameterisation's
     weakness when clusters carry little information about their own slopes).
     """
-    q, p = Z.shape[1], X.shape[1]
-    ZtZ = _cross(Z, Z, clusters)
-    ZtX = _cross(Z, X, clusters)
-    Zty = _cross(Z, y[:, None], clusters)
-    solved = np.linalg.solve(ZtZ + sigma2 * psi_inv, np.concatenate([ZtX, Zty], axis=2))
-    XtVX = (X.T @ X - np.einsum("jkp,jkr->pr", ZtX, solved[:, :, :p])) / sigma2
-    XtVy = (X.T @ y - np.einsum("jkp,jk->p", ZtX, solved[:, :, p])) / sigma2
+    p = X.shape[1]
+    solved = np.linalg.solve(cross.ZtZ + sigma2 * psi_inv, np.concatenate([cross.ZtX, cross.Zty[:, :, None]], axis=2))
+    XtVX = (X.T @ X - np.einsum("jkp,jkr->pr", cross.ZtX, solved[:, :, :p])) / sigma2
+    XtVy = (X.T @ y - np.einsum("jkp,jk->p", cross.ZtX, solved[:, :, p])) / sigma2
     return normal_from_precision(rng, XtVX, XtVy)
 
 
-def _cross(A: np.ndarray, B: np.ndarray, clusters: Clusters) -> np.ndarray:
-    """Per-cluster cross-products A_j'B_j: shape (J, columns of A, columns of B)."""
-    return np.stack([np.stack([clusters.sum(A[:, i] * B[:, k]) for k in range(B.shape[1])], axis=1)
-                     for i in range(A.shape[1])], axis=1)
+def draw_random(rng: np.random.Generator, ZtZ: np.ndarray, Ztr: np.ndarray, sigma2: float,
+                psi_inv: np.ndarray) -> np.ndarray:
+    """u_j | rest ~ N(V_j Z_j'r_j / sigma^2, V_j), V_j = (Z_j'Z_j / sigma^2 + Psi^-1)^-1, for all j at once.
 
-
-def draw_random(rng: np.random.Generator, Z: np.ndarray, r: np.ndarray, sigma2: float, psi_inv: np.ndarray,
-                clusters: Clusters) -> np.ndarray:
-    """u_j | rest ~ N(V_j Z_j' r_j / sigma^2, V_j), V_j = (Z_j'Z_j / sigma^2 + Psi^-1)^-1, for all j at once.
-
-    ``r`` = response - X beta. Returns the (J, q) matrix of draws; the J q x q systems are solved as
-    one stacked Cholesky factorisation.
+    ``Ztr`` holds Z_j'r_j with r = response - X beta. Returns the (J, q) matrix of draws; the J q x q
+    systems are solved as one stacked Cholesky factorisation.
     """
-    q = Z.shape[1]
-    precision = np.empty((clusters.count, q, q))
-    for i in range(q):
-        for j in range(i + 1):
-            precision[:, i, j] = precision[:, j, i] = clusters.sum(Z[:, i] * Z[:, j])
-    precision = precision / sigma2 + psi_inv
-    factor = np.linalg.cholesky(precision)
-    rhs = np.column_stack([clusters.sum(Z[:, k] * r) for k in range(q)]) / sigma2
-    half = np.linalg.solve(factor, rhs[:, :, None])
-    noise = rng.standard_normal(rhs.shape)[:, :, None]
-    return np.linalg.solve(np.swapaxes(factor, 1, 2), half + noise)[:, :, 0]
+    factor = np.linalg.cholesky(ZtZ / sigma2 + psi_inv)
+    half = np.linalg.solve(factor, Ztr[:, :, None] / sigma2) + rng.standard_normal(Ztr.shape)[:, :, None]
+    return np.linalg.solve(np.swapaxes(factor, 1, 2), half)[:, :, 0]
 
 
-def interweave(rng: np.random.Generator, Z: np.ndarray, r: np.ndarray, sigma2: float, u: np.ndarray,
-               psi: np.ndarray, prior_df: float, prior_scale: np.ndarray, clusters: Clusters):
+def interweave(rng: np.random.Generator, ZtZ: np.ndarray, Ztr: np.ndarray, sigma2: float, u: np.ndarray,
+               psi: np.ndarray, prior_df: float, prior_scale: np.ndarray):
     """Redraw (u, Psi) through the non-centred parameterisation u_j = L xi_j, Psi = L L': an ancillarity-
     sufficiency interweaving step (Yu & Meng 2011), which frees Psi from the u_j it was drawn from.
 
     Given xi_j = L^-1 u_j (L the Cholesky factor of the current Psi) and r = y - X beta, the model is a
-    regression r_ij = sum_(a >= b) L_ab z_ija xi_jb + e_ij on the q(q+1)/2 free elements of L. A
-    proposal L* from that regression's flat-prior posterior, N((W'W)^-1 W'r, sigma^2 (W'W)^-1), is an
-    independence Metropolis-Hastings step whose likelihood cancels, accepted with probability
-    min(1, p(L*) / p(L)), p(L) = IW(L L'; prior_df, prior_scale) prod_i |L_ii|^(q - i) (i = 0..q-1; the
-    Jacobian of Psi = L L'). Returns the new (u, Psi), or the old ones when the proposal is rejected.
+    regression r_ij = sum_(a >= b) L_ab z_ija xi_jb + e_ij on the q(q+1)/2 free elements of L, whose
+    W'W and W'r follow from Z_j'Z_j and Z_j'r_j. A proposal L* from that regression's flat-prior
+    posterior, N((W'W)^-1 W'r, sigma^2 (W'W)^-1), is an independence Metropolis-Hastings step whose
+    likelihood cancels, accepted with probability min(1, p(L*) / p(L)), p(L) = IW(L L'; prior_df,
+    prior_scale) prod_i |L_ii|^(q - i) (i = 0..q-1; the Jacobian of Psi = L L'). Returns the new
+    (u, Psi), or the old ones when the proposal is rejected.
     """
-    q = Z.shape[1]
+    q = len(psi)
     factor = np.linalg.cholesky(psi)
     xi = np.linalg.solve(factor, u.T).T
     pairs = [(a, b) for a in range(q) for b in range(a + 1)]
-    ZtZ = _cross(Z, Z, clusters)
-    Ztr = _cross(Z, r[:, None], clusters)[:, :, 0]
-    WtW = np.array([[np.sum(ZtZ[:, a, c] * xi[:, b] * xi[:, d]) for c, d in pairs] for a, b in pairs])
-    Wtr = np.array([np.sum(Ztr[:, a] * xi[:, b]) for a, b in pairs])
+    WtW = np.array([[ZtZ[:, a, c] @ (xi[:, b] * xi[:, d]) for c, d in pairs] for a, b in pairs])
+    Wtr = np.array([Ztr[:, a] @ xi[:, b] for a, b in pairs])
     free = normal_from_precision(rng, WtW / sigma2, Wtr / sigma2)
     proposal = np.zeros((q, q))
     proposal[tuple(np.array(pairs).T)] = free
@@ -299,11 +307,12 @@ class Model:
         if Z is None:
             self.coef = draw_fixed(rng, X, y, self.variance())
         else:
+            cross = CrossProducts.of(Z, X, y, clusters)
             psi_inv = np.linalg.inv(self.psi)
-            self.coef = draw_fixed_marginal(rng, X, y, Z, self.variance(), psi_inv, clusters)
-            self.u = draw_random(rng, Z, y - X @ self.coef, self.variance(), psi_inv, clusters)
+            self.coef = draw_fixed_marginal(rng, X, y, cross, self.variance(), psi_inv)
+            Ztr = cross.Ztr(self.coef)
+            self.u = draw_random(rng, cross.ZtZ, Ztr, self.variance(), psi_inv)
             self.psi = draw_covariance(rng, self.u, *self.psi_prior)
-            self.u, self.psi = interweave(rng, Z, y - X @ self.coef, self.variance(), self.u, self.psi,
-                                          *self.psi_prior, clusters)
+            self.u, self.psi = interweave(rng, cross.ZtZ, Ztr, self.variance(), self.u, self.psi, *self.psi_prior)
         if not self.probit:
             self.sigma2 = draw_variance(rng, y - self.eta(X, Z, clusters), *self.sigma_prior)

@@ -119,6 +119,8 @@ def test_bad_arguments_are_named():
     data = messy_data(schools=4)
     with pytest.raises(ValueError, match="level2 lists columns"):
         impute_multilevel(data, FORMULA, seed=1, burn_in=1, level2=["nope"])
+    with pytest.raises(ValueError, match="differ within"):
+        impute_multilevel(data, FORMULA, seed=1, burn_in=1, level2=["ses"])
     with pytest.raises(ValueError, match="burn_in"):
         impute_multilevel(data, FORMULA, seed=1, burn_in=0)
     with pytest.raises(ValueError, match="two levels"):

@@ -148,6 +148,9 @@ def _check(data: pd.DataFrame, spec: MixedFormula, level2, means: dict, exclude,
         raise ValueError(f"grouping column {spec.group!r} has missing values; every row needs its cluster")
     if is_text(data[spec.response]) or spec.response in categorical:
         raise ValueError(f"response {spec.response!r} must be numeric: the analysis model is a linear mixed model")
+    varying = [c for c in level2 if (data.groupby(spec.group)[c].nunique() > 1).any()]
+    if varying:
+        raise ValueError(f"level2 lists {varying}, whose observed values differ within some {spec.group!r} cluster")
     used = set(spec.variables(data.columns))
     clash = sorted(used & set(exclude))
     if clash:

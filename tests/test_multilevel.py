@@ -249,6 +249,8 @@ def test_exact_normal_draw_is_the_brute_force_full_conditional(sampler, name):
     size: a level-2 cell, which moves every row of its cluster in every later model."""
     variable = next(v for v in sampler.variables if v.name == name)
     assert variable.links, "the variable enters other models"
+    if name == "ses":  # meanses moves with every ses cell: one cell per cluster at a time
+        assert len(variable.batches) > 1 and all(len(set(sampler.clusters.index[b])) == len(b) for b in variable.batches)
     batch = variable.batches[0]
     mean, precision = normal_moments(variable, batch, sampler.values, sampler.clusters)
     cell, saved = batch[0], sampler.values[name].copy()

@@ -23,6 +23,7 @@ Goldstein, H., Carpenter, J. R. & Browne, W. J. (2014). Fitting multilevel multi
 with missing data in responses and covariates that may include interactions and non-linear
 terms. JRSS A 177, 553-564.
 """
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -101,8 +102,12 @@ class CrossProducts:
             for k in range(i + 1):
                 ZtZ[:, i, k] = ZtZ[:, k, i] = clusters.sum(Z[:, i] * Z[:, k])
         ZtX = np.stack([np.column_stack([clusters.sum(Z[:, i] * column) for column in X.T]) for i in range(q)], axis=1)
-        Zty = np.column_stack([clusters.sum(Z[:, i] * y) for i in range(q)])
-        return cls(ZtZ, ZtX, Zty)
+        return cls(ZtZ, ZtX, cls.response(Z, y, clusters))
+
+    @staticmethod
+    def response(Z: np.ndarray, y: np.ndarray, clusters: Clusters) -> np.ndarray:
+        """Z_j'y_j for every cluster: shape (J, q)."""
+        return np.column_stack([clusters.sum(Z[:, i] * y) for i in range(Z.shape[1])])
 
     def Ztr(self, beta: np.ndarray) -> np.ndarray:
         """Z_j'(y_j - X_j beta) for every cluster, without another pass over the rows."""
@@ -255,6 +260,7 @@ class Model:
     latent: np.ndarray | None = None
     X: np.ndarray | None = None
     Z: np.ndarray | None = None
+    fixed_cross: CrossProducts | None = None
 
     def rows(self, clusters: Clusters) -> slice | np.ndarray:
         """Where the model's rows are among the data rows."""
@@ -296,6 +302,16 @@ class Model:
         """The residual variance: sigma^2, or 1 on a probit's latent scale."""
         return 1.0 if self.probit else self.sigma2
 
+    def _cross_products(self, X: np.ndarray, Z: np.ndarray, y: np.ndarray, clusters: Clusters) -> CrossProducts:
+        """The per-cluster cross-products; Z'Z and Z'X are kept from the first iteration when no column
+        of X or Z depends on imputed values, and only Z'y is recomputed."""
+        if self.fixed_cross is not None:
+            return dataclasses.replace(self.fixed_cross, Zty=CrossProducts.response(Z, y, clusters))
+        cross = CrossProducts.of(Z, X, y, clusters)
+        if all(term.source is None for term in self.terms + self.random):
+            self.fixed_cross = cross
+        return cross
+
     def update(self, rng: np.random.Generator, values: dict, clusters: Clusters) -> None:
         """One Gibbs scan of the model's parameters given the completed data: for a probit first the
         latent normals, then beta | Psi, sigma^2 (u integrated out), u | beta, Psi, sigma^2, Psi | u, an
@@ -307,7 +323,7 @@ class Model:
         if Z is None:
             self.coef = draw_fixed(rng, X, y, self.variance())
         else:
-            cross = CrossProducts.of(Z, X, y, clusters)
+            cross = self._cross_products(X, Z, y, clusters)
             psi_inv = np.linalg.inv(self.psi)
             self.coef = draw_fixed_marginal(rng, X, y, cross, self.variance(), psi_inv)
             Ztr = cross.Ztr(self.coef)

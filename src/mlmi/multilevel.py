@@ -301,42 +301,23 @@ def _build(data: pd.DataFrame, spec: MixedFormula, level2: list, means: dict, ex
     levels = {c: _levels(frame[c]) for c in columns if c in categorical or is_text(frame[c])}
     values = {c: _numbers(frame[c], levels.get(c)) for c in columns}
     missing = {c: np.isnan(values[c]) for c in columns}
-    imputed2 = sorted((c for c in columns if c in level2 and c not in means and missing[c].any()),
-                      key=lambda c: missing[c].sum())
-    imputed1 = sorted((c for c in columns if c not in level2 and c not in means and c != spec.response
-                       and missing[c].any()), key=lambda c: missing[c].sum())
-    for column in imputed1 + imputed2:
-        if column in levels and len(levels[column]) != 2:
-            raise ValueError(f"categorical column {column!r} has {len(levels[column])} levels; the multilevel "
-                             "imputation takes categories of two levels (binary) only")
+    imputed2, imputed1 = _imputed(columns, missing, levels, level2, means, spec.response)
     for column in imputed2:
         _start(values, column, 2, clusters, rng)
     for column in imputed1 + ([spec.response] if missing[spec.response].any() else []):
         _start(values, column, 1, clusters, rng)
     for mean_column, column in means.items():
         values[mean_column] = clusters.spread(clusters.mean(values[column]))
-
-    complete = [c for c in columns if c != spec.response and c not in means and not missing[c].any()]
-    found2 = set(level2_columns(frame, spec.group, complete))
-    observed2 = _sources([c for c in complete if c in level2 or c in found2], values, levels)
-    observed2 += [m for m, c in means.items() if not missing[c].any()]
-    observed1 = _sources([c for c in complete if c not in level2 and c not in found2], values, levels)
+    observed1, observed2 = _observed(frame, spec, columns, missing, level2, means, values, levels)
     for source in observed1 + imputed1:
         values[_mean_name(source)] = clusters.spread(clusters.mean(values[source]))
-    observed_means = [_mean_name(s) for s in observed1]
 
     mean_sources = {c: [_mean_name(c)] + [m for m, v in means.items() if v == c] for c in imputed1}
     changing = set(imputed1 + imputed2).union(*mean_sources.values())
-    models = []
-    for k, column in enumerate(imputed2):
-        models.append(_covariate_model(column, 2, column in levels, observed2 + imputed2[:k] + observed_means,
-                                       values, clusters, changing))
-    for k, column in enumerate(imputed1):
-        predictors = (observed1 + observed2 + imputed2 + imputed1[:k] + observed_means
-                      + [_mean_name(c) for c in imputed1[:k]])
-        models.append(_covariate_model(column, 1, column in levels, predictors, values, clusters, changing))
-    quantities = {c: levels.get(c) for c in imputed1 + imputed2 if c in spec.variables(data.columns)}
-    quantities.update({m: None for m, c in means.items() if missing[c].any() and m in spec.variables(data.columns)})
+    models = _covariate_models(imputed2, imputed1, observed1, observed2, levels, values, clusters, changing)
+    used = spec.variables(data.columns)
+    quantities = {c: levels.get(c) for c in imputed1 + imputed2 if c in used}
+    quantities.update({m: None for m, c in means.items() if missing[c].any() and m in used})
     fixed_names, analysis = _analysis_model(spec, frame, values, levels, quantities, clusters, changing)
     models.append(analysis)
 
@@ -349,6 +330,46 @@ def _build(data: pd.DataFrame, spec: MixedFormula, level2: list, means: dict, ex
     holes = {c: np.flatnonzero(data[c].isna().to_numpy()[order]) for c in columns if data[c].isna().any()}
     return Sampler(data, order, clusters, values, levels, holes, analysis, fixed_names, spec.re_names, models,
                    variables, level2_rows)
+
+
+def _imputed(columns: list[str], missing: dict, levels: dict, level2: list, means: dict,
+             response: str) -> tuple[list[str], list[str]]:
+    """The incomplete level-2 and level-1 covariates (passive means and the response aside), each in the
+    order of the sequence: fewest missing first (ties in column order)."""
+    incomplete = [c for c in columns if c not in means and c != response and missing[c].any()]
+    for column in incomplete:
+        if column in levels and len(levels[column]) != 2:
+            raise ValueError(f"categorical column {column!r} has {len(levels[column])} levels; the multilevel "
+                             "imputation takes categories of two levels (binary) only")
+    by_count = sorted(incomplete, key=lambda c: missing[c].sum())
+    return [c for c in by_count if c in level2], [c for c in by_count if c not in level2]
+
+
+def _observed(frame: pd.DataFrame, spec: MixedFormula, columns: list[str], missing: dict, level2: list, means: dict,
+              values: dict, levels: dict) -> tuple[list[str], list[str]]:
+    """Sources of the fully observed predictors (the response and passive means aside): level 1, and level 2
+    (listed in ``level2``, found constant within clusters, or the mean of a fully observed column)."""
+    complete = [c for c in columns if c != spec.response and c not in means and not missing[c].any()]
+    found = set(level2) | set(level2_columns(frame, spec.group, complete))
+    observed2 = _sources([c for c in complete if c in found], values, levels)
+    observed2 += [m for m, c in means.items() if not missing[c].any()]
+    return _sources([c for c in complete if c not in found], values, levels), observed2
+
+
+def _covariate_models(imputed2: list[str], imputed1: list[str], observed1: list[str], observed2: list[str],
+                      levels: dict, values: dict, clusters: Clusters, changing: set) -> list[Model]:
+    """Each covariate's own model, in the sequence's order: a level-2 one on the observed level-2 columns,
+    the level-2 covariates before it and the cluster means of the observed level-1 columns; a level-1 one on
+    every observed column, every level-2 covariate, the level-1 covariates before it, and the cluster means
+    of the level-1 ones among them."""
+    observed_means = [_mean_name(s) for s in observed1]
+    models = [_covariate_model(c, 2, c in levels, observed2 + imputed2[:k] + observed_means, values, clusters,
+                               changing) for k, c in enumerate(imputed2)]
+    for k, column in enumerate(imputed1):
+        predictors = (observed1 + observed2 + imputed2 + imputed1[:k] + observed_means
+                      + [_mean_name(c) for c in imputed1[:k]])
+        models.append(_covariate_model(column, 1, column in levels, predictors, values, clusters, changing))
+    return models
 
 
 def _covariate_model(column: str, level: int, binary: bool, predictors: list[str], values: dict,

@@ -68,7 +68,7 @@ from threadpoolctl import threadpool_limits
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
 from mlmi.impute import CHAIN_COLUMNS, is_text
 from mlmi.levels import fill_within_clusters, level2_columns
-from mlmi.multilevel_cells import Link, Variable, batches_of, refresh_means, update_variable
+from mlmi.multilevel_cells import Link, Variable, batches_of, update_variable
 from mlmi.multilevel_models import Clusters, Model, Term
 
 TRACE_COLUMNS = ["iteration", "parameter", "value"]

@@ -17,7 +17,7 @@ from mlmi.pool import pool
 from mlmi.simulate import simulate_hsb
 
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
-MESSY = dict(level2=["size", "schtype"], cluster_means={"meanses": "ses"}, exclude=["note"],
+MESSY = dict(level2=["size", "schtype"], cluster_means={"meanses": "ses"}, exclude=["note", "schid"],
              categorical=["minority", "female"])
 
 
@@ -121,6 +121,8 @@ def test_bad_arguments_are_named():
         impute_multilevel(data, FORMULA, seed=1, burn_in=1, level2=["nope"])
     with pytest.raises(ValueError, match="differ within"):
         impute_multilevel(data, FORMULA, seed=1, burn_in=1, level2=["ses"])
+    with pytest.raises(ValueError, match="which the formula uses"):
+        impute_multilevel(data, FORMULA, seed=1, burn_in=1, exclude=["schid", "meanses"])
     with pytest.raises(ValueError, match="burn_in"):
         impute_multilevel(data, FORMULA, seed=1, burn_in=0)
     with pytest.raises(ValueError, match="two levels"):

@@ -104,7 +104,8 @@ def impute_multilevel(data: pd.DataFrame, formula: str, *, seed: int, burn_in: i
         current values of its level-1 column after each draw of it (passive imputation).
         An observed cluster mean belongs in the formula as a plain column instead.
     exclude : sequence of str
-        Columns carried through untouched and used nowhere.
+        Columns carried through untouched and used nowhere (none of the formula's, but the grouping
+        column may be listed).
     categorical : sequence of str
         Columns imputed as categories (text columns always are); two levels each.
 
@@ -151,10 +152,11 @@ def _check(data: pd.DataFrame, spec: MixedFormula, level2, means: dict, exclude,
     varying = [c for c in level2 if (data.groupby(spec.group)[c].nunique() > 1).any()]
     if varying:
         raise ValueError(f"level2 lists {varying}, whose observed values differ within some {spec.group!r} cluster")
-    used = set(spec.variables(data.columns))
+    used = set(spec.variables(data.columns)) - {spec.group}  # the grouping column is never a predictor anyway
     clash = sorted(used & set(exclude))
     if clash:
-        raise ValueError(f"exclude lists {clash}, which the formula uses")
+        raise ValueError(f"exclude lists {clash}, which the formula uses; the analysis model needs every column of "
+                         "its formula")
     for slope in spec.random_terms:
         if is_text(data[slope]) or slope in categorical:
             raise ValueError(f"random slope {slope!r} must be a numeric column")

@@ -42,6 +42,15 @@ J = 160). In the covariate models tau^2 and omega^2 ~ IW(1, s^2), s^2 the observ
 the covariate (jomo's identity prior, on the covariate's own scale), and tau^2 ~ IW(1, 1) on a
 probit's unit latent scale.
 
+Burn-in and diagnostics: on the default hsb-size problem (``benchmarks/multilevel_speed.py``'s data:
+160 schools, 7,223 students, 30% of ses missing at random on mathach), 4 chains from their seeded,
+dispersed starts are in their stationary range within about 50 iterations (their means over blocks
+of 50 iterations do not drift). ``chain_diagnostics`` over the second halves gives, at burn_in =
+1000, rank-normalised split R-hat <= 1.012 for every parameter and bulk ESS from 206 (``sd__ses``,
+the slowest) to 412 of the 400 kept draws; at burn_in = 500, R-hat 1.036 for ``sd__ses`` (the rest
+<= 1.008). Hence ``DEFAULT_BURN_IN`` = 1000, jomo's default ``nburn`` too. Without the blocked draw of
+beta and the interweaving step, ``sd__ses`` had a bulk ESS of 15 in 300 draws.
+
 Supported formulas: every fixed-effect column must be affine in the one imputed variable it
 depends on (``ses``, ``I(2 * ses)``, ``ses:female`` with ``female`` observed, a binary
 ``minority``, a two-level text factor, a passive cluster mean). Random slopes must be numeric

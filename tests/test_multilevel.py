@@ -107,7 +107,8 @@ def test_an_observed_cluster_mean_is_a_plain_covariate(messy):
 
 @pytest.mark.parametrize("formula, message", [
     ("mathach ~ ses + I(ses**2) + (1 | schid)", "not linear"),
-    ("mathach ~ ses * minority + (1 | schid)", "several imputed"),
+    ("mathach ~ ses * minority * female + (1 | schid)", "product of two"),
+    ("mathach ~ ses * meanses + (1 | schid)", "cluster mean of it"),
 ])
 def test_designs_the_exact_draws_cannot_take_are_refused_by_name(messy, formula, message):
     data, _ = messy
@@ -210,13 +211,17 @@ def test_latent_normals_far_in_the_tail_stay_finite_and_on_their_side():
 
 # --- full conditionals of missing cells against brute force ----------------------------------------------
 
-@pytest.fixture(scope="module")
-def sampler():
-    """A chain a few iterations in, so every model has non-trivial parameters."""
+@pytest.fixture(scope="module", params=[FORMULA, "mathach ~ minority * ses + female + meanses + (1 + ses | schid)"],
+                ids=["vignette", "interaction"])
+def sampler(request):
+    """A chain a few iterations in, so every model has non-trivial parameters; with the vignette's formula,
+    and with ses:minority, a product of two imputed variables."""
     data = messy_data(schools=12, seed=4)
     rng = np.random.default_rng(9)
-    state = _build(data, parse_formula(FORMULA), MESSY["level2"], MESSY["cluster_means"], MESSY["exclude"],
+    state = _build(data, parse_formula(request.param), MESSY["level2"], MESSY["cluster_means"], MESSY["exclude"],
                    MESSY["categorical"], rng)
+    if request.param != FORMULA:
+        assert [t.sources for t in state.analysis.terms if len(t.sources) == 2] == [("minority", "ses")]
     for _ in range(5):
         state.step(rng)
     return state

@@ -389,17 +389,17 @@ def _covariate_model(column: str, level: int, binary: bool, predictors: list[str
     span left out): normal or probit, with a random intercept at level 1."""
     rows = slice(None) if level == 1 else clusters.starts
     count = len(clusters.index) if level == 1 else clusters.count
-    terms = [Term(1.0, 0.0, None)] + [_term(s, values, rows, changing) for s in predictors]
+    terms = [Term(1.0, 0.0)] + [_term(s, values, rows, changing) for s in predictors]
     terms = _independent(terms, values, rows, count)
     scale = 1.0 if binary else float(np.var(values[column][rows], ddof=1))
-    random = [Term(1.0, 0.0, None)] if level == 1 else []
+    random = [Term(1.0, 0.0)] if level == 1 else []
     return Model(column, level, binary, terms, random, (1.0, np.array([[scale]])), (1.0, scale),
                  np.zeros(len(terms)), np.zeros((clusters.count, len(random))), np.array([[scale]]), scale)
 
 
 def _term(source: str, values: dict, rows, changing: set) -> Term:
     """A predictor column: one that imputation changes, or its fixed values at ``rows``."""
-    return Term(0.0, 1.0, source) if source in changing else Term(values[source][rows].copy(), 0.0, None)
+    return Term(0.0, 1.0, (source,)) if source in changing else Term(values[source][rows].copy(), 0.0)
 
 
 def _independent(terms: list[Term], values: dict, rows, count: int) -> list[Term]:
@@ -421,7 +421,7 @@ def _analysis_model(spec: MixedFormula, frame: pd.DataFrame, values: dict, level
     columns, flat prior on beta, Psi ~ IW(q, I), p(sigma^2) ∝ 1/sigma^2."""
     current = _formula_frame(spec, frame, values, levels)
     names, terms = _formula_terms(spec, current, quantities)
-    random = ([Term(1.0, 0.0, None)] if spec.random_intercept else []) + [
+    random = ([Term(1.0, 0.0)] if spec.random_intercept else []) + [
         _term(s, values, slice(None), changing) for s in spec.random_terms]
     q = len(random)
     if len(_independent(terms, values, slice(None), len(clusters.index))) < len(terms):
@@ -447,41 +447,59 @@ def _formula_frame(spec: MixedFormula, frame: pd.DataFrame, values: dict, levels
 
 
 def _formula_terms(spec: MixedFormula, current: pd.DataFrame, quantities: dict) -> tuple[list[str], list[Term]]:
-    """Each fixed-effect column as ``Term(a, b, source)``: affine in the one imputed quantity it depends on.
+    """Each fixed-effect column as ``Term(a, b, sources)``: a + b q for the one imputed quantity q it
+    depends on, or a + b q1 q2 for a product of two (``ses:minority`` with both imputed).
 
     The design is built on the current values and again with each quantity set, in every row, to
     probe values (1, 2, 3 for a number; its two levels for a category, coded 0 and 1): a column that
-    moves with the quantity depends on it, and for a number X(3) - 2 X(2) + X(1) = 0 shows it affine.
-    Everything is built in one stacked frame so that factor levels and stateful transforms see the data.
+    moves with the quantity depends on it, and X(3) - 2 X(2) + X(1) = 0 shows it affine. A column
+    that moves with two is built on the grid of both quantities' probes and must equal a + b q1 q2
+    at every point. Everything is built in stacked frames so that factor levels see the data.
     """
-    n = len(current)
     probes = {q: (list(levels) if levels is not None else [1.0, 2.0, 3.0]) for q, levels in quantities.items()}
-    frames = [current] + [current.assign(**{q: pd.Series([p] * n, dtype=current[q].dtype)})
-                          for q in quantities for p in probes[q]]
-    design = fixed_design(spec.fixed, pd.concat(frames, ignore_index=True))
-    blocks = iter(np.split(design.X, len(frames)))
-    base = next(blocks)
-    terms = [None] * base.shape[1]
-    owners = [[] for _ in terms]
+    codes = {q: np.arange(len(points), dtype=float) if quantities[q] is not None else np.array(points)
+             for q, points in probes.items()}
+    settings = [{q: p} for q in quantities for p in probes[q]]
+    names, blocks = _probe(spec, current, settings)
+    base, terms, owners = blocks.pop(0), {}, {}
     for q, points in probes.items():
-        X = [next(blocks) for _ in points]
-        moved = np.any([np.any(X[i] != X[0], axis=0) for i in range(1, len(X))], axis=0)
-        for c in np.flatnonzero(moved):
-            owners[c].append(q)
-            if len(X) == 3 and np.max(np.abs(X[2][:, c] - 2 * X[1][:, c] + X[0][:, c])) > AFFINE_TOL * (
-                    1 + np.max(np.abs(X[1][:, c]))):
-                raise ValueError(f"formula {spec.text!r}: column {design.names[c]!r} is not linear in the imputed "
-                                 f"{q!r}; the multilevel imputation takes designs linear in each imputed variable")
-            slope = X[1][:, c] - X[0][:, c]
-            intercept = X[0][:, c] - (slope if len(X) == 3 else 0.0)
-            terms[c] = Term(_scalar(intercept), _scalar(slope), q)
-    for c, found in enumerate(owners):
-        if len(found) > 1:
-            raise ValueError(f"formula {spec.text!r}: column {design.names[c]!r} depends on several imputed "
-                             f"variables {found}; the multilevel imputation takes each column from one at most")
-        if not found:
-            terms[c] = Term(_scalar(base[:, c]), 0.0, None)
-    return design.names, terms
+        X = np.stack([blocks.pop(0) for _ in points])
+        for c in np.flatnonzero(np.any(X != X[:1], axis=(0, 1))):
+            owners.setdefault(c, []).append(q)
+            terms[c] = _affine(spec, names[c], X[:, :, c], codes[q], (q,))
+    pairs = {c: found for c, found in owners.items() if len(found) > 1}
+    for c, found in pairs.items():
+        if len(found) > 2:
+            raise ValueError(f"formula {spec.text!r}: column {names[c]!r} depends on the imputed variables {found}; "
+                             "the multilevel imputation takes a column of one imputed variable or a product of two")
+        first, second = found
+        settings = [{first: p, second: r} for p in probes[first] for r in probes[second]]
+        X = np.stack(_probe(spec, current, settings)[1][1:])[:, :, c]
+        grid = np.multiply.outer(codes[first], codes[second]).ravel()
+        terms[c] = _affine(spec, names[c], X, grid, (first, second))
+    return names, [terms.get(c, Term(_scalar(base[:, c]), 0.0)) for c in range(base.shape[1])]
+
+
+def _probe(spec: MixedFormula, current: pd.DataFrame, settings: list[dict]) -> tuple[list[str], list[np.ndarray]]:
+    """The fixed-effect design on the current values, then with each setting's quantities set in every row."""
+    n = len(current)
+    frames = [current] + [current.assign(**{q: pd.Series([p] * n, dtype=current[q].dtype) for q, p in s.items()})
+                          for s in settings]
+    design = fixed_design(spec.fixed, pd.concat(frames, ignore_index=True))
+    return design.names, np.split(design.X, len(frames))
+
+
+def _affine(spec: MixedFormula, name: str, X: np.ndarray, at: np.ndarray, sources: tuple) -> Term:
+    """``Term(a, b, sources)`` with X[k] = a + b at[k] for every probe k (rows of X; least squares, then
+    checked at every probe), or a ValueError."""
+    centred = at - at.mean()
+    slope = centred @ X / (centred @ centred)
+    intercept = X.mean(axis=0) - slope * at.mean()
+    if np.max(np.abs(X - intercept - np.multiply.outer(at, slope))) > AFFINE_TOL * (1 + np.max(np.abs(X))):
+        what = " * ".join(sources)
+        raise ValueError(f"formula {spec.text!r}: column {name!r} is not linear in the imputed {what!r}; the "
+                         "multilevel imputation takes columns linear in each imputed variable (or a product of two)")
+    return Term(_scalar(intercept), _scalar(slope), sources)
 
 
 def _scalar(column: np.ndarray) -> np.ndarray | float:
@@ -495,11 +513,15 @@ def _variable(column: str, level: int, binary: bool, cells: np.ndarray, own: Mod
     means = set(mean_sources)
     links = []
     for model in models:
+        if any(column in t.sources and means & set(t.sources) for t in model.terms):
+            raise ValueError(f"a design column is a product of {column!r} and a cluster mean of it, which is not "
+                             "linear in a single cell; the multilevel imputation cannot take it")
         if model is own:
             continue
-        link = Link(model, tuple(i for i, t in enumerate(model.terms) if t.source == column),
-                    tuple(i for i, t in enumerate(model.terms) if t.source in means),
-                    tuple(i for i, t in enumerate(model.random) if t.source == column))
+        link = Link(model, column, tuple(mean_sources),
+                    tuple(i for i, t in enumerate(model.terms) if column in t.sources),
+                    tuple(i for i, t in enumerate(model.terms) if means & set(t.sources)),
+                    tuple(i for i, t in enumerate(model.random) if column in t.sources))
         if link.direct or link.means or link.random:
             links.append(link)
     coupled = level == 1 and any(link.means for link in links)

@@ -9,9 +9,10 @@ analysis model and the covariate models later in the sequence (Bartlett et al. 2
 Keller 2020; Erler et al. 2016). Every design column is affine in x (``Term``), so each model's
 residual at row r is affine in a change d of the cell, e_r(d) = e_r - s_r d, with slope
 
-    s_r = [r is the cell's row] (sum_c beta_c b_rc + sum_k u_jk b_rk)  +  [r in cluster j] sum_c' beta_c' b_rc' / n_j
+    s_r = [r is the cell's row] (sum_c beta_c b_rc o_rc + sum_k u_jk b_rk)  +  [r in cluster j] sum_c' beta_c' b_rc' o_rc' / n_j
 
-(c: columns of x itself, k: random slopes on x, c': columns of a cluster mean of x). A normal
+(c: columns of x itself, k: random slopes on x, c': columns of a cluster mean of x; o: the product of
+the column's other sources, 1 for most columns, the current minority for ses:minority). A normal
 model, or a probit's latent normal, then contributes a normal factor in d, and with a normal
 covariate model of x the full conditional is exactly normal,
 
@@ -47,9 +48,12 @@ from mlmi.multilevel_models import Clusters, Model
 @dataclass(frozen=True)
 class Link:
     """Where a variable enters one model: indices of the design columns of the variable itself
-    (``direct``), of a cluster mean of it (``means``), and of random slopes on it (``random``)."""
+    (``direct``, perhaps times other sources), of a cluster mean of it (``means``: its sources are
+    ``mean_sources``), and of random slopes on it (``random``)."""
 
     model: Model
+    variable: str
+    mean_sources: tuple[str, ...]
     direct: tuple[int, ...]
     means: tuple[int, ...]
     random: tuple[int, ...]
@@ -87,14 +91,17 @@ def _slopes(link: Link, values: dict, clusters: Clusters) -> tuple[np.ndarray, n
     groups = model.groups(clusters)
     X, Z = model.design(values, clusters)
     residual = model.outcome(values, clusters) - model.eta(X, Z, clusters)
+    rows = model.rows(clusters)
     direct = np.zeros(len(groups))
     for c in link.direct:
-        direct = direct + model.coef[c] * model.terms[c].b
+        term = model.terms[c]
+        direct = direct + model.coef[c] * term.b * term.others(values, rows, (link.variable,))
     for k in link.random:
         direct = direct + model.u[groups, k] * model.random[k].b
     mean = np.zeros(len(groups))
     for c in link.means:
-        mean = mean + model.coef[c] * model.terms[c].b / clusters.sizes[groups]
+        term = model.terms[c]
+        mean = mean + model.coef[c] * term.b * term.others(values, rows, link.mean_sources) / clusters.sizes[groups]
     return direct, mean, residual, model.variance()
 
 

@@ -219,22 +219,31 @@ def draw_latent(rng: np.random.Generator, mean: np.ndarray, positive: np.ndarray
 
 @dataclass(frozen=True)
 class Term:
-    """One column of a design matrix, ``a + b * values[source]`` at the model's rows.
+    """One column of a design matrix, ``a + b * prod(values[s] for s in sources)`` at the model's rows.
 
-    ``source`` is None for a column that depends on no imputed value (then it is ``a``);
-    otherwise the column is affine in the current values of ``source``, an imputed variable or
-    a cluster mean of one, with ``a`` and ``b`` scalars or arrays over the model's rows.
+    ``sources`` is empty for a column that depends on no imputed value (then it is ``a``);
+    otherwise each source is an imputed variable or a cluster mean of one, and the column is
+    affine in each of them given the others (``ses``, ``ses:female`` with ``female`` observed, or
+    ``ses:minority`` with both imputed); ``a`` and ``b`` are scalars or arrays over the model's rows.
     """
 
     a: np.ndarray | float
     b: np.ndarray | float
-    source: str | None
+    sources: tuple[str, ...] = ()
 
     def column(self, values: dict, rows: slice | np.ndarray, count: int) -> np.ndarray:
         """The column's current values at ``rows`` of the row-level ``values`` (``count`` rows)."""
-        if self.source is None:
+        if not self.sources:
             return np.broadcast_to(self.a, (count,))
-        return self.a + self.b * values[self.source][rows]
+        return self.a + self.b * self.others(values, rows, ())
+
+    def others(self, values: dict, rows: slice | np.ndarray, leave_out: tuple[str, ...]) -> np.ndarray | float:
+        """The product of the current values of the sources not in ``leave_out`` (1 when none are left)."""
+        product = 1.0
+        for source in self.sources:
+            if source not in leave_out:
+                product = product * values[source][rows]
+        return product
 
 
 @dataclass(eq=False)
@@ -281,7 +290,7 @@ class Model:
             return self.X, self.Z
         for matrix, terms in ((self.X, self.terms), (self.Z, self.random)):
             for c, term in enumerate(terms):
-                if term.source is not None:
+                if term.sources:
                     matrix[:, c] = term.column(values, rows, count)
         return self.X, self.Z
 
@@ -308,7 +317,7 @@ class Model:
         if self.fixed_cross is not None:
             return dataclasses.replace(self.fixed_cross, Zty=CrossProducts.response(Z, y, clusters))
         cross = CrossProducts.of(Z, X, y, clusters)
-        if all(term.source is None for term in self.terms + self.random):
+        if not any(term.sources for term in self.terms + self.random):
             self.fixed_cross = cross
         return cross
 

@@ -53,8 +53,12 @@ beta and the interweaving step, ``sd__ses`` had a bulk ESS of 15 in 300 draws.
 
 Supported formulas: every fixed-effect column must be affine in the one imputed variable it
 depends on (``ses``, ``I(2 * ses)``, ``ses:female`` with ``female`` observed, a binary
-``minority``, a two-level text factor, a passive cluster mean). Random slopes must be numeric
-columns. Imputed categorical variables must have two levels.
+``minority``, a two-level text factor, a passive cluster mean), or a product of two imputed
+variables (``ses:minority``), so that each cell's full conditional stays exactly normal or
+two-point. Refused with a message naming the column: terms nonlinear in an imputed variable
+(``I(ses^2)``, ``log(ses)``), products of three, and a variable times its own passive cluster
+mean; these need a Metropolis-Hastings step the sampler does not have. Random slopes must be
+numeric columns. Imputed categorical variables must have two levels.
 
 References
 ----------

@@ -10,7 +10,7 @@ from mlmi.ampute import ampute
 from mlmi.fit import fit_mixed
 from mlmi.formula import parse_formula
 from mlmi.multilevel import _build, chain_diagnostics, impute_multilevel
-from mlmi.multilevel_cells import binary_log_odds, normal_moments, refresh_means
+from mlmi.multilevel_cells import Conditional, binary_log_odds, normal_moments, refresh_means, update_variable
 from mlmi.multilevel_models import (Clusters, CrossProducts, draw_covariance, draw_fixed, draw_fixed_marginal, draw_latent,
                                     draw_random, interweave, inverse_wishart)
 from mlmi.pool import pool
@@ -259,7 +259,8 @@ def test_exact_normal_draw_is_the_brute_force_full_conditional(sampler, name):
     if name == "ses":  # meanses moves with every ses cell: one cell per cluster at a time
         assert len(variable.batches) > 1 and all(len(set(sampler.clusters.index[b])) == len(b) for b in variable.batches)
     batch = variable.batches[0]
-    mean, precision = normal_moments(variable, batch, sampler.values, sampler.clusters)
+    mean, precision = normal_moments(Conditional.of(variable, sampler.values, sampler.clusters), batch,
+                                     sampler.values, sampler.clusters)
     cell, saved = batch[0], sampler.values[name].copy()
     grid = mean[0] + np.linspace(-3, 3, 7) / np.sqrt(precision[0])
     brute = []
@@ -272,12 +273,37 @@ def test_exact_normal_draw_is_the_brute_force_full_conditional(sampler, name):
     np.testing.assert_allclose(np.array(brute) - brute[3], quadratic - quadratic[3], rtol=1e-7, atol=1e-7)
 
 
+@pytest.mark.parametrize("name", ["ses", "size", "minority"])
+def test_residuals_moved_along_with_the_cells_are_the_recomputed_ones(sampler, name):
+    """update_variable computes the other models' residuals once and moves them with each batch of cells;
+    after a batch has changed, they (and so the next batch's conditional) equal residuals computed afresh."""
+    variable = next(v for v in sampler.variables if v.name == name)
+    values, clusters = sampler.values, sampler.clusters
+    saved = {key: value.copy() for key, value in values.items()}
+    conditional = Conditional.of(variable, values, clusters)
+    first, after = variable.batches[0], variable.batches[min(1, len(variable.batches) - 1)]
+    new = 1.0 - values[name][first] if variable.binary else values[name][first] + 0.7
+    if variable.level == 2:
+        new = values[name][clusters.starts[first]] + 0.7
+    conditional.move(first, new - (values[name][first] if variable.level == 1 else values[name][clusters.starts[first]]),
+                     clusters)
+    for cell, value in zip(first, new):
+        set_cell(sampler, variable, cell, value)
+    fresh = Conditional.of(variable, values, clusters)
+    for moved, recomputed in zip(conditional.slopes, fresh.slopes):
+        np.testing.assert_allclose(moved.residual, recomputed.residual, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(conditional.factors(after, clusters), fresh.factors(after, clusters), rtol=1e-10)
+    for key, value in saved.items():
+        values[key] = value
+
+
 def test_binary_full_conditional_is_the_hand_computed_one(sampler):
     """log P(1)/P(0) = log Phi(eta) - log Phi(-eta) of minority's own probit plus the change of every other
     model's normal log density between minority = 1 and 0."""
     variable = next(v for v in sampler.variables if v.name == "minority")
     batch = variable.batches[0]
-    log_odds = binary_log_odds(variable, batch, sampler.values, sampler.clusters)
+    log_odds = binary_log_odds(Conditional.of(variable, sampler.values, sampler.clusters), batch, sampler.values,
+                               sampler.clusters)
     cell, saved = batch[0], sampler.values["minority"].copy()
     X, Z = variable.own.design(sampler.values, sampler.clusters)
     eta = variable.own.eta(X, Z, sampler.clusters)[cell]

@@ -85,82 +85,112 @@ def batches_of(cells: np.ndarray, clusters: Clusters, coupled: bool) -> list[np.
     return [cells[rank == r] for r in range(rank.max() + 1)]
 
 
-def _slopes(link: Link, values: dict, clusters: Clusters) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """(direct slope, cluster-mean slope, residual, residual variance) at every row of ``link.model``."""
-    model = link.model
-    groups = model.groups(clusters)
-    X, Z = model.design(values, clusters)
-    residual = model.outcome(values, clusters) - model.eta(X, Z, clusters)
-    rows = model.rows(clusters)
-    direct = np.zeros(len(groups))
-    for c in link.direct:
-        term = model.terms[c]
-        direct = direct + model.coef[c] * term.b * term.others(values, rows, (link.variable,))
-    for k in link.random:
-        direct = direct + model.u[groups, k] * model.random[k].b
-    mean = np.zeros(len(groups))
-    for c in link.means:
-        term = model.terms[c]
-        mean = mean + model.coef[c] * term.b * term.others(values, rows, link.mean_sources) / clusters.sizes[groups]
-    return direct, mean, residual, model.variance()
+@dataclass(eq=False)
+class Slopes:
+    """One model's part in a variable's full conditional, at every row of the model: the slopes of its
+    linear predictor in a cell of the variable (``direct`` at the cell's own row, or at every row of a
+    level-2 cell's cluster; ``mean`` at every row of the cell's cluster, None without cluster-mean
+    columns), its residuals (kept current as cells change) and its residual variance."""
+
+    level: int
+    direct: np.ndarray
+    mean: np.ndarray | None
+    residual: np.ndarray
+    variance: float
+
+    @classmethod
+    def of(cls, link: Link, values: dict, clusters: Clusters) -> "Slopes":
+        """The slopes and residuals of ``link.model`` at the current values."""
+        model = link.model
+        groups, rows = model.groups(clusters), model.rows(clusters)
+        X, Z = model.design(values, clusters)
+        residual = model.outcome(values, clusters) - model.eta(X, Z, clusters)
+        direct = np.zeros(len(groups))
+        for c in link.direct:
+            term = model.terms[c]
+            direct = direct + model.coef[c] * term.b * term.others(values, rows, (link.variable,))
+        for k in link.random:
+            direct = direct + model.u[groups, k] * model.random[k].b
+        mean = None
+        for c in link.means:
+            term = model.terms[c]
+            part = model.coef[c] * term.b * term.others(values, rows, link.mean_sources) / clusters.sizes[groups]
+            mean = part if mean is None else mean + part
+        return cls(model.level, direct, mean, residual, model.variance())
 
 
-def _level1_factors(variable: Variable, batch: np.ndarray, values: dict, clusters: Clusters):
-    """P and Q of the other models for level-1 cells ``batch`` (rows; at most one per cluster when coupled)."""
-    precision, shift = np.zeros(len(batch)), np.zeros(len(batch))
-    cluster = clusters.index[batch]
-    for link in variable.links:
-        direct, mean, residual, variance = _slopes(link, values, clusters)
-        if link.model.level == 1:
-            own_row = direct[batch]
-            precision += (own_row ** 2 + 2 * own_row * mean[batch]) / variance
-            shift += own_row * residual[batch] / variance
-            if link.means:
-                precision += clusters.sum(mean ** 2)[cluster] / variance
-                shift += clusters.sum(mean * residual)[cluster] / variance
-        else:
-            precision += mean[cluster] ** 2 / variance
-            shift += mean[cluster] * residual[cluster] / variance
-    return precision, shift
+@dataclass(eq=False)
+class Conditional:
+    """What a variable's cells need to be drawn: the other models' ``Slopes`` and the own model's linear
+    predictor, computed once per update of the variable and moved along with its cells (every slope
+    is free of the variable itself, so only the residuals change)."""
+
+    variable: Variable
+    slopes: list[Slopes]
+    own_eta: np.ndarray
+
+    @classmethod
+    def of(cls, variable: Variable, values: dict, clusters: Clusters) -> "Conditional":
+        """The conditional at the current values."""
+        X, Z = variable.own.design(values, clusters)
+        return cls(variable, [Slopes.of(link, values, clusters) for link in variable.links],
+                   variable.own.eta(X, Z, clusters))
+
+    def factors(self, batch: np.ndarray, clusters: Clusters) -> tuple[np.ndarray, np.ndarray]:
+        """P and Q of the other models for the cells ``batch`` (module docstring)."""
+        precision, shift = np.zeros(len(batch)), np.zeros(len(batch))
+        level2 = self.variable.level == 2
+        cluster = batch if level2 else clusters.index[batch]
+        for s in self.slopes:
+            if s.level == 2:  # one row per cluster, moved through the direct column or a cluster mean
+                slope = s.direct[cluster] if level2 else s.mean[cluster]
+                precision += slope ** 2 / s.variance
+                shift += slope * s.residual[cluster] / s.variance
+            elif level2:  # every row of the cluster moves with the cell
+                precision += clusters.sum(s.direct ** 2)[cluster] / s.variance
+                shift += clusters.sum(s.direct * s.residual)[cluster] / s.variance
+            else:
+                own_row = s.direct[batch]
+                precision += own_row ** 2 / s.variance
+                shift += own_row * s.residual[batch] / s.variance
+                if s.mean is not None:
+                    precision += (2 * own_row * s.mean[batch] + clusters.sum(s.mean ** 2)[cluster]) / s.variance
+                    shift += clusters.sum(s.mean * s.residual)[cluster] / s.variance
+        return precision, shift
+
+    def move(self, batch: np.ndarray, change: np.ndarray, clusters: Clusters) -> None:
+        """Keep the residuals current after the cells ``batch`` changed by ``change``: e_r -= s_r d."""
+        level2 = self.variable.level == 2
+        cluster = batch if level2 else clusters.index[batch]
+        by_cluster = np.zeros(clusters.count)
+        by_cluster[cluster] = change
+        for s in self.slopes:
+            if s.level == 2:
+                s.residual[cluster] -= change * (s.direct[cluster] if level2 else s.mean[cluster])
+            elif level2:
+                s.residual -= clusters.spread(by_cluster) * s.direct
+            else:
+                s.residual[batch] -= change * s.direct[batch]
+                if s.mean is not None:
+                    s.residual -= clusters.spread(by_cluster) * s.mean
 
 
-def _level2_factors(variable: Variable, batch: np.ndarray, values: dict, clusters: Clusters):
-    """P and Q of the other models for level-2 cells ``batch`` (clusters): every row of the cluster moves."""
-    precision, shift = np.zeros(len(batch)), np.zeros(len(batch))
-    for link in variable.links:
-        direct, _, residual, variance = _slopes(link, values, clusters)
-        if link.model.level == 1:
-            precision += clusters.sum(direct ** 2)[batch] / variance
-            shift += clusters.sum(direct * residual)[batch] / variance
-        else:
-            precision += direct[batch] ** 2 / variance
-            shift += direct[batch] * residual[batch] / variance
-    return precision, shift
-
-
-def _own_eta(variable: Variable, batch: np.ndarray, values: dict, clusters: Clusters) -> np.ndarray:
-    """The own covariate model's linear predictor at the cells."""
-    X, Z = variable.own.design(values, clusters)
-    return variable.own.eta(X, Z, clusters)[batch]
-
-
-def normal_moments(variable: Variable, batch: np.ndarray, values: dict, clusters: Clusters):
+def normal_moments(conditional: Conditional, batch: np.ndarray, values: dict, clusters: Clusters):
     """Mean and precision of the exact normal full conditional of a continuous variable's cells ``batch``."""
-    factors = _level1_factors if variable.level == 1 else _level2_factors
-    precision, shift = factors(variable, batch, values, clusters)
-    current = _current(variable, batch, values, clusters)
-    precision = precision + 1 / variable.own.sigma2
-    shift = shift - (current - _own_eta(variable, batch, values, clusters)) / variable.own.sigma2
+    own = conditional.variable.own
+    precision, shift = conditional.factors(batch, clusters)
+    current = _current(conditional.variable, batch, values, clusters)
+    precision = precision + 1 / own.sigma2
+    shift = shift - (current - conditional.own_eta[batch]) / own.sigma2
     return current + shift / precision, precision
 
 
-def binary_log_odds(variable: Variable, batch: np.ndarray, values: dict, clusters: Clusters) -> np.ndarray:
+def binary_log_odds(conditional: Conditional, batch: np.ndarray, values: dict, clusters: Clusters) -> np.ndarray:
     """log P(1 | rest) - log P(0 | rest) of a binary variable's cells ``batch``: the normal factors of the
     other models at the two values, and the own probit's log Phi(eta) against log Phi(-eta)."""
-    factors = _level1_factors if variable.level == 1 else _level2_factors
-    precision, shift = factors(variable, batch, values, clusters)
-    current = _current(variable, batch, values, clusters)
-    eta = _own_eta(variable, batch, values, clusters)
+    precision, shift = conditional.factors(batch, clusters)
+    current = _current(conditional.variable, batch, values, clusters)
+    eta = conditional.own_eta[batch]
 
     def log_density(new):
         change = new - current
@@ -174,31 +204,34 @@ def _current(variable: Variable, batch: np.ndarray, values: dict, clusters: Clus
     return values[variable.name][batch if variable.level == 1 else clusters.starts[batch]]
 
 
-def draw_cells(rng: np.random.Generator, variable: Variable, batch: np.ndarray, values: dict,
+def draw_cells(rng: np.random.Generator, conditional: Conditional, batch: np.ndarray, values: dict,
                clusters: Clusters) -> np.ndarray:
     """New values of the cells ``batch`` from their full conditional (module docstring)."""
-    if variable.binary:
-        return (rng.random(len(batch)) < expit(binary_log_odds(variable, batch, values, clusters))).astype(float)
-    mean, precision = normal_moments(variable, batch, values, clusters)
+    if conditional.variable.binary:
+        log_odds = binary_log_odds(conditional, batch, values, clusters)
+        return (rng.random(len(batch)) < expit(log_odds)).astype(float)
+    mean, precision = normal_moments(conditional, batch, values, clusters)
     return mean + rng.standard_normal(len(batch)) / np.sqrt(precision)
 
 
 def update_variable(rng: np.random.Generator, variable: Variable, values: dict, clusters: Clusters,
                     level2_rows: np.ndarray | None) -> None:
-    """Draw every missing cell of ``variable`` batch by batch, keeping its cluster means current.
+    """Draw every missing cell of ``variable`` batch by batch, then recompute its cluster means.
 
     ``level2_rows`` are the data rows of the clusters whose level-2 value is missing (None at level 1).
     """
+    conditional = Conditional.of(variable, values, clusters)
     column = values[variable.name]
     for batch in variable.batches:
-        new = draw_cells(rng, variable, batch, values, clusters)
+        new = draw_cells(rng, conditional, batch, values, clusters)
+        conditional.move(batch, new - _current(variable, batch, values, clusters), clusters)
         if variable.level == 1:
             column[batch] = new
         else:
             per_cluster = column[clusters.starts]
             per_cluster[batch] = new
             column[level2_rows] = per_cluster[clusters.index[level2_rows]]
-        refresh_means(variable, values, clusters)
+    refresh_means(variable, values, clusters)
 
 
 def refresh_means(variable: Variable, values: dict, clusters: Clusters) -> None:

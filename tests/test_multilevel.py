@@ -97,6 +97,13 @@ def test_same_seed_same_imputation_and_another_seed_another(messy):
     assert not other["ses"].equals(first[0]["ses"])
 
 
+def test_a_passive_mean_without_holes_is_recomputed_too(messy):
+    data, _ = messy
+    complete_mean = data.assign(meanses=0.0)
+    completed, _, _ = impute_multilevel(complete_mean, FORMULA, seed=1, burn_in=3, **MESSY)
+    np.testing.assert_allclose(completed["meanses"], completed.groupby("schid")["ses"].transform("mean"), atol=1e-12)
+
+
 def test_an_observed_cluster_mean_is_a_plain_covariate(messy):
     data, _ = messy
     observed = data.assign(meanses=data.groupby("schid")["ses"].transform("mean").fillna(0.0))

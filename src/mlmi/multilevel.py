@@ -192,6 +192,7 @@ class Sampler:
     models: list[Model]
     variables: list[Variable]
     level2_rows: dict
+    passive: list[str]
 
     def run(self, rng: np.random.Generator, burn_in: int) -> tuple[pd.DataFrame, pd.DataFrame]:
         """``burn_in`` Gibbs iterations; the chains (from iteration 0) and the trace, thinned alike."""
@@ -241,11 +242,12 @@ class Sampler:
         return rows
 
     def completed(self) -> pd.DataFrame:
-        """The data with the current values in its missing cells, in the user's row order and dtypes."""
+        """The data with the current values in its missing cells and in every cell of a passive cluster mean,
+        in the user's row order and dtypes."""
         result = self.data.copy()
         inverse = np.empty_like(self.order)
         inverse[self.order] = np.arange(len(self.order))
-        for column in self.holes:
+        for column in [*self.holes, *(m for m in self.passive if m not in self.holes)]:
             values = self.values[column][inverse]
             if column in self.levels:
                 values = np.asarray(self.levels[column], dtype=object)[values.astype(int)]
@@ -344,7 +346,7 @@ def _build(data: pd.DataFrame, spec: MixedFormula, level2: list, means: dict, ex
     level2_rows = {v.name: np.flatnonzero(np.isin(clusters.index, v.cells)) for v in variables if v.level == 2}
     holes = {c: np.flatnonzero(data[c].isna().to_numpy()[order]) for c in columns if data[c].isna().any()}
     return Sampler(data, order, clusters, values, levels, holes, analysis, fixed_names, spec.re_names, models,
-                   variables, level2_rows)
+                   variables, level2_rows, list(means))
 
 
 def _imputed(columns: list[str], missing: dict, levels: dict, level2: list, means: dict,

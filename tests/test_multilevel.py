@@ -97,6 +97,14 @@ def test_same_seed_same_imputation_and_another_seed_another(messy):
     assert not other["ses"].equals(first[0]["ses"])
 
 
+def test_an_imputed_two_level_text_factor_in_the_formula_is_named_as_lme4_names_it():
+    data = messy_data(schools=10)
+    completed, _, trace = impute_multilevel(data, "mathach ~ track + ses + meanses + (1 + ses | schid)", seed=1,
+                                            burn_in=5, **MESSY)
+    assert "trackgeneral" in set(trace["parameter"])
+    assert set(completed["track"]) == {"academic", "general"}
+
+
 def test_a_passive_mean_without_holes_is_recomputed_too(messy):
     data, _ = messy
     complete_mean = data.assign(meanses=0.0)

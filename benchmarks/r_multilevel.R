@@ -126,7 +126,7 @@ impute_mice_pan <- function(data, formula, roles, opts) {
 
 #' lmer (REML) on each completed data set, pooled: mice::pool for fixed effects, means for the rest.
 fit_and_pool <- function(completed, formula, method) {
-  fits <- lapply(completed, function(d) lme4::lmer(formula, data = d, REML = TRUE))
+  fits <- lapply(completed, function(d) lme4::lmer(formula, data = d, REML = TRUE, control = TIGHT))
   pooled <- mice::pool(fits)
   s <- summary(pooled, conf.int = TRUE)
   fixed <- data.frame(method = method, term = as.character(s$term), estimate = s$estimate,
@@ -142,6 +142,11 @@ fit_and_pool <- function(completed, formula, method) {
                        conf_low = NA, conf_high = NA, fmi = NA)
   list(estimates = rbind(fixed, random), singular = sum(vapply(fits, lme4::isSingular, TRUE)))
 }
+
+#' lmer converged tightly, as mlmi fits (lme4's default stops up to a few 1e-6 REML units short).
+TIGHT <- lmerControl(optimizer = "nloptwrap",
+                     optCtrl = list(xtol_abs = 1e-14, ftol_abs = 1e-14, xtol_rel = 1e-14, ftol_rel = 1e-14,
+                                    maxeval = 1e5))
 
 IMPUTERS <- list(jomo = impute_jomo, mice_2l.pan = impute_mice_pan)
 

@@ -11,7 +11,7 @@
 #
 # Run (R with lme4 and jomo; Debian: r-cran-lme4 r-cran-jomo):
 #   Rscript benchmarks/jomo_time.R data.csv "mathach ~ minority + female + ses + meanses + (1 + ses | schid)" 1000 [minority,female] [seed]
-# Prints one number, the seconds, on stdout (everything jomo prints is swallowed). Default: no
+# Prints one number, the seconds, on stdout (everything jomo prints or says is swallowed). Default: no
 # categorical columns, seed 1.
 suppressPackageStartupMessages({
   library(lme4)
@@ -35,9 +35,9 @@ constant <- function(x) all(tapply(x, data[[cluster]], function(v) length(unique
 level <- ifelse(cols != cluster & cols != cols[1] & vapply(cols, function(v) constant(data[[v]]), TRUE), 2, 1)
 
 set.seed(seed)
-invisible(capture.output(
+invisible(capture.output(suppressMessages(
   seconds <- system.time(
     jomo::jomo.lmer.MCMCchain(formula, data, level = level, nburn = nburn, output = 0, out.iter = 1e9)
   )[["elapsed"]]
-))
+)))
 cat(sprintf("%.3f\n", seconds))

@@ -21,12 +21,14 @@ For each case the test runs the whole workflow with ``imputation.method: multile
 - proper imputation: iqv and ses vary between imputations (riv > 0 for both), and mlmi's pooled SEs
   within ``SE_TOLERANCE`` (relative) of jomo's.
 
-``test_acceptance_can_fail`` checks that the acceptance is not vacuous: jomo's own numbers pass it;
-moved by a little more than it allows, they fail; and on the MAR case the frozen numbers of listwise
-deletion and of mice's 2l.pan (no random slope in the imputation model) fail it.
+The acceptance is not vacuous: jomo's own numbers pass it and, moved by a little more than it
+allows, fail it (``test_acceptance_can_fail``); on the MAR case the frozen numbers of listwise
+deletion and of mice's 2l.pan (a random-intercept model of iqv on lpo, not compatible with iqv's
+random slope in the analysis model) fail it (``test_acceptance_tells_methods_apart_...``).
 
 Runtime is set by ``M`` and ``BURN_IN`` (per case, m chains of BURN_IN iterations each); jomo's
 chains on these data are stationary within 500 iterations from its default start.
+
 How to run
 ----------
 ::
@@ -142,7 +144,7 @@ def test_acceptance_can_fail(case):
 
 def test_acceptance_tells_methods_apart_where_data_are_missing_at_random():
     """On the MAR case listwise deletion fails the acceptance (intercept 6.8 jomo SEs off, slope SD -39%),
-    and so does mice's 2l.pan, which has no random slope of iqv in iqv's imputation (slope SD -14.5%);
+    and so does mice's 2l.pan, whose imputation model ignores iqv's random slope (slope SD -14.5%);
     on the real holes both pass: those cannot tell methods apart."""
     for method, failing in (("listwise", ["(Intercept)", "iqv", "sd__iqv", "sd__(Intercept)"]),
                             ("mice_2l.pan", ["sd__iqv"])):

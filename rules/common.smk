@@ -5,6 +5,7 @@ import yaml
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
+from mlmi.imputation_models import method_settings
 from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
 from mlmi.io import release_stale_lock
 from mlmi.study import plan_study, run_parts, scenario_key
@@ -18,8 +19,8 @@ if PROBLEM:
 validate(config, schema="../config/schema.yaml")  # Snakemake's own check; it also fills in defaults
 INPUT_WARNINGS = []  # inputs the run goes on with but the user should look at; said once every check passed
 try:
+    STUDY = plan_study(config, SCHEMA)  # first: a scenario that changes exclude finds its own 'auto' lists
     config["imputation"].update(imputation_roles(config))  # 'auto' lists made explicit, for the rules and provenance
-    STUDY = plan_study(config, SCHEMA)
     IMPUTED_FILES = check_inputs(config, warn=INPUT_WARNINGS.append)
 except InputError as error:
     sys.exit(f"mlmi: {error}")
@@ -55,6 +56,11 @@ def get_param(*keys):
         return value
 
     return fetch
+
+
+def get_imputation_settings(wildcards):
+    """The imputation settings the run's method takes, so a study scenario may vary any of them."""
+    return method_settings(run_config(wildcards.run)["imputation"])
 
 
 def get_seed_prefix(wildcards):
@@ -132,6 +138,16 @@ def get_chains():
     return [] if EXTERNAL else [f"{OUT}/imputations/chains_{k}.csv" for k in range(1, M + 1)]
 
 
+def get_traces():
+    """The multilevel sampler's parameter draws of the single run (header only for miceforest; none when external)."""
+    return [] if EXTERNAL else [f"{OUT}/imputations/trace_{k}.csv" for k in range(1, M + 1)]
+
+
+def get_imputation_models():
+    """What was imputed how, and whether it carries the model (none when the imputations came from elsewhere)."""
+    return [] if EXTERNAL else [f"{OUT}/imputations/models.csv"]
+
+
 #: The report's figure files (rules/report.smk writes and captions each).
 FIGURES = ("missingness_patterns", "imputation_diagnostics", "forest", "random_effects", "caterpillar")
 
@@ -143,6 +159,8 @@ def get_run_outputs():
         *[f"{OUT}/data/{name}" for name in data],
         *get_imputations(),
         *get_chains(),
+        *get_traces(),
+        *get_imputation_models(),
         *get_fits(),
         f"{OUT}/fits/listwise.json",
         *get_pooled_tables().values(),

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.impute import (TRACE_COLUMNS, _cluster_bootstrap, impute, impute_miceforest, impute_once,
-                         method_settings)
+from mlmi.impute import TRACE_COLUMNS, _cluster_bootstrap, impute, impute_miceforest, impute_once
+from mlmi.imputation_models import method_settings
 from mlmi.seeds import int_seed_for, rng_for
 
 SETTINGS = {"iterations": 2, "exclude": ["g", "gmean"], "categorical": ["flag"]}

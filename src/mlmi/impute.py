@@ -23,12 +23,6 @@ from mlmi.levels import fill_within_clusters
 
 CHAIN_COLUMNS = ["iteration", "variable", "mean", "sd"]
 TRACE_COLUMNS = ["iteration", "parameter", "value"]
-#: The keys of the ``imputation`` config block each method takes (see ``impute``).
-METHOD_SETTINGS = {
-    "miceforest": ("iterations", "exclude", "categorical", "level2", "cluster_means", "bootstrap",
-                   "cluster_predictors"),
-    "multilevel": ("burn_in", "exclude", "categorical", "level2", "cluster_means"),
-}
 #: Name prefix of the cluster-mean predictor columns added for miceforest (never in the output).
 MEAN_PREFIX = "cluster_mean__"
 
@@ -38,16 +32,11 @@ def deterministic_lightgbm(threads: int) -> dict:
     return {"num_threads": threads, "deterministic": True, "force_row_wise": True}
 
 
-def method_settings(imputation: dict) -> dict:
-    """The settings of an ``imputation`` config block (its ``auto`` lists made explicit) that its method takes."""
-    return {key: imputation[key] for key in METHOD_SETTINGS[imputation["method"]]}
-
-
 def impute(method: str, data: pd.DataFrame, formula: str, *, seed: int, threads: int = 1,
            **settings) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """One imputed data set by ``method``: (completed data, chains, trace).
 
-    ``settings`` are ``method_settings`` of the config. ``multilevel`` is the sampler of
+    ``settings`` are ``mlmi.imputation_models.method_settings`` of the config. ``multilevel`` is the sampler of
     ``mlmi.multilevel``, which draws the imputation model's parameters (its trace has one row per
     iteration and parameter); ``miceforest`` is ``impute_miceforest`` on the model's grouping factor,
     whose trace is empty (it draws no parameters).

@@ -308,33 +308,6 @@ def _cluster_mean_problem(mean: str, column: str, columns: list, means: dict, ro
     return next((text for failed, text in checks if failed), None)
 
 
-def _trial_data(config: dict) -> pd.DataFrame:
-    """A small complete data set of the generator's settings, for checks at start-up."""
-    settings = {**config["data"]["simulate"], "n_schools": TRIAL_SCHOOLS}
-    try:
-        return simulate_hsb(settings, np.random.default_rng(0))[0]
-    except ValueError as error:
-        raise InputError(f"data.simulate: {error}") from None
-
-
-def _check_cluster_means(where: str, columns: list, means: dict, roles: dict) -> None:
-    """imputation.cluster_means: each mean column and its level-1 column are columns of the data, neither
-    excluded, the level-1 column neither a mean nor level 2, the mean column not listed as level 2."""
-    for mean, column in means.items():
-        absent = [c for c in (mean, column) if c not in columns]
-        problem = (f"{absent} not among the columns {columns}" if absent else
-                   f"{mean!r} is in imputation.exclude; take it out (a recomputed mean predicts)"
-                   if mean in roles["exclude"] else
-                   f"its level-1 column {column!r} is in imputation.exclude; take it out (it must be imputed)"
-                   if column in roles["exclude"] else
-                   f"{column!r} is itself a cluster mean or level 2; give the level-1 column {mean!r} is the mean of"
-                   if column in means or column in roles["level2"] else
-                   f"{mean!r} is listed in imputation.level2 too; a cluster mean is recomputed, not imputed: "
-                   "take it out of imputation.level2" if mean in roles["level2"] else None)
-        if problem:
-            raise InputError(f"{where}: imputation.cluster_means {mean}: {column}: {problem}")
-
-
 def _check_simulation(config: dict) -> None:
     """Generator settings and missingness that cannot work, found on a small trial data set."""
     trial = _trial_data(config)

@@ -6,7 +6,7 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 from mlmi.imputation_models import method_settings
-from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
+from mlmi.inputs import InputError, check_inputs, imputation_roles, model_formula, schema_problem
 from mlmi.io import release_stale_lock
 from mlmi.study import plan_study, run_parts, scenario_key
 
@@ -61,6 +61,11 @@ def get_param(*keys):
 def get_imputation_settings(wildcards):
     """The imputation settings the run's method takes, so a study scenario may vary any of them."""
     return method_settings(run_config(wildcards.run)["imputation"])
+
+
+def get_group(wildcards):
+    """The grouping column of the run's model.formula (the clusters of level-2 amputation)."""
+    return model_formula(run_config(wildcards.run)).group
 
 
 def get_seed_prefix(wildcards):

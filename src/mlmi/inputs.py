@@ -312,7 +312,7 @@ def _check_simulation(config: dict) -> None:
     """Generator settings and missingness that cannot work, found on a small trial data set."""
     trial = _trial_data(config)
     try:
-        ampute_from_config(trial, config["missingness"], np.random.default_rng(0))
+        ampute_from_config(trial, config["missingness"], np.random.default_rng(0), group=model_formula(config).group)
     except ValueError as error:
         raise InputError(f"missingness: {error}") from None
 

@@ -25,12 +25,13 @@ def simulate(complete_path, truth_path, *, settings: dict, seed: int, seed_prefi
     io.write_json(truth, truth_path)
 
 
-def ampute(complete_path, missing_path, *, missingness: dict, seed: int, seed_prefix=()) -> None:
-    """Punch holes into the complete data: MCAR (the vignette's ``add_NA``), MAR or MNAR."""
+def ampute(complete_path, missing_path, *, missingness: dict, group: str, seed: int, seed_prefix=()) -> None:
+    """Punch holes into the complete data: MCAR (the vignette's ``add_NA``), MAR or MNAR; the level-2
+    columns of ``missingness`` in whole clusters of ``group``."""
     from mlmi.ampute import ampute_from_config
 
     missing = ampute_from_config(io.read_parquet(complete_path), missingness,
-                                 rng_for(seed, "ampute", prefix=seed_prefix))
+                                 rng_for(seed, "ampute", prefix=seed_prefix), group=group)
     log.info("missing values per column: %s", missing.isna().sum().to_dict())
     io.write_parquet(missing, missing_path)
 

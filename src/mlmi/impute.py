@@ -92,13 +92,15 @@ def impute_miceforest(data: pd.DataFrame, group: str, *, seed: int, iterations: 
     completed, chains = impute_once(
         filled, seed=int(level1_seed), iterations=iterations, exclude=exclude, categorical=categorical,
         threads=threads, clusters=filled[group] if bootstrap else None,
-        predictors=_cluster_mean_columns(filled, group, level1) if cluster_predictors else None)
+        predictors=_observed_means(filled, group, level1).loc[filled[group]].set_axis(filled.index)
+        if cluster_predictors else None)
     return recompute_cluster_means(completed, group, means), pd.concat([level2_chains, chains], ignore_index=True)
 
 
-def _cluster_mean_columns(data: pd.DataFrame, group: str, columns) -> pd.DataFrame:
-    """Per row, the mean of the observed values of each of ``columns`` in its cluster (missing where none is)."""
-    return data.groupby(group)[list(columns)].transform("mean").astype(float).add_prefix(MEAN_PREFIX)
+def _observed_means(data: pd.DataFrame, group: str, columns) -> pd.DataFrame:
+    """One row per cluster: the mean of the observed values of each of ``columns`` (missing where none is),
+    named with MEAN_PREFIX, as predictors."""
+    return data.groupby(group, sort=False)[list(columns)].mean().astype(float).add_prefix(MEAN_PREFIX)
 
 
 def _impute_level2(data: pd.DataFrame, group: str, level2, level1, *, seed: int, iterations: int, categorical,
@@ -108,8 +110,7 @@ def _impute_level2(data: pd.DataFrame, group: str, level2, level1, *, seed: int,
     holes = [c for c in level2 if data[c].isna().any()]
     if not holes:
         return data, pd.DataFrame(columns=CHAIN_COLUMNS)
-    clusters = data.groupby(group, sort=False)
-    table = clusters[list(level2)].first().join(clusters[list(level1)].mean().astype(float).add_prefix(MEAN_PREFIX))
+    table = data.groupby(group, sort=False)[list(level2)].first().join(_observed_means(data, group, level1))
     completed, chains = impute_once(table, seed=seed, iterations=iterations,
                                     categorical=[c for c in categorical if c in level2], threads=threads, targets=holes,
                                     clusters=table.index.to_series() if bootstrap else None)

@@ -172,3 +172,17 @@ def test_impute_dispatches_by_method(two_level, monkeypatch):
     impute("multilevel", two_level, "y ~ x + (1 | g)", seed=3, **method_settings(config))
     assert seen == {"formula": "y ~ x + (1 | g)", "seed": 3, "burn_in": 7, "exclude": ["g"], "categorical": [],
                     "level2": ["size"], "cluster_means": {"gmean": "x"}}
+
+
+@pytest.mark.parametrize("method", ["miceforest", "multilevel"])
+def test_every_method_keeps_level2_and_cluster_means(two_level, method):
+    """Whatever the method: level-2 columns constant within each cluster, the cluster mean recomputed."""
+    if method == "multilevel":
+        pytest.importorskip("mlmi.multilevel")
+    config = {**LEVELS, "method": method, "burn_in": 200, "bootstrap": True, "cluster_predictors": True}
+    completed, _, _ = impute(method, two_level, "y ~ x + size + gmean + (1 + x | g)", seed=9,
+                             **method_settings(config))
+    assert not completed[["size", "kind", "x"]].isna().any().any()
+    assert (completed.groupby("g")[["size", "kind"]].nunique() == 1).all().all()
+    pd.testing.assert_series_equal(completed["gmean"], completed.groupby("g")["x"].transform("mean"),
+                                   check_names=False)

@@ -141,8 +141,9 @@ def imputation_roles(config: dict) -> dict[str, list[str]]:
 
     ``auto`` is the vignette's lists for simulated data; for the user's data, the model's
     grouping column is excluded, and the columns the formula wraps in ``C()`` or
-    ``factor()`` are categorical (text columns always are: see ``mlmi.impute``). Level 2 is
-    found in the data (see ``level2_roles``).
+    ``factor()`` are categorical (text columns always are: see ``mlmi.impute``). The multilevel
+    method excludes nothing by default: it needs the grouping column and every model variable.
+    Level 2 is found in the data (see ``level2_roles``).
     """
     imputation = config["imputation"]
     if config["data"]["source"] == "simulate":
@@ -150,6 +151,8 @@ def imputation_roles(config: dict) -> dict[str, list[str]]:
     else:
         formula = model_formula(config)
         auto = {"exclude": [formula.group], "categorical": list(formula.coded_factors)}
+    if imputation["method"] == "multilevel":  # its clusters are the grouping column, its model the formula's columns
+        auto = auto | {"exclude": []}
     roles = {key: list(auto[key]) if imputation[key] == "auto" else imputation[key] for key in auto}
     return roles | {"level2": level2_roles(config, roles["exclude"])}
 
@@ -267,6 +270,11 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> Non
             raise InputError(f"{where}: imputation.{key} lists {absent}, not among the columns {columns}")
     if roles:
         _check_cluster_means(where, columns, config["imputation"]["cluster_means"], roles)
+    used = [c for c in formula.variables(columns) if c in roles.get("exclude", [])]
+    if used and config["imputation"]["method"] == "multilevel":
+        raise InputError(f"{where}: imputation.exclude lists {used}, which model.formula uses and the multilevel "
+                         "method needs (the grouping column is its clusters): take them out, or set "
+                         "imputation.exclude: auto")
     as_numbers = [c for c in formula.coded_factors if c in columns and data[c].isna().any()
                   and pd.api.types.is_numeric_dtype(data[c]) and c not in roles.get("categorical", [c])]
     if as_numbers:

@@ -331,3 +331,14 @@ def test_groups_of_one_warn_in_a_random_slope_model_only(user):
 def test_random_effects_mlmi_cannot_fit_say_what_it_fits(user, formula, expected):
     user["model"]["formula"] = formula
     assert message(user).startswith(f"model.formula {formula!r}: {expected}")
+
+
+def test_multilevel_excludes_nothing_by_default_and_refuses_model_columns(user):
+    user["imputation"].update(method="multilevel")                     # exclude: auto
+    assert imputation_roles(user)["exclude"] == [] and check_inputs(user) == []
+    assert imputation_roles({**DEFAULT, "imputation": {**DEFAULT["imputation"], "method": "multilevel"}})[
+        "exclude"] == []                                                 # not the vignette's [schid, meanses]
+    user["imputation"]["exclude"] = ["g"]
+    assert message(user) == ("data.csv: imputation.exclude lists ['g'], which model.formula uses and the multilevel "
+                             "method needs (the grouping column is its clusters): take them out, or set "
+                             "imputation.exclude: auto")

@@ -129,7 +129,7 @@ def test_multilevel_imputation_runs_in_the_workflow(tmp_path):
         imputed = pd.read_parquet(results / "imputations" / f"imp_{k}.parquet")
         assert not imputed.isna().any().any()
         assert (imputed.groupby("schid")[["size", "schtype"]].nunique() == 1).all().all()
-    assert (pd.read_csv(results / "imputations" / "models.csv")["warning"].fillna("") == "").all()
+    assert (pd.read_csv(results / "imputations" / "models.csv", keep_default_na=False)["warning"] == "").all()
 
 
 def test_the_multilevel_study_is_planned(tmp_path):

@@ -36,8 +36,8 @@ DESIGN = {"data": {"simulate": {"n_schools": 60}},
                                          "size": ["mathach"]}, "strength": 2.0},
           "imputation": {"m": 5, "iterations": 5, "exclude": "auto"}}
 VARIANTS = {
-    "vignette": {},
-    "cluster_means": {"imputation": {"cluster_predictors": True}},
+    "vignette": {"imputation": {"cluster_predictors": False, "bootstrap": False}},
+    "cluster_means": {"imputation": {"cluster_predictors": True, "bootstrap": False}},
     "cluster_means_bootstrap": {"imputation": {"cluster_predictors": True, "bootstrap": True}},
 }
 SCENARIO = "miceforest_variants"

@@ -124,14 +124,16 @@ def test_a_study_may_vary_the_imputation_method_and_its_settings():
     """Every scenario's imputation settings are its own, 'auto' lists resolved per scenario."""
     config = copy.deepcopy(DEFAULT) | {"study": {"replications": 2, "scenarios": {
         "vignette": {}, "improved": {"imputation": {"cluster_predictors": True, "bootstrap": True}},
-        "quick": {"imputation": {"exclude": ["schid"]}}}, "grid": {"imputation.method": ["miceforest", "multilevel"]}}}
+        "sizeless": {"imputation": {"exclude": ["size"]}}}, "grid": {"imputation.method": ["miceforest", "multilevel"]}}}
     planned = plan_study(config, SCHEMA)
-    assert list(planned) == [f"{name}_method-{method}" for name in ("vignette", "improved", "quick")
+    assert list(planned) == [f"{name}_method-{method}" for name in ("vignette", "improved", "sizeless")
                              for method in ("miceforest", "multilevel")]
     assert planned["improved_method-multilevel"]["imputation"]["method"] == "multilevel"
     assert planned["improved_method-miceforest"]["imputation"]["bootstrap"] is True
     assert planned["vignette_method-miceforest"]["imputation"]["level2"] == ["size", "schtype"]
-    assert planned["quick_method-miceforest"]["imputation"]["level2"] == ["size", "schtype", "meanses"]
+    assert planned["vignette_method-multilevel"]["imputation"]["exclude"] == []        # 'auto' for the sampler
+    assert planned["vignette_method-multilevel"]["imputation"]["level2"] == ["size", "schtype", "meanses"]
+    assert planned["sizeless_method-miceforest"]["imputation"]["level2"] == ["schtype", "meanses"]
     config["study"]["grid"] = {"imputation.method": ["external"]}
     with pytest.raises(InputError, match="imputation.method external needs data.source"):
         plan_study(config, SCHEMA)

@@ -6,7 +6,8 @@ from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 from mlmi.damage import remove_damaged
-from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
+from mlmi.imputation_models import method_settings
+from mlmi.inputs import InputError, check_inputs, imputation_roles, model_formula, schema_problem
 from mlmi.io import release_stale_lock
 from mlmi.study import NAME, plan_study, run_parts, scenario_key
 
@@ -19,9 +20,9 @@ if PROBLEM:
 validate(config, schema="../config/schema.yaml")  # Snakemake's own check; it also fills in defaults
 INPUT_WARNINGS = []  # inputs the run goes on with but the user should look at; said once every check passed
 try:
+    IMPUTED_FILES = check_inputs(config, warn=INPUT_WARNINGS.append)  # the base config's problems first
+    STUDY = plan_study(config, SCHEMA)  # before the base's 'auto' lists are resolved: each scenario finds its own
     config["imputation"].update(imputation_roles(config))  # 'auto' lists made explicit, for the rules and provenance
-    IMPUTED_FILES = check_inputs(config, warn=INPUT_WARNINGS.append)
-    STUDY = plan_study(config, SCHEMA)  # the base config's problems first, said as such
 except InputError as error:
     sys.exit(f"mlmi: {error}")
 if workflow.is_main_process:  # each job re-reads this file: say them once
@@ -62,6 +63,16 @@ def get_param(*keys):
         return value
 
     return fetch
+
+
+def get_imputation_settings(wildcards):
+    """The imputation settings the run's method takes, so a study scenario may vary any of them."""
+    return method_settings(run_config(wildcards.run)["imputation"])
+
+
+def get_group(wildcards):
+    """The grouping column of the run's model.formula (the clusters of level-2 amputation)."""
+    return model_formula(run_config(wildcards.run)).group
 
 
 def get_seed_prefix(wildcards):
@@ -166,7 +177,8 @@ def get_run_jobs():
     data = ["simulate", "ampute"] if SIMULATED else ["load_data"]
     imputation = "load_imputation" if EXTERNAL else "impute"
     per_imputation = [f"{rule}/{k}" for rule in (imputation, "fit") for k in range(1, M + 1)]
-    return [*data, *per_imputation, "fit_listwise", "pool"]
+    models = [] if EXTERNAL else ["imputation_models"]
+    return [*data, *models, *per_imputation, "fit_listwise", "pool"]
 
 
 def get_run_logs():
@@ -177,6 +189,15 @@ def get_run_logs():
 def get_run_benchmarks(*later):
     """The benchmark files of the single run's jobs, and of the ``later`` rules', for its run time."""
     return [f"{OUT}/benchmarks/{job}.tsv" for job in [*get_run_jobs(), *later]]
+
+def get_traces():
+    """The multilevel sampler's parameter draws of the single run (header only for miceforest; none when external)."""
+    return [] if EXTERNAL else [f"{OUT}/imputations/trace_{k}.csv" for k in range(1, M + 1)]
+
+
+def get_imputation_models():
+    """What was imputed how, and whether it carries the model (none when the imputations came from elsewhere)."""
+    return [] if EXTERNAL else [f"{OUT}/imputations/models.csv"]
 
 
 #: The report's figure files (rules/report.smk writes and captions each).
@@ -190,6 +211,8 @@ def get_run_outputs():
         *[f"{OUT}/data/{name}" for name in data],
         *get_imputations(),
         *get_chains(),
+        *get_traces(),
+        *get_imputation_models(),
         *get_fits(),
         f"{OUT}/fits/listwise.json",
         *get_pooled_tables().values(),

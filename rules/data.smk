@@ -32,6 +32,7 @@ if SIMULATED:
             f"{RUN}/benchmarks/ampute.tsv"
         params:
             missingness=get_param("missingness"),
+            group=get_group,
             seed=config["seed"],
             seed_prefix=get_seed_prefix,
         threads: 1

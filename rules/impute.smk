@@ -29,6 +29,7 @@ else:
         output:
             imputed=f"{RUN}/imputations/imp_{{k}}.parquet",
             chains=f"{RUN}/imputations/chains_{{k}}.csv",
+            trace=f"{RUN}/imputations/trace_{{k}}.csv",  # the multilevel sampler's draws; miceforest: header only
         log:
             f"{RUN}/logs/impute/{{k}}.log",
         benchmark:
@@ -36,9 +37,9 @@ else:
         params:
             seed=config["seed"],
             seed_prefix=get_seed_prefix,
-            iterations=get_param("imputation", "iterations"),
-            exclude=get_param("imputation", "exclude"),
-            categorical=get_param("imputation", "categorical"),
+            method=get_param("imputation", "method"),
+            formula=get_param("model", "formula"),
+            settings=get_imputation_settings,
         threads: 1
         resources:
             mem_mb=1024,
@@ -47,3 +48,24 @@ else:
             get_conda_env
         script:
             "../scripts/impute.py"
+
+    rule imputation_models:
+        input:
+            missing=f"{RUN}/data/missing.parquet",
+        output:
+            models=f"{RUN}/imputations/models.csv",
+        log:
+            f"{RUN}/logs/imputation_models.log",
+        benchmark:
+            f"{RUN}/benchmarks/imputation_models.tsv"
+        params:
+            imputation=get_param("imputation"),
+            formula=get_param("model", "formula"),
+        threads: 1
+        resources:
+            mem_mb=512,
+            runtime=1,
+        conda:
+            get_conda_env
+        script:
+            "../scripts/imputation_models.py"

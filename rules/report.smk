@@ -7,6 +7,7 @@ rule report:
         listwise_fit=f"{OUT}/fits/listwise.json",
         imputed=get_imputations(),
         chains=get_chains(),
+        models=get_imputation_models(),  # made first, so that its warnings are among those the report lists
         run_inputs=get_run_inputs(),
     output:
         html=report(f"{OUT}/report.html", caption="../report/report.rst", category="Report"),

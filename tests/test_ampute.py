@@ -348,3 +348,52 @@ def small():
 def test_logistic_bad_input_is_an_error(small, settings, message):
     with pytest.raises(ValueError, match=message):
         ampute(small, **settings, rng=np.random.default_rng(0))
+
+
+@pytest.fixture(scope="module")
+def schools():
+    """Complete hsb-like data of 400 schools, school size constant within a school."""
+    from mlmi.simulate import simulate_hsb
+
+    return simulate_hsb({"n_schools": 400}, np.random.default_rng(3))[0]
+
+
+@pytest.mark.parametrize("mechanism, extra", [("MCAR", {}), ("MAR", {"predictors": {"size": ["mathach"],
+                                                                                    "ses": ["mathach"]}})])
+def test_level2_columns_go_missing_in_whole_clusters(schools, mechanism, extra):
+    config = {"mechanism": mechanism, "prob": {"ses": 0.2, "size": 0.3}, "level2": ["size"], **extra}
+    amputed = ampute_from_config(schools, config, np.random.default_rng(4), group="schid")
+    by_school = amputed.groupby("schid")["size"]
+    assert (by_school.count().isin([0]) | by_school.count().eq(by_school.size())).all()   # all or none
+    share = by_school.count().eq(0).mean()
+    assert abs(share - 0.3) <= 4 * np.sqrt(0.3 * 0.7 / 400), share                    # of schools, not students
+    assert amputed.groupby("schid")["ses"].count().lt(by_school.size()).mean() > 0.5    # ses: cell by cell
+    assert amputed["size"].dtype == "Int64"
+
+
+def test_level2_mar_uses_the_cluster_means_of_its_predictors(schools):
+    config = {"mechanism": "MAR", "prob": {"size": 0.3}, "level2": ["size"], "predictors": {"size": ["mathach"]},
+              "strength": 3.0}
+    amputed = ampute_from_config(schools, config, np.random.default_rng(5), group="schid")
+    school_mean = schools.groupby("schid")["mathach"].mean()
+    lost = amputed.groupby("schid")["size"].count().eq(0)
+    assert school_mean[lost].mean() > school_mean[~lost].mean() + 0.5 * school_mean.std()
+
+
+def test_level2_amputation_leaves_cell_draws_as_they_were(schools):
+    """Adding level-2 columns draws after the cell-level ones: the other columns' holes stay the same."""
+    cells = ampute_from_config(schools, {"mechanism": "MCAR", "prob": {"ses": 0.2}}, np.random.default_rng(6))
+    both = ampute_from_config(schools, {"mechanism": "MCAR", "prob": {"ses": 0.2, "size": 0.3}, "level2": ["size"]},
+                              np.random.default_rng(6), group="schid")
+    pd.testing.assert_series_equal(both["ses"], cells["ses"])
+
+
+@pytest.mark.parametrize("config, group, problem", [
+    ({"level2": ["size"]}, "schid", r"missingness.level2 lists \['size'\], which missingness.prob does not"),
+    ({"level2": ["ses"]}, None, "missingness.level2 needs the grouping column"),
+    ({"level2": ["ses"]}, "school", "grouping column 'school' of the clusters to ampute is not in the data"),
+])
+def test_level2_amputation_problems_are_named(schools, config, group, problem):
+    with pytest.raises(ValueError, match=problem):
+        ampute_from_config(schools, {"mechanism": "MCAR", "prob": {"ses": 0.2}, **config}, np.random.default_rng(1),
+                           group=group)

@@ -101,3 +101,25 @@ def test_not_a_results_folder_is_one_line(tmp_path, capsys, folder, says):
 def test_python_dash_m_mlmi_runs_the_command(results):
     done = subprocess.run([sys.executable, "-m", "mlmi", "summary", str(results)], capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout == summary(results) + "\n"
+
+
+def test_imputation_models_and_their_warnings_are_listed(results, tmp_path):
+    import shutil
+
+    from mlmi.formula import parse_formula
+    from mlmi.imputation_models import imputation_models
+
+    folder = tmp_path / "run"
+    shutil.copytree(results, folder)
+    assert "Imputation:" not in summary(folder)                     # imputations made elsewhere: no table
+    missing = pd.DataFrame({"g": [1, 1, 2, 2, 3, 3], "x": [0.1, None, 0.3, 0.2, None, 0.5],
+                            "y": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]})
+    imputation = {"method": "miceforest", "exclude": ["g"], "level2": [], "cluster_means": {},
+                  "cluster_predictors": True, "bootstrap": False}
+    models = imputation_models(imputation, parse_formula("y ~ x + (1 + x | g)"), missing)
+    (folder / "imputations").mkdir(exist_ok=True)
+    models.to_csv(folder / "imputations" / "models.csv", index=False)
+    shown = summary(folder)
+    assert block(shown, "Imputation:") == ["  x (level 1): miceforest, single-level, from y and the g means of x and y"]
+    assert "  x has a random slope in model.formula but miceforest imputes it without one: set imputation.method: " \
+           "multilevel" in shown.split("Warnings:")[1].splitlines()

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.impute import impute_once
+from mlmi.impute import TRACE_COLUMNS, _cluster_bootstrap, impute, impute_miceforest, impute_once
+from mlmi.imputation_models import method_settings
 from mlmi.seeds import int_seed_for, rng_for
 
 SETTINGS = {"iterations": 2, "exclude": ["g", "gmean"], "categorical": ["flag"]}
@@ -77,3 +78,112 @@ def test_seeds_depend_on_master_stage_and_k_only():
     assert len(set(seeds)) == 5 and seeds == [int_seed_for(20261123, "impute", k) for k in range(1, 6)]
     assert int_seed_for(1, "impute", 1) != int_seed_for(2, "impute", 1)
     assert rng_for(7, "simulate").random() == rng_for(7, "simulate").random() != rng_for(7, "ampute").random()
+
+
+LEVELS = {"iterations": 2, "exclude": ["g"], "categorical": ["kind"], "level2": ["size", "kind"],
+          "cluster_means": {"gmean": "x"}}
+
+
+@pytest.fixture(scope="module")
+def two_level():
+    """30 clusters of 20: level-2 size and kind missing in a few whole clusters and in single cells of
+    others, x missing in 20% of cells (one cluster wholly), gmean the cluster mean of the complete x."""
+    rng = np.random.default_rng(8)
+    g = np.repeat(np.arange(30), 20)
+    size = rng.integers(100, 900, 30)
+    data = pd.DataFrame({"g": g, "size": size[g], "kind": rng.binomial(1, 0.4, 30)[g],
+                         "x": rng.normal(size[g] / 300, 1.0), "y": rng.normal(size=600)})
+    data["gmean"] = data.groupby("g")["x"].transform("mean")
+    data = data.astype({"size": "Int64", "kind": "Int64"})
+    data.loc[data["g"].isin([2, 5, 11]), "size"] = pd.NA          # whole clusters without a size
+    data.loc[data["g"].isin([5, 19]), "kind"] = pd.NA
+    data.loc[[41, 42, 300], "size"] = pd.NA                      # a cell here and there: the cluster knows it
+    data.loc[rng.random(600) < 0.2, "x"] = np.nan
+    data.loc[data["g"] == 7, "x"] = np.nan
+    return data
+
+
+def miceforest_levels(data, **switches):
+    return impute_miceforest(data, "g", seed=4, threads=1, **LEVELS, **switches)
+
+
+@pytest.mark.parametrize("switches", [{}, {"bootstrap": True, "cluster_predictors": True}])
+def test_level2_columns_are_one_value_per_cluster(two_level, switches):
+    completed, chains = miceforest_levels(two_level, **switches)
+    assert not completed[["size", "kind", "x"]].isna().any().any()
+    assert (completed.groupby("g")[["size", "kind"]].nunique() == 1).all().all()
+    known = two_level.dropna(subset=["size"]).groupby("g")["size"].first()
+    pd.testing.assert_series_equal(completed.groupby("g")["size"].first()[known.index], known)
+    assert set(completed["size"]) <= set(two_level["size"].dropna())   # mean matching at cluster level
+    assert completed.dtypes.to_dict() == two_level.dtypes.to_dict()
+    assert {"size", "kind", "x"} == set(chains["variable"])          # level-2 chains are of cluster values
+
+
+@pytest.mark.parametrize("switches", [{}, {"bootstrap": True, "cluster_predictors": True}])
+def test_cluster_mean_column_is_the_mean_of_its_imputed_column(two_level, switches):
+    completed, _ = miceforest_levels(two_level, **switches)
+    pd.testing.assert_series_equal(completed["gmean"], completed.groupby("g")["x"].transform("mean"),
+                                   check_names=False)
+    assert not completed["gmean"].equals(two_level["gmean"])         # recomputed, not carried through
+
+
+def test_bootstrap_and_cluster_predictors_change_the_draws_reproducibly(two_level):
+    plain = miceforest_levels(two_level)[0]
+    improved, chains = miceforest_levels(two_level, bootstrap=True, cluster_predictors=True)
+    assert list(improved.columns) == list(two_level.columns)         # the added predictors are not returned
+    assert not improved["x"].equals(plain["x"])
+    again, chains_again = impute_miceforest(two_level, "g", seed=4, threads=2, bootstrap=True,
+                                            cluster_predictors=True, **LEVELS)
+    pd.testing.assert_frame_equal(again, improved)
+    pd.testing.assert_frame_equal(chains_again, chains)
+    last = chains[(chains["iteration"] == 2) & (chains["variable"] == "x")].iloc[0]
+    assert last["mean"] == pytest.approx(improved.loc[two_level["x"].isna(), "x"].mean(), rel=1e-12)
+
+
+def test_cluster_bootstrap_draws_whole_clusters():
+    clusters = pd.Series(np.repeat([10, 20, 30, 40], [1, 2, 3, 4]))
+    rows = _cluster_bootstrap(clusters, np.random.default_rng(1))
+    drawn = clusters.iloc[rows]
+    assert drawn.nunique() < 4 or len(rows) == 10                   # with replacement
+    for cluster, count in drawn.value_counts().items():
+        assert count % (clusters == cluster).sum() == 0              # all of a cluster's rows, each time drawn
+    assert (rows == _cluster_bootstrap(clusters, np.random.default_rng(1))).all()
+
+
+def test_level_settings_name_their_key(two_level):
+    with pytest.raises(ValueError, match=r"imputation.level2 lists columns \['nope'\]"):
+        impute_miceforest(two_level, "g", seed=1, iterations=1, level2=["nope"])
+    with pytest.raises(ValueError, match=r"imputation.cluster_means lists columns \['z'\]"):
+        impute_miceforest(two_level, "g", seed=1, iterations=1, cluster_means={"gmean": "z"})
+
+
+def test_impute_dispatches_by_method(two_level, monkeypatch):
+    """miceforest with the formula's grouping factor and an empty trace; multilevel is mlmi.multilevel's
+    sampler, given the config's settings as they are."""
+    settings = {**LEVELS, "bootstrap": False, "cluster_predictors": False}
+    completed, chains, trace = impute("miceforest", two_level, "y ~ x + size + (1 + x | g)", seed=4, **settings)
+    pd.testing.assert_frame_equal(completed, miceforest_levels(two_level)[0])
+    assert list(trace.columns) == TRACE_COLUMNS and trace.empty
+    multilevel = pytest.importorskip("mlmi.multilevel")
+    seen = {}
+    monkeypatch.setattr(multilevel, "impute_multilevel", lambda data, formula, **kw: seen.update(kw, formula=formula))
+    config = {"method": "multilevel", "burn_in": 7, "iterations": 5, "exclude": ["g"], "categorical": [],
+              "level2": ["size"], "cluster_means": {"gmean": "x"}, "bootstrap": True, "cluster_predictors": True}
+    impute("multilevel", two_level, "y ~ x + (1 | g)", seed=3, **method_settings(config))
+    assert seen == {"formula": "y ~ x + (1 | g)", "seed": 3, "burn_in": 7, "exclude": ["g"], "categorical": [],
+                    "level2": ["size"], "cluster_means": {"gmean": "x"}}
+
+
+@pytest.mark.parametrize("method", ["miceforest", "multilevel"])
+def test_every_method_keeps_level2_and_cluster_means(two_level, method):
+    """Whatever the method: level-2 columns constant within each cluster, the cluster mean recomputed."""
+    if method == "multilevel":
+        pytest.importorskip("mlmi.multilevel")
+    config = {**LEVELS, "method": method, "burn_in": 200, "bootstrap": True, "cluster_predictors": True,
+              "exclude": [] if method == "multilevel" else ["g"]}     # the sampler's clusters are g
+    completed, _, _ = impute(method, two_level, "y ~ x + size + gmean + (1 + x | g)", seed=9,
+                             **method_settings(config))
+    assert not completed[["size", "kind", "x"]].isna().any().any()
+    assert (completed.groupby("g")[["size", "kind"]].nunique() == 1).all().all()
+    pd.testing.assert_series_equal(completed["gmean"], completed.groupby("g")["x"].transform("mean"),
+                                   check_names=False)

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.inputs import InputError, check_inputs, imputation_files, natural_key, schema_problem
+from mlmi.inputs import InputError, check_inputs, imputation_files, imputation_roles, natural_key, schema_problem
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())
@@ -131,6 +131,38 @@ def test_imputation_settings_name_columns_of_user_data(user):
     assert check_inputs(user) == []
     user["imputation"].update(exclude=["schid", "meanses"])
     assert "imputation.exclude lists ['schid', 'meanses']" in message(user)
+
+
+def test_level2_auto_is_found_in_the_data(user):
+    """auto: the columns not excluded that are constant within every group in their observed values."""
+    data = pd.read_csv("data.csv")
+    data["size"] = (data["g"] * 10.0).mask(data.index % 7 == 0)       # level 2, with holes
+    data["gx"] = data.groupby("g")["x"].transform("mean")              # a cluster mean: level 2 by its values
+    data.to_csv("data.csv", index=False)
+    user["imputation"].update(method="miceforest")
+    assert imputation_roles(user)["level2"] == ["size", "gx"]
+    user["imputation"]["cluster_means"] = {"gx": "x"}                  # recomputed, so not imputed at level 2
+    assert imputation_roles(user)["level2"] == ["size"]
+    user["imputation"]["level2"] = ["gx"]                              # a list is taken as given
+    assert imputation_roles(user)["level2"] == ["gx"]
+    assert imputation_roles({**DEFAULT, "imputation": {**DEFAULT["imputation"], "exclude": ["schid"]}})["level2"] \
+        == ["size", "schtype", "meanses"]                               # simulated data: found on a trial data set
+    assert imputation_roles(DEFAULT)["level2"] == ["size", "schtype"]
+
+
+@pytest.mark.parametrize("means, level2, exclude, problem", [
+    ({"gx": "z"}, "auto", "auto", "imputation.cluster_means gx: z: ['z'] not among the columns"),
+    ({"gx": "x"}, "auto", ["g", "gx"], "'gx' is in imputation.exclude; take it out (a recomputed mean predicts)"),
+    ({"gx": "x"}, "auto", ["g", "x"], "its level-1 column 'x' is in imputation.exclude; take it out"),
+    ({"gx": "x"}, ["gx"], "auto", "'gx' is in imputation.level2 too; a cluster mean is recomputed, not imputed"),
+    ({"gx": "size"}, "auto", "auto", "'size' is a cluster mean or level 2 itself"),
+    ({"gx": "x"}, ["nope"], "auto", "imputation.level2 lists ['nope'], not among the columns"),
+])
+def test_cluster_means_and_level2_are_checked(user, means, level2, exclude, problem):
+    data = pd.read_csv("data.csv").assign(size=lambda d: d["g"] * 10.0)
+    data.assign(gx=data.groupby("g")["x"].transform("mean")).to_csv("data.csv", index=False)
+    user["imputation"].update(method="multilevel", cluster_means=means, level2=level2, exclude=exclude)
+    assert problem in message(user)
 
 
 def changed(path: str, value) -> dict:
@@ -471,3 +503,13 @@ def test_a_parquet_categorical_has_the_reference_level_of_its_csv_copy(tmp_path)
         "sex": {"levels": ["boy", "girl"], "reference": "boy"},
         "C(code)": {"levels": ["1", "2", "3"], "reference": "1"}}
     assert designs[0].names == designs[1].names and (designs[0].X == designs[1].X).all()
+
+def test_multilevel_excludes_nothing_by_default_and_refuses_model_columns(user):
+    user["imputation"].update(method="multilevel")                     # exclude: auto
+    assert imputation_roles(user)["exclude"] == [] and check_inputs(user) == []
+    assert imputation_roles({**DEFAULT, "imputation": {**DEFAULT["imputation"], "method": "multilevel"}})[
+        "exclude"] == []                                                 # not the vignette's [schid, meanses]
+    user["imputation"]["exclude"] = ["g"]
+    assert message(user) == ("data.csv: imputation.exclude lists ['g'], which model.formula uses and the multilevel "
+                             "method needs (the grouping column is its clusters): take them out, or set "
+                             "imputation.exclude: auto")

@@ -118,3 +118,32 @@ def test_replication_estimates_and_summary_by_method():
 def test_run_names_give_scenario_and_replication():
     assert run_parts("my_study/ses-0.1_m-5/rep_12") == ("ses-0.1_m-5", 12)
     assert run_parts("hsb") is None
+
+
+def test_a_study_may_vary_the_imputation_method_and_its_settings():
+    """Every scenario's imputation settings are its own, 'auto' lists resolved per scenario."""
+    config = copy.deepcopy(DEFAULT) | {"study": {"replications": 2, "scenarios": {
+        "vignette": {}, "improved": {"imputation": {"cluster_predictors": True, "bootstrap": True}},
+        "sizeless": {"imputation": {"exclude": ["size"]}}}, "grid": {"imputation.method": ["miceforest", "multilevel"]}}}
+    planned = plan_study(config, SCHEMA)
+    assert list(planned) == [f"{name}_method-{method}" for name in ("vignette", "improved", "sizeless")
+                             for method in ("miceforest", "multilevel")]
+    assert planned["improved_method-multilevel"]["imputation"]["method"] == "multilevel"
+    assert planned["improved_method-miceforest"]["imputation"]["bootstrap"] is True
+    assert planned["vignette_method-miceforest"]["imputation"]["level2"] == ["size", "schtype"]
+    assert planned["vignette_method-multilevel"]["imputation"]["exclude"] == []        # 'auto' for the sampler
+    assert planned["vignette_method-multilevel"]["imputation"]["level2"] == ["size", "schtype", "meanses"]
+    assert planned["sizeless_method-miceforest"]["imputation"]["level2"] == ["schtype", "meanses"]
+    config["study"]["grid"] = {"imputation.method": ["external"]}
+    with pytest.raises(InputError, match="imputation.method external needs data.source"):
+        plan_study(config, SCHEMA)
+
+
+def test_the_multilevel_study_plans_every_method_and_mechanism():
+    study = yaml.safe_load((CONFIG / "studies" / "multilevel.yaml").read_text())
+    planned = plan_study(merge(DEFAULT, study), SCHEMA)
+    assert sorted(planned) == sorted(f"{name}_mechanism-{mechanism}" for mechanism in ("MCAR", "MAR")
+                                     for name in ("miceforest_vignette", "miceforest_improved", "multilevel"))
+    assert {config["imputation"]["method"] for config in planned.values()} == {"miceforest", "multilevel"}
+    assert all(config["missingness"]["level2"] == ["size"] and config["imputation"]["m"] == 10
+               for config in planned.values())

@@ -98,9 +98,55 @@ def test_provenance_holds_every_output_checksum(tiny):
     assert verified.returncode == 0 and " 0 of " in verified.stdout, verified.stdout
 
 
+def test_level2_columns_are_one_value_per_school_in_every_imputation(tiny):
+    missing = pd.read_parquet(tiny[2] / "data" / "missing.parquet")
+    assert missing["size"].isna().any()                     # the default ampute's 5% of size cells
+    for k in (1, 2):
+        imputed = pd.read_parquet(tiny[2] / "imputations" / f"imp_{k}.parquet")
+        assert (imputed.groupby("schid")[["size", "schtype"]].nunique() == 1).all().all(), k
+
+
+def test_the_default_says_its_imputation_cannot_carry_the_random_slope(tiny):
+    """imputations/models.csv, the job's log and the report name the one-line fix."""
+    models = pd.read_csv(tiny[2] / "imputations" / "models.csv").set_index("variable")
+    fix = "ses has a random slope in model.formula but miceforest imputes it without one: " \
+          "set imputation.method: multilevel"
+    assert models.loc["ses", "warning"] == fix and not models.loc["ses", "carries_model"]
+    assert models.loc["size", "level"] == 2
+    assert fix in (tiny[2] / "logs" / "imputation_models.log").read_text()
+    assert fix in (tiny[2] / "report.html").read_text()
+    traces = [pd.read_csv(tiny[2] / "imputations" / f"trace_{k}.csv") for k in (1, 2)]
+    assert all(list(trace.columns) == ["iteration", "parameter", "value"] and trace.empty for trace in traces)
+    outputs = json.loads((tiny[2] / "provenance.json").read_text())["outputs"]
+    assert {"results/tiny/imputations/models.csv", "results/tiny/imputations/trace_2.csv"} <= set(outputs)
+
+
+def test_multilevel_imputation_runs_in_the_workflow(tmp_path):
+    """The multilevel sampler through the impute rule: a trace per imputation, level 2 per school."""
+    pytest.importorskip("mlmi.multilevel")
+    config = {**TINY, "scenario": "multilevel", "imputation": {"method": "multilevel", "m": 2, "burn_in": 50}}
+    results = finished(tmp_path, config)
+    for k in (1, 2):
+        trace = pd.read_csv(results / "imputations" / f"trace_{k}.csv")
+        assert list(trace.columns) == ["iteration", "parameter", "value"] and len(trace) > 0
+        imputed = pd.read_parquet(results / "imputations" / f"imp_{k}.parquet")
+        assert not imputed.isna().any().any()
+        assert (imputed.groupby("schid")[["size", "schtype"]].nunique() == 1).all().all()
+    assert (pd.read_csv(results / "imputations" / "models.csv", keep_default_na=False)["warning"] == "").all()
+
+
+def test_the_multilevel_study_is_planned(tmp_path):
+    """A study over imputation methods and school-level missingness plans to the end (dry run)."""
+    planned = run_workflow(tmp_path, {}, extra=("-n", "--configfile", str(REPO / "config" / "studies" /
+                                                                          "multilevel.yaml")))
+    assert planned.returncode == 0, planned.stderr[-3000:]
+    assert "results/multilevel_study/multilevel_mechanism-MAR/rep_2/imputations/trace_10.csv" in planned.stdout
+    assert "results/multilevel_study/summary.csv" in planned.stdout
+
+
 def test_every_rule_leaves_a_log_and_a_benchmark(tiny):
-    for rule in ("simulate", "ampute", "impute/1", "impute/2", "fit/1", "fit/2", "fit_listwise", "pool",
-                 "report", "provenance"):
+    for rule in ("simulate", "ampute", "impute/1", "impute/2", "imputation_models", "fit/1", "fit/2",
+                 "fit_listwise", "pool", "report", "provenance"):
         assert (tiny[2] / "logs" / f"{rule}.log").exists(), rule
         assert (tiny[2] / "benchmarks" / f"{rule}.tsv").exists(), rule
 

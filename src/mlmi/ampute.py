@@ -44,14 +44,19 @@ def _draw(data: pd.DataFrame, probabilities: Mapping, rng: np.random.Generator) 
     """
     out = data.copy()
     for column, p in probabilities.items():
-        missing = rng.random(len(out)) < p
-        if not missing.any():
-            continue
-        values = out[column]
-        if pd.api.types.is_integer_dtype(values):
-            values = values.astype("Int64")
-        out[column] = values.mask(missing)
+        _mask(out, column, rng.random(len(out)) < p)
     return out
+
+
+def _mask(data: pd.DataFrame, column: str, missing: np.ndarray) -> None:
+    """Make the cells of ``column`` where ``missing`` is true missing, in place; an integer column that gets
+    a hole becomes nullable ``Int64`` (0/1 stays integer, not float)."""
+    if not missing.any():
+        return
+    values = data[column]
+    if pd.api.types.is_integer_dtype(values):
+        values = values.astype("Int64")
+    data[column] = values.mask(missing)
 
 
 def ampute_mcar(data: pd.DataFrame, prob: dict[str, float], rng: np.random.Generator) -> pd.DataFrame:
@@ -292,10 +297,35 @@ def ampute(data: pd.DataFrame, *, mechanism: str, prob: dict[str, float], rng: n
     return _draw(data, {column: probabilities[column].to_numpy() for column in probabilities}, rng)
 
 
-CONFIG_DEFAULTS = {"predictors": {}, "strength": 1.0}
+def ampute_clusters(data: pd.DataFrame, group: str, *, mechanism: str, prob: dict[str, float],
+                    rng: np.random.Generator, predictors: dict[str, list[str]] | None = None,
+                    strength: float = 1.0) -> pd.DataFrame:
+    """A copy of ``data`` with each listed level-2 column missing in whole clusters of ``group``.
+
+    :func:`ampute` on a table of one row per cluster (in order of first appearance): the listed
+    columns' first value in the cluster and, under MAR, the cluster means of the predictors; a
+    cluster's draw then holds for all its rows. ``prob`` is the expected fraction of clusters, so
+    a school's ``size`` is missing for all its students or none, as a school-level survey item is.
+    Arguments as for :func:`ampute`.
+    """
+    if group not in data.columns:
+        raise ValueError(f"the grouping column {group!r} of the clusters to ampute is not in the data")
+    _check(data, prob)
+    clusters = data.groupby(group, sort=False)
+    named = sorted({name for names in (predictors or {}).values() for name in names} & set(data.columns))
+    table = clusters[list(prob)].first().join(clusters[named].mean())
+    holes = ampute(table, mechanism=mechanism, prob=prob, rng=rng, predictors=predictors, strength=strength).isna()
+    out = data.copy()
+    for column in prob:
+        _mask(out, column, data[group].map(holes[column]).to_numpy(dtype=bool))
+    return out
 
 
-def ampute_from_config(data: pd.DataFrame, missingness: dict, rng: np.random.Generator) -> pd.DataFrame:
+CONFIG_DEFAULTS = {"predictors": {}, "strength": 1.0, "level2": []}
+
+
+def ampute_from_config(data: pd.DataFrame, missingness: dict, rng: np.random.Generator,
+                       group: str | None = None) -> pd.DataFrame:
     """:func:`ampute` driven by the workflow's ``missingness`` config block.
 
     Parameters
@@ -303,12 +333,15 @@ def ampute_from_config(data: pd.DataFrame, missingness: dict, rng: np.random.Gen
     data : pandas.DataFrame
         Complete data; never modified.
     missingness : dict
-        ``mechanism`` and ``prob`` (required), ``predictors`` (default ``{}``) and
-        ``strength`` (default 1.0), as :func:`ampute` takes them. ``predictors`` are passed
-        on only when the mechanism is MAR, so one block serves a study grid that varies
-        ``missingness.mechanism`` over the same predictors.
+        ``mechanism`` and ``prob`` (required), ``predictors`` (default ``{}``), ``strength``
+        (default 1.0) and ``level2`` (default ``[]``). ``predictors`` are passed on only when the
+        mechanism is MAR, so one block serves a study grid that varies ``missingness.mechanism``
+        over the same predictors. The columns of ``level2`` (each also in ``prob``) go missing in
+        whole clusters (:func:`ampute_clusters`), after the others go missing cell by cell.
     rng : numpy.random.Generator
         The source of randomness.
+    group : str, optional
+        The grouping column of the clusters; needed when ``level2`` lists columns.
 
     Returns
     -------
@@ -322,7 +355,18 @@ def ampute_from_config(data: pd.DataFrame, missingness: dict, rng: np.random.Gen
         if key not in missingness:
             raise ValueError(f"missingness.{key} is required")
     settings = CONFIG_DEFAULTS | dict(missingness)
-    mechanism = settings["mechanism"]
-    return ampute(data, mechanism=mechanism, prob=settings["prob"], rng=rng,
-                  predictors=settings["predictors"] if mechanism == "MAR" else None,
-                  strength=settings["strength"])
+    mechanism, level2 = settings["mechanism"], settings["level2"]
+    unlisted = [column for column in level2 if column not in settings["prob"]]
+    if unlisted:
+        raise ValueError(f"missingness.level2 lists {unlisted}, which missingness.prob does not; give each its "
+                         "expected fraction of clusters there")
+    if level2 and group is None:
+        raise ValueError("missingness.level2 needs the grouping column of the clusters (model.formula's group)")
+    prob, predictors = settings["prob"], settings["predictors"] if mechanism == "MAR" else {}
+    kept = {"mechanism": mechanism, "rng": rng, "strength": settings["strength"]}
+    out = ampute(data, prob={c: p for c, p in prob.items() if c not in level2},
+                 predictors={c: names for c, names in predictors.items() if c not in level2} or None, **kept)
+    if not level2:
+        return out
+    return ampute_clusters(out, group, prob={c: prob[c] for c in level2},
+                           predictors={c: names for c, names in predictors.items() if c in level2} or None, **kept)

@@ -112,13 +112,25 @@ def counts_line(model_info: pd.DataFrame, fit: dict) -> str:
     return f"number of obs: {imputed['n_obs'].iloc[0]}{after}, groups: {groups}"
 
 
+def imputation_block(folder) -> tuple[list[str], list[str]]:
+    """How each incomplete column was imputed (``imputations/models.csv``, made when the run imputes itself),
+    as lines, and the warnings of the imputation models that cannot carry the analysis model."""
+    path = Path(folder) / "imputations" / "models.csv"
+    if not path.is_file():
+        return [], []
+    models = pd.read_csv(path, keep_default_na=False)       # an empty warning stays ''
+    lines = [f"  {row.variable} (level {row.level}): {row.imputed_by}" for row in models.itertuples()]
+    return ["", "Imputation:", *lines], [warning for warning in models["warning"] if warning]
+
+
 def summary(folder) -> str:
     """The pooled model of a results folder as aligned console text (``mlmi summary``)."""
     results = read_results(folder)
     fixed, model_info, fit = results["fixed"], results["model_info"], results["fit"]
     aic = model_info.loc[~model_info["imputation"].isin(["listwise", *left_out(model_info)]), "aic"]
     method = "REML" if fit["reml"] else "maximum likelihood"
-    warnings = left_out_warnings(model_info) + fit_warnings(model_info, fixed)
+    imputation, imputation_warnings = imputation_block(folder)
+    warnings = left_out_warnings(model_info) + imputation_warnings + fit_warnings(model_info, fixed)
     lines = [
         f"Linear mixed model fit by {method} on {int(fixed['m'].iloc[0])} imputed data sets, "
         "pooled by Rubin's rules (Barnard-Rubin df)",
@@ -132,6 +144,7 @@ def summary(folder) -> str:
         "---",
         counts_line(model_info, fit),
         f"AIC = {aic.mean():.1f} (mean over {len(aic)} imputations)",
+        *imputation,
     ]
     if warnings:
         lines += ["", "Warnings:", *(f"  {warning}" for warning in warnings)]

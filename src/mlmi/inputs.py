@@ -20,6 +20,7 @@ import pandas as pd
 from mlmi.ampute import ampute_from_config
 from mlmi.damage import parquet_problem
 from mlmi.formula import ForbiddenPiece, FormulaError, fixed_design, parse_formula
+from mlmi.levels import level2_columns
 from mlmi.lmer_checks import random_effects_problem
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
 from mlmi.simulate import simulate_hsb
@@ -190,11 +191,13 @@ def _as_number(code) -> float | None:
 
 
 def imputation_roles(config: dict) -> dict[str, list[str]]:
-    """imputation.exclude and .categorical with ``auto`` made explicit.
+    """imputation.exclude, .categorical and .level2 with ``auto`` made explicit.
 
     ``auto`` is the vignette's lists for simulated data; for the user's data, the model's
     grouping column is excluded, and the columns the formula wraps in ``C()`` or
-    ``factor()`` are categorical (text columns always are: see ``mlmi.impute``).
+    ``factor()`` are categorical (text columns always are: see ``mlmi.impute``). The multilevel
+    method excludes nothing by default: it needs the grouping column and every model variable.
+    Level 2 is found in the data (see ``level2_roles``).
     """
     imputation = config["imputation"]
     if config["data"]["source"] == "simulate":
@@ -202,7 +205,25 @@ def imputation_roles(config: dict) -> dict[str, list[str]]:
     else:
         formula = model_formula(config)
         auto = {"exclude": [formula.group], "categorical": list(formula.coded_factors)}
-    return {key: list(auto[key]) if imputation[key] == "auto" else imputation[key] for key in auto}
+    if imputation["method"] == "multilevel":  # its clusters are the grouping column, its model the formula's columns
+        auto = auto | {"exclude": []}
+    roles = {key: list(auto[key]) if imputation[key] == "auto" else imputation[key] for key in auto}
+    return roles | {"level2": level2_roles(config, roles["exclude"])}
+
+
+def level2_roles(config: dict, exclude) -> list[str]:
+    """imputation.level2, ``auto`` made explicit: the columns neither excluded nor declared cluster means
+    that are constant within every cluster of the model's grouping factor (``mlmi.levels.level2_columns``),
+    in the user's data, or in a trial data set of the generator ([] for external imputations)."""
+    imputation = config["imputation"]
+    if imputation["level2"] != "auto":
+        return imputation["level2"]
+    if imputation["method"] == "external":
+        return []
+    data = _trial_data(config) if config["data"]["source"] == "simulate" else \
+        read_table(config["data"]["source"], na_values=config["data"]["na_values"])
+    return level2_columns(data, model_formula(config).group,
+                          [c for c in data.columns if c not in {*exclude, *imputation["cluster_means"]}])
 
 
 def model_formula(config: dict):
@@ -308,11 +329,18 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> Non
     except ValueError as error:  # formulaic names the unknown variable in its own words
         raise InputError(f"{where}: the fixed part {formula.fixed!r} of model.formula cannot be built "
                          f"from the columns {columns}: {error}") from None
-    roles = imputation_roles(config) if config["imputation"]["method"] == "miceforest" else {}
+    roles = imputation_roles(config) if config["imputation"]["method"] != "external" else {}
     for key, listed in roles.items():
         absent = [c for c in listed if c not in columns]
         if absent:
             raise InputError(f"{where}: imputation.{key} lists {absent}, not among the columns {columns}")
+    if roles:
+        _check_cluster_means(where, columns, config["imputation"]["cluster_means"], roles)
+    used = [c for c in formula.variables(columns) if c in roles.get("exclude", [])]
+    if used and config["imputation"]["method"] == "multilevel":
+        raise InputError(f"{where}: imputation.exclude lists {used}, which model.formula uses and the multilevel "
+                         "method needs (the grouping column is its clusters): take them out, or set "
+                         "imputation.exclude: auto")
     as_numbers = [c for c in formula.coded_factors if c in columns and data[c].isna().any()
                   and pd.api.types.is_numeric_dtype(data[c]) and c not in roles.get("categorical", [c])]
     if as_numbers:
@@ -327,15 +355,45 @@ def _filled(data: pd.DataFrame) -> pd.DataFrame:
     return data.apply(lambda column: column.fillna(column.dropna().iloc[0] if column.notna().any() else 0))
 
 
-def _check_simulation(config: dict) -> None:
-    """Generator settings and missingness that cannot work, found on a small trial data set."""
+def _trial_data(config: dict) -> pd.DataFrame:
+    """A small complete data set of the generator's settings, for checks at start-up."""
     settings = {**config["data"]["simulate"], "n_schools": TRIAL_SCHOOLS}
     try:
-        trial, _ = simulate_hsb(settings, np.random.default_rng(0))
+        return simulate_hsb(settings, np.random.default_rng(0))[0]
     except ValueError as error:
         raise InputError(f"data.simulate: {error}") from None
+
+
+def _check_cluster_means(where: str, columns: list, means: dict, roles: dict) -> None:
+    """Each imputation.cluster_means entry must be usable (see ``_cluster_mean_problem``)."""
+    for mean, column in means.items():
+        problem = _cluster_mean_problem(mean, column, columns, means, roles)
+        if problem:
+            raise InputError(f"{where}: imputation.cluster_means {mean}: {column}: {problem}")
+
+
+def _cluster_mean_problem(mean: str, column: str, columns: list, means: dict, roles: dict) -> str | None:
+    """Why ``mean`` cannot be recomputed as the cluster mean of ``column``, or None: both must be
+    columns, neither excluded, ``column`` a level-1 column and ``mean`` not listed as level 2."""
+    absent = [c for c in (mean, column) if c not in columns]
+    checks = [
+        (absent, f"{absent} not among the columns {columns}"),
+        (mean in roles["exclude"], f"{mean!r} is in imputation.exclude; take it out (a recomputed mean predicts)"),
+        (column in roles["exclude"],
+         f"its level-1 column {column!r} is in imputation.exclude; take it out (it must be imputed)"),
+        (column in means or column in roles["level2"],
+         f"{column!r} is a cluster mean or level 2 itself; give the level-1 column {mean!r} is the mean of"),
+        (mean in roles["level2"], f"{mean!r} is in imputation.level2 too; a cluster mean is recomputed, "
+                                  "not imputed: take it out of imputation.level2"),
+    ]
+    return next((text for failed, text in checks if failed), None)
+
+
+def _check_simulation(config: dict) -> None:
+    """Generator settings and missingness that cannot work, found on a small trial data set."""
+    trial = _trial_data(config)
     try:
-        ampute_from_config(trial, config["missingness"], np.random.default_rng(0))
+        ampute_from_config(trial, config["missingness"], np.random.default_rng(0), group=model_formula(config).group)
     except ValueError as error:
         raise InputError(f"missingness: {error}") from None
 
@@ -347,7 +405,7 @@ def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
     data = read_table(path, na_values=config["data"]["na_values"])
     _check_columns(path, data, formula, config)
     used = formula.variables(data.columns)
-    if config["imputation"]["method"] == "miceforest":  # every column not excluded predicts the imputations
+    if config["imputation"]["method"] != "external":  # every column not excluded predicts the imputations
         excluded = imputation_roles(config)["exclude"]
         used = [c for c in data.columns if c in used or c not in excluded]
     numbers = [c for c in used if c != formula.group]

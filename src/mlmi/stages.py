@@ -25,27 +25,43 @@ def simulate(complete_path, truth_path, *, settings: dict, seed: int, seed_prefi
     io.write_json(truth, truth_path)
 
 
-def ampute(complete_path, missing_path, *, missingness: dict, seed: int, seed_prefix=()) -> None:
-    """Punch holes into the complete data: MCAR (the vignette's ``add_NA``), MAR or MNAR."""
+def ampute(complete_path, missing_path, *, missingness: dict, group: str, seed: int, seed_prefix=()) -> None:
+    """Punch holes into the complete data: MCAR (the vignette's ``add_NA``), MAR or MNAR; the level-2
+    columns of ``missingness`` in whole clusters of ``group``."""
     from mlmi.ampute import ampute_from_config
 
     missing = ampute_from_config(io.read_parquet(complete_path), missingness,
-                                 rng_for(seed, "ampute", prefix=seed_prefix))
+                                 rng_for(seed, "ampute", prefix=seed_prefix), group=group)
     log.info("missing values per column: %s", missing.isna().sum().to_dict())
     io.write_parquet(missing, missing_path)
 
 
-def impute(missing_path, imputed_path, chains_path, *, k: int, seed: int, iterations: int, exclude, categorical,
-           threads: int, seed_prefix=()) -> None:
-    """Write the k-th imputed data set and its chains, seeded from the master seed and k alone."""
-    from mlmi.impute import impute_once
+def impute(missing_path, imputed_path, chains_path, trace_path, *, k: int, seed: int, method: str, formula: str,
+           settings: dict, threads: int, seed_prefix=()) -> None:
+    """Write the k-th imputed data set by ``method``, its chains and its trace, seeded from the master seed
+    and k alone; ``settings`` are the method's keys of the imputation config
+    (``mlmi.imputation_models.method_settings``)."""
+    from mlmi.impute import impute as impute_by_method
 
     job_seed = int_seed_for(seed, "impute", k, seed_prefix)
-    log.info("imputation %d: seed %d, %d iterations, %d threads", k, job_seed, iterations, threads)
-    completed, chains = impute_once(io.read_parquet(missing_path), seed=job_seed, iterations=iterations,
-                                    exclude=exclude, categorical=categorical, threads=threads)
+    log.info("imputation %d by %s: seed %d, %d threads, settings %s", k, method, job_seed, threads, settings)
+    completed, chains, trace = impute_by_method(method, io.read_parquet(missing_path), formula, seed=job_seed,
+                                                threads=threads, **settings)
     io.write_parquet(completed, imputed_path)
     io.write_csv(chains, chains_path)
+    io.write_csv(trace, trace_path)
+
+
+def imputation_models(missing_path, models_path, *, imputation: dict, formula: str) -> None:
+    """Write what is imputed how (``mlmi.imputation_models``) and log, as warnings, each imputation model that
+    cannot carry the analysis model, with the config change that fixes it."""
+    from mlmi.formula import parse_formula
+    from mlmi.imputation_models import imputation_models as describe
+
+    models = describe(imputation, parse_formula(formula), io.read_parquet(missing_path))
+    for warning in models["warning"][models["warning"] != ""]:
+        log.warning(warning)
+    io.write_csv(models, models_path)
 
 
 def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: bool = False) -> None:

@@ -74,9 +74,9 @@ def plan_study(config: dict, schema: dict) -> dict[str, dict]:
     if not config.get("study"):
         return {}
     base = {key: value for key, value in config.items() if key != "study"}
-    if base["data"]["source"] != "simulate" or base["imputation"]["method"] != "miceforest":
-        raise InputError("study: a sensitivity study needs data.source: simulate and imputation.method: "
-                         "miceforest (the truth must be known)")
+    if base["data"]["source"] != "simulate" or base["imputation"]["method"] == "external":
+        raise InputError("study: a sensitivity study needs data.source: simulate (the truth must be known) and "
+                         "an imputation.method that imputes here: miceforest or multilevel")
     try:
         planned = {name: merge(base, override) for name, override in scenarios(config["study"]).items()}
     except ValueError as error:

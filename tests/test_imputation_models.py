@@ -68,7 +68,7 @@ def test_products_level2_per_row_and_cluster_predictors(hsb):
                    cluster_predictors=True, bootstrap=True)
     assert table.loc["ses", "warning"] == ("ses enters model.formula in ses:female, which miceforest does not "
                                            "model: set imputation.method: multilevel")
-    assert table.loc["size", "warning"] == "size enters model.formula in I(size ^ 2), which miceforest does not " \
+    assert table.loc["size", "warning"] == "size enters model.formula in I(size^2), which miceforest does not " \
                                            "model: set imputation.method: multilevel"
     assert table.loc["minority", "carries_model"]                     # with the school means it knows its school
     assert table.loc["minority", "imputed_by"].endswith(

@@ -391,7 +391,7 @@ def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
         raise ValueError(str(error).strip().splitlines()[0]) from None
     columns = set(data.columns)
     contrasts = {str(factor): state for factor, state in matrix.model_spec.factor_contrasts.items()}
-    factors = {_term(factor, columns): {"levels": [_label(v) for v in state.levels], "reference": _reference(state)}
+    factors = {lme4_term(factor, columns): {"levels": [_label(v) for v in state.levels], "reference": _reference(state)}
                for factor, state in contrasts.items()}
     labels = {factor: {str(v): _label(v) for v in state.levels} for factor, state in contrasts.items()}
     names = [":".join(_piece(part, columns, labels) for part in name.split(":")) for name in matrix.columns]
@@ -403,8 +403,8 @@ def _numbers_as_numbers(data: pd.DataFrame) -> pd.DataFrame:
     return data.astype({c: float for c in data.columns if pd.api.types.is_numeric_dtype(data[c])})
 
 
-def _term(factor: str, columns: set) -> str:
-    """A factor or column as lme4 names it: data columns by ``lme4_name``, expressions as R writes them
+def lme4_term(factor: str, columns: set = frozenset()) -> str:
+    """A factor or column as lme4 names it: data columns (of ``columns``) by ``lme4_name``, expressions as R writes them
     (formulaic's ``I(`school.id` ** 2)`` is ``I(school.id^2)``)."""
     if factor in columns:
         return lme4_name(factor)
@@ -417,9 +417,9 @@ def _piece(part: str, columns: set, labels: dict) -> str:
         return "(Intercept)"
     level = _LEVEL.match(part)
     if level is None or level.group(1) not in labels:
-        return _term(part, columns)
+        return lme4_term(part, columns)
     factor, label = level.groups()
-    return _term(factor, columns) + labels[factor].get(label, label)
+    return lme4_term(factor, columns) + labels[factor].get(label, label)
 
 
 def _label(level) -> str:

@@ -18,6 +18,7 @@ import re
 import pandas as pd
 from formulaic import Formula
 
+from mlmi.formula import lme4_term
 from mlmi.levels import level2_columns
 
 #: The keys of the ``imputation`` config block each method takes (``mlmi.impute.impute``).
@@ -124,7 +125,7 @@ def _product_term(fixed: str, column: str) -> str | None:
     for term in Formula(fixed):
         factors = [str(factor) for factor in term.factors]
         if any(name.search(factor) for factor in factors) and not (len(factors) == 1 and factors[0] in alone):
-            return str(term)
+            return ":".join(lme4_term(factor) for factor in factors)
     return None
 
 

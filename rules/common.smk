@@ -9,7 +9,7 @@ from mlmi.damage import remove_damaged
 from mlmi.imputation_models import method_settings
 from mlmi.inputs import InputError, check_inputs, imputation_roles, model_formula, schema_problem
 from mlmi.io import release_stale_lock
-from mlmi.study import NAME, plan_study, run_parts, scenario_key
+from mlmi.study import NAME, data_key, plan_study, run_parts, scenario_key
 
 # Check everything the user gave before any job runs; a problem is one line and a stop.
 with open(workflow.source_path("../config/schema.yaml")) as stream:
@@ -79,6 +79,13 @@ def get_seed_prefix(wildcards):
     """Seeds of a study run derive from (master, scenario, replication); the single run's from master."""
     parts = run_parts(wildcards.run)
     return [scenario_key(parts[0]), parts[1]] if parts else []
+
+
+def get_data_seed_prefix(wildcards):
+    """Seeds of a study run's data derive from (master, its data and missingness settings, replication), so
+    scenarios that differ only in their methods share their data sets; the single run's from master."""
+    parts = run_parts(wildcards.run)
+    return [data_key(run_config(wildcards.run)), parts[1]] if parts else []
 
 
 def get_fits(wildcards=None):

@@ -11,7 +11,7 @@ if SIMULATED:
         params:
             settings=get_param("data", "simulate"),
             seed=config["seed"],
-            seed_prefix=get_seed_prefix,
+            seed_prefix=get_data_seed_prefix,
         threads: 1
         resources:
             mem_mb=1024,
@@ -34,7 +34,7 @@ if SIMULATED:
             missingness=get_param("missingness"),
             group=get_group,
             seed=config["seed"],
-            seed_prefix=get_seed_prefix,
+            seed_prefix=get_data_seed_prefix,
         threads: 1
         resources:
             mem_mb=1024,

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from mlmi.inputs import InputError
-from mlmi.study import (dotted, merge, performance, plan_study, replication_estimates, run_parts, scenario_key,
-                        scenarios, summarize_study)
+from mlmi.study import (data_key, dotted, merge, performance, plan_study, replication_estimates, run_parts,
+                        scenario_key, scenarios, summarize_study)
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())
@@ -63,6 +63,18 @@ def test_plan_study_checks_every_scenario():
 def test_scenario_keys_are_stable_and_distinct():
     assert scenario_key("ses-0.1") == scenario_key("ses-0.1") != scenario_key("ses-0.3")
     assert scenario_key("base") == 3233087073            # crc32 of b"base": frozen, seeds depend on it
+
+
+def test_scenarios_that_differ_only_in_their_methods_share_their_data():
+    """The multilevel study: three imputation methods by two mechanisms; data seeds pair the methods."""
+    config = yaml.safe_load((CONFIG / "studies" / "multilevel.yaml").read_text())
+    planned = plan_study(merge(DEFAULT, config), SCHEMA)
+    keys = {name: data_key(scenario) for name, scenario in planned.items()}
+    for mechanism in ("MCAR", "MAR"):
+        same = {keys[name] for name in keys if name.endswith(f"mechanism-{mechanism}")}
+        assert len(same) == 1, keys                                       # every method, one data set
+    assert len(set(keys.values())) == 2                                   # the mechanisms' data differ
+    assert data_key(planned[next(iter(planned))]) == data_key(copy.deepcopy(planned[next(iter(planned))]))
 
 
 def test_performance_against_hand_computation():

@@ -8,6 +8,7 @@ rule report:
         imputed=get_imputations(),
         chains=get_chains(),
         models=get_imputation_models(),  # made first, so that its warnings are among those the report lists
+        traces=get_traces(),
         run_inputs=get_run_inputs(),
     output:
         html=report(f"{OUT}/report.html", caption="../report/report.rst", category="Report"),

@@ -11,8 +11,10 @@ import pytest
 from mlmi.report import FIGURES, gather_warnings, key_facts, logged_warnings, number, p_text, write_report
 
 FORMULA = "y ~ x + z + (1 + x | g)"
-HEADINGS = ["Warnings", "Fixed effects", "Data and missingness", "Imputation diagnostics", "Random effects",
-            "Model information", "Provenance"]
+HEADINGS = ["Warnings", "Fixed effects", "Data and missingness", "Imputation models", "Imputation diagnostics",
+            "Random effects", "Model information", "Provenance"]
+#: The multilevel sampler's parameters in the fixture's traces.
+PARAMETERS = ["x", "sd__x", "sd__Observation"]
 TRUTH = {"fixed_effects": {"(Intercept)": 14.05, "x": -2.8, "z": 3.05},
          "random_effects": {"group": "g", "sd": {"(Intercept)": 1.54, "x": 0.58}, "cor": {"(Intercept).x": -0.63}},
          "sigma": 5.98}
@@ -112,6 +114,25 @@ def write_imputations(root, missing: pd.DataFrame) -> None:
                                                                                   index=False)
 
 
+def write_models_and_traces(root, mixing: bool = True) -> tuple:
+    """imputations/models.csv as mlmi.imputation_models writes it, and trace_<k>.csv of two chains of the
+    multilevel sampler: independent draws around the same values, or (``mixing`` false) chains that disagree."""
+    folder = root / "imputations"
+    pd.DataFrame({"variable": ["x", "z"], "level": [1, 1], "in_model": [True, True],
+                  "imputed_by": ["miceforest, single-level, from y, z and extra", "miceforest, single-level"],
+                  "carries_model": [False, True],
+                  "warning": ["x has a random slope in model.formula but miceforest imputes it without one: set "
+                              "imputation.method: multilevel", ""]}).to_csv(folder / "models.csv", index=False)
+    traces = []
+    for k in (1, 2):
+        rng = np.random.default_rng(10 + k)
+        shift = 0.0 if mixing else 5.0 * k
+        traces.append(folder / f"trace_{k}.csv")
+        pd.DataFrame([{"iteration": i, "parameter": p, "value": rng.normal(1.0 + shift)}
+                      for i in range(1, 201) for p in PARAMETERS]).to_csv(traces[-1], index=False)
+    return folder / "models.csv", traces
+
+
 def write_fits(root) -> None:
     """fits/imp_1.json, imp_2.json and listwise.json."""
     fits = root / "fits"
@@ -136,11 +157,16 @@ def write_fixture(root, truth=True, chains=True) -> dict:
 
 
 def write_page(root, **options) -> str:
-    """Write the fixture's report and return the page's text."""
+    """Write the fixture's report (mlmi's own imputations by the multilevel sampler when chains are given)
+    and return the page's text."""
+    chains = options.get("chains", True)
     paths = write_fixture(root, truth=options.pop("truth", True), chains=options.pop("chains", True))
-    options = {"formula": FORMULA, "scenario": "tiny", "categorical": ["z"], **options}
+    models, traces = write_models_and_traces(root, options.pop("mixing", True)) if chains else (None, [])
+    options = {"formula": FORMULA, "scenario": "tiny", "categorical": ["z"], "models_path": models,
+               "trace_paths": traces, **options}
     write_report(root / "report.html", **paths, **options)
     return (root / "report.html").read_text(encoding="utf-8")
+
 
 
 @pytest.fixture(scope="module")
@@ -197,7 +223,7 @@ def test_page_is_self_contained(page):
     assert page.startswith("<!DOCTYPE html>")
     assert "http://" not in page and "https://" not in page
     assert "<script" not in page and "<link" not in page
-    assert page.count("<img ") == len(FIGURES) == len(images(page))
+    assert page.count("<img ") == len(FIGURES) + 1 == len(images(page))     # and the sampler's traces
     for kind, content in images(page):
         assert content.startswith(b"\x89PNG") if kind == "png" else content.lstrip().startswith(b"<?xml")
 
@@ -325,6 +351,33 @@ def test_imputation_diagnostics_with_and_without_chains(page, bare):
     external = section_text(bare, "Imputation diagnostics")
     assert "The imputations came from elsewhere (<code>imputation.method: external</code>)" in external
     assert 'alt="observed and imputed distributions' in external
+
+
+def test_imputation_models_say_what_was_imputed_how_and_what_cannot_carry_the_model(page, bare):
+    shown = re.sub(r">\s+<", "><", section_text(page, "Imputation models"))
+    assert "<td>x</td><td>1</td><td>yes</td><td>miceforest, single-level, from y, z and extra</td><td>no</td>" in shown
+    assert "x has a random slope in model.formula but miceforest imputes it without one: set " \
+           "imputation.method: multilevel" in shown
+    external = section_text(bare, "Imputation models")
+    assert "came from elsewhere" in external and "<table" not in external
+
+
+def sampler_rows(page: str) -> dict[str, list[str]]:
+    """The sampler's diagnostics table: parameter -> its row's other cells."""
+    shown = re.sub(r">\s+<", "><", section_text(page, "Imputation models"))
+    block = shown[shown.index("Convergence of the multilevel sampler"):]
+    rows = re.findall(r"<tr[^>]*><td>([^<]+)</td>((?:<td>[^<]*</td>)+)</tr>", block)
+    return {name: re.findall(r"<td>([^<]*)</td>", cells) for name, cells in rows}
+
+
+def test_sampler_convergence_shows_rhat_and_ess_of_every_parameter(page, tmp_path):
+    mixed = sampler_rows(page)
+    assert list(mixed) == PARAMETERS
+    assert all(abs(float(cells[0]) - 1) < 0.02 for cells in mixed.values())       # iid chains agree
+    assert all(float(cells[1]) > 100 for cells in mixed.values())                 # of 200 draws: near-independent
+    apart = sampler_rows(write_page(tmp_path, mixing=False))
+    assert all(float(cells[0]) > 1.5 for cells in apart.values())                 # chains 5 apart: R-hat says so
+    assert 'alt="traces of the analysis model' in section_text(page, "Imputation models")
 
 
 def test_complete_data_say_nothing_was_imputed(tmp_path):

@@ -94,11 +94,25 @@ COLUMNS = {
     "version": "its version",
     "file": "an input of the run",
     "sha256": "its SHA-256 checksum",
+    "level": "1: a value per row; 2: one value per cluster of the grouping factor",
+    "in_model": "whether model.formula uses it",
+    "imputed_by": "the imputation model and its predictors",
+    "carries_model": "whether that model can reproduce the analysis model's structure for this variable "
+                     "(random slopes, products, level 2)",
+    "warning": "why it cannot, and the config change that fixes it",
+    "parameter": "a parameter of the analysis model, drawn at each iteration of the multilevel sampler",
+    "rhat": "rank-normalised split R-hat across the m chains (Vehtari et al. 2021; near 1 when they agree; "
+            "above 1.01 deserves a longer imputation.burn_in)",
+    "ess_bulk": "bulk effective sample size of the second halves of the chains together",
+    "ess_tail": "tail (5% and 95% quantiles) effective sample size",
 }
 
 #: The random-effect parameters' names (broom.mixed's), for their table's legend.
 RANDOM_COLUMNS = {**COLUMNS, "term": "sd__x: standard deviation of the random effect of x; cor__a.b: correlation of "
                                      "those of a and b; sd__Observation: the residual SD (broom.mixed's names)"}
+
+#: How a true/false column of a table reads.
+YES_NO = {True: "yes", False: "no"}
 
 #: Jobs named in a warning that several jobs logged; the others are counted.
 JOBS_NAMED = 4
@@ -185,7 +199,8 @@ class Image:
 
 def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path, imputed_paths, formula: str,
                  scenario: str, chain_paths=(), truth_path=None, categorical=(), model_vars=None, logs=None,
-                 provenance: dict | None = None, figure_paths: dict | None = None) -> None:
+                 provenance: dict | None = None, figure_paths: dict | None = None, models_path=None,
+                 trace_paths=()) -> None:
     """Write the report page to ``path``, and its figures as PNG files to ``figure_paths``.
 
     Parameters
@@ -216,6 +231,11 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
         ``mlmi.provenance.describe_run``'s record; without it the page says provenance is not available.
     figure_paths : dict, optional
         Figure name (a key of ``FIGURES``) to the PNG file to write it to, for Snakemake's report.
+    models_path : str or Path, optional
+        ``imputations/models.csv`` (``mlmi.imputation_models``): what was imputed how; none for external imputations.
+    trace_paths : list of paths
+        ``imputations/trace_<k>.csv``: the multilevel sampler's draws of the analysis model's parameters
+        (header only for miceforest), for the sampler's convergence.
     """
     tables = {key: pd.read_csv(Path(pooled_dir) / name) for key, name in POOLED_FILES.items()}
     legacy = Path(pooled_dir) / "mertools_fixed_effects.csv"
@@ -245,6 +265,8 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
                               pd.read_csv(legacy) if legacy.exists() else None, images["forest"],
                               fits[0].get("factors", {})),  # fit records of mlmi before factors: none
         missingness_section(summary, model_vars, imputed, images["missingness_patterns"]),
+        imputation_models_section(pd.read_csv(models_path, keep_default_na=False) if models_path else None,
+                                  [pd.read_csv(p) for p in trace_paths]),
         imputation_section(variables, bool(chains), images["imputation_diagnostics"]),
         random_effects_section(tables["varcorr"], tables["random"], tables["ranef"], truth, images),
         model_info_section(tables["model_info"]),
@@ -548,6 +570,50 @@ def imputation_section(variables: list[str], has_chains: bool, image: Image) -> 
     return section("Imputation diagnostics",
                    "Whether the imputed values look plausible next to the observed ones, and whether the "
                    "imputation chains settled.", body)
+
+
+def imputation_models_section(models: pd.DataFrame | None, traces: list[pd.DataFrame]) -> str:
+    """Section: each incomplete variable's level, imputation model and whether it carries the analysis model;
+    for the multilevel sampler, its chains' R-hat and ESS and the traces of the model's parameters."""
+    if models is None:
+        body = ("<p>The imputations came from elsewhere (<code>imputation.method: external</code>): mlmi cannot "
+                "say how they were made. Check that the imputation model held the analysis model's random slopes, "
+                "products and level-2 variables.</p>")
+    elif models.empty:
+        body = f"<p>{NOTHING_IMPUTED}</p>"
+    else:
+        shown = models.replace({"in_model": YES_NO, "carries_model": YES_NO})
+        body = table(shown, legend=COLUMNS) + sampler_block([t for t in traces if not t.empty])
+    return section("Imputation models",
+                   "How each incomplete variable was imputed, and whether that imputation can carry the analysis "
+                   "model: an imputation model simpler than the analysis model biases the pooled estimates towards "
+                   "what it assumed (design §9).", body)
+
+
+def sampler_block(traces: list[pd.DataFrame]) -> str:
+    """The multilevel sampler's convergence across the m chains: R-hat and ESS per parameter, and the traces."""
+    if not traces:
+        return ""
+    from mlmi.multilevel import chain_diagnostics  # ArviZ: paid only by a report of the multilevel method
+
+    diagnostics = chain_diagnostics(traces)
+    image = render(trace_plot(traces), "traces of the analysis model's parameters in each imputation's chain")
+    return ("<h3>Convergence of the multilevel sampler</h3>\n<p>Each imputation is the last state of its own "
+            "chain. Over the second half of the m chains together:</p>\n" + table(diagnostics, legend=COLUMNS)
+            + image.tag)
+
+
+def trace_plot(traces: list[pd.DataFrame]) -> Figure:
+    """One panel per parameter of the analysis model: its draws at each kept iteration, a line per chain."""
+    parameters = list(dict.fromkeys(traces[0]["parameter"]))
+    figure = Figure(figsize=(WIDTH, 1.9 * math.ceil(len(parameters) / 3)), layout="constrained")
+    for ax, parameter in zip(panel_grid(figure, len(parameters), 3), parameters):
+        for k, trace in enumerate(traces, start=1):
+            rows = trace[trace["parameter"] == parameter]
+            ax.plot(rows["iteration"], rows["value"], linewidth=0.8, **{**imputation_style(k), "marker": None})
+        ax.set_title(parameter, loc="left", fontsize=10)
+        ax.set_xlabel("iteration")
+    return figure
 
 
 def patterns_plot(patterns: pd.DataFrame) -> Figure:

@@ -111,7 +111,7 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop") ->
 
 def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path, truth_path, fit_paths,
            listwise_fit_path, imputed_paths, chain_paths, log_paths, scenario: str, formula: str,
-           categorical, provenance: dict | None) -> None:
+           categorical, provenance: dict | None, models_path=None, trace_paths=()) -> None:
     """Write the HTML report and its figure files, with the warnings logged in ``log_paths``.
 
     ``log_paths`` are the logs of this run's jobs (``<results>/logs/<job>.log``), named in the
@@ -124,7 +124,8 @@ def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path,
     write_report(report_path, pooled_dir=Path(fixed_effects_path).parent, missing_path=missing_path,
                  truth_path=truth_path, fit_paths=fit_paths, listwise_fit_path=listwise_fit_path,
                  imputed_paths=imputed_paths, chain_paths=chain_paths, scenario=scenario, formula=formula,
-                 categorical=categorical, logs=logs, provenance=provenance, figure_paths=figure_paths)
+                 categorical=categorical, logs=logs, provenance=provenance, figure_paths=figure_paths,
+                 models_path=models_path, trace_paths=trace_paths)
 
 
 def log_label(path) -> str:

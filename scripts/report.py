@@ -10,6 +10,6 @@ with log_to(snakemake.log[0]):
                   imputed_paths=snakemake.input.imputed, chain_paths=snakemake.input.chains,
                   log_paths=snakemake.params.logs, scenario=snakemake.params.scenario,
                   formula=snakemake.params.formula, categorical=snakemake.params.categorical,
-                  models_path=snakemake.input.get("models") or None, trace_paths=snakemake.input.traces,
+                  models_path=next(iter(snakemake.input.models), None), trace_paths=snakemake.input.traces,
                   provenance=describe_run(snakemake.params.config, snakemake.params.m, snakemake.input.run_inputs,
                                           snakemake.params.benchmarks))

@@ -212,26 +212,23 @@ class _Allowed:
 
     def term(self, node: ast.AST) -> None:
         """A term of the formula: a name, a number, an allowed call, or terms joined by the formula's operators."""
-        if isinstance(node, ast.BinOp) and isinstance(node.op, _TERM_OPERATORS):
-            self.term(node.left)
-            self.term(node.right)
-        elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            self.term(node.operand)
-        elif isinstance(node, ast.Call):
-            self.call(node, USAGE)
-        elif not (self.number(node) or isinstance(node, ast.Name)):
-            raise self.refusal(node)
+        self.walk(node, _TERM_OPERATORS, USAGE, lambda leaf: isinstance(leaf, ast.Name))
 
     def arithmetic(self, node: ast.AST) -> None:
         """What formulaic computes with Python: columns, numbers, + - * / ^ and the functions of one number."""
-        if isinstance(node, ast.BinOp) and isinstance(node.op, _ARITHMETIC_OPERATORS):
-            self.arithmetic(node.left)
-            self.arithmetic(node.right)
+        self.walk(node, _ARITHMETIC_OPERATORS, NUMERIC, self.column)
+
+    def walk(self, node: ast.AST, operators: tuple, functions, leaf) -> None:
+        """``node``, allowed when it is a number, a ``leaf`` (a predicate), a call of one of ``functions``, a
+        sign before an allowed node, or allowed nodes joined by one of ``operators``."""
+        if isinstance(node, ast.BinOp) and isinstance(node.op, operators):
+            self.walk(node.left, operators, functions, leaf)
+            self.walk(node.right, operators, functions, leaf)
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            self.arithmetic(node.operand)
+            self.walk(node.operand, operators, functions, leaf)
         elif isinstance(node, ast.Call):
-            self.call(node, NUMERIC)
-        elif not (self.number(node) or self.column(node)):
+            self.call(node, functions)
+        elif not (self.number(node) or leaf(node)):
             raise self.refusal(node)
 
     def call(self, node: ast.Call, allowed) -> None:

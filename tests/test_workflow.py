@@ -211,7 +211,8 @@ def test_a_smaller_m_in_the_same_folder_reports_only_its_own_jobs(tmp_path):
     page = (results / "report.html").read_text()
     warnings = page[page.index("<h2>Warnings</h2>"):page.index("</section>", page.index("<h2>Warnings</h2>"))]
     assert not re.search(r"fit[/ ][3-6]\b", warnings), warnings
-    jobs = ["simulate", "ampute", "impute/1", "impute/2", "fit/1", "fit/2", "fit_listwise", "pool", "report"]
+    jobs = ["simulate", "ampute", "imputation_models", "impute/1", "impute/2", "fit/1", "fit/2", "fit_listwise",
+            "pool", "report"]
     seconds = sum(pd.read_csv(results / "benchmarks" / f"{job}.tsv", sep="\t")["s"].iloc[0] for job in jobs)
     assert json.loads((results / "provenance.json").read_text())["run_seconds"] == pytest.approx(seconds)
 

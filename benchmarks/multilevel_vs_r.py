@@ -14,11 +14,12 @@ For a finished mlmi study folder (``results/<study>/<scenario>/rep_<r>/``), this
    SE) into ``results/<study>/summary_with_r.csv``, over the replications R has finished, and
    prints bias, relative bias and coverage for the key terms, and R's seconds per imputation.
 
-Each study scenario draws its own data sets (seeded from the scenario's name), so R's methods are
-summarised in each scenario they ran on, beside that scenario's own methods. ``--scenarios``
-chooses them: for a study whose scenarios are imputation methods (``config/studies/multilevel.yaml``)
-``--scenarios 'multilevel_*'`` puts jomo.lmer and mice 2l.pan on the very data sets mlmi's
-multilevel imputation saw, a paired comparison at a third of the cost of all scenarios.
+A study scenario's data sets are seeded from its data and missingness settings, so scenarios that
+differ only in their methods share them; R's methods are summarised in each scenario they ran on,
+beside that scenario's own methods. ``--scenarios`` chooses them: for a study whose scenarios are
+imputation methods (``config/studies/multilevel.yaml``) ``--scenarios 'multilevel_*'`` puts jomo.lmer
+and mice 2l.pan on the very data sets every mlmi method saw, a paired comparison at a third of the cost
+of all scenarios.
 
 Nothing is written outside ``results/<study>/``. Each replication's R seed is derived from
 ``--seed``, the scenario name and the replication number, so reruns give the same numbers.

@@ -22,6 +22,8 @@ PROFILE = REPO / "profiles" / "slurm"
 # The one-node cluster of tests/slurm/start.sh has no accounting database (profiles/slurm explains).
 NO_ACCOUNTING = ("--slurm-status-command", "squeue", "--slurm-no-account")
 PER_RUN_RULES = {"simulate", "ampute", "impute", "fit", "fit_listwise", "fit_complete", "pool", "replication"}
+#: The rules a single analysis runs besides those (a study's replications make no report).
+SINGLE_RUN_RULES = {"imputation_models", "report", "provenance"}
 STUDY = {"scenario": "grouped_study", "data": {"simulate": {"n_schools": 15}}, "imputation": {"m": 3, "iterations": 1},
          "study": {"replications": 2, "grid": {"missingness.mechanism": ["MCAR", "MNAR"]}}}
 
@@ -45,7 +47,7 @@ def profile_groups() -> dict[str, str]:
 
 def test_profile_makes_each_replication_one_cluster_job(tmp_path):
     groups = profile_groups()
-    assert PER_RUN_RULES | {"report", "provenance"} <= set(groups), "a per-run rule is left out of the group"
+    assert PER_RUN_RULES | SINGLE_RUN_RULES <= set(groups), "a per-run rule is left out of the group"
     assert "study_summary" not in groups, "study_summary would join every replication into one job"
     assignments = [f"{rule}={group}" for rule, group in groups.items()]
     done = run_workflow(tmp_path, STUDY, extra=["-n", "--groups", *assignments])
@@ -107,7 +109,7 @@ def test_default_pipeline_through_slurm_equals_a_local_run(tmp_path):
     assert f"_job_complete: JobId={job_id} WEXITSTATUS 0" in slurmctld_log()
     (slurm_log,) = (tmp_path / "cluster" / ".snakemake" / "slurm_logs").rglob(f"{job_id}.log")
     ran = set(re.findall(r"^\s*rule (\w+):", slurm_log.read_text(), re.MULTILINE))
-    assert ran == PER_RUN_RULES - {"fit_complete", "replication"} | {"report", "provenance"}, ran
+    assert ran == PER_RUN_RULES - {"fit_complete", "replication"} | SINGLE_RUN_RULES, ran
 
     local_tables = sorted((tmp_path / "local" / "results" / "hsb" / "pooled").glob("*.csv"))
     cluster_dir = tmp_path / "cluster" / "results" / "hsb" / "pooled"

@@ -199,6 +199,13 @@ def imputation_roles(config: dict) -> dict[str, list[str]]:
     method excludes nothing by default: it needs the grouping column and every model variable.
     Level 2 is found in the data (see ``level2_roles``).
     """
+    roles = listed_roles(config)
+    return roles | {"level2": level2_roles(config, roles["exclude"])}
+
+
+def listed_roles(config: dict) -> dict[str, list[str]]:
+    """imputation.exclude and .categorical with ``auto`` made explicit (see ``imputation_roles``), without
+    level 2, which needs the data read."""
     imputation = config["imputation"]
     if config["data"]["source"] == "simulate":
         auto = VIGNETTE_ROLES
@@ -207,8 +214,7 @@ def imputation_roles(config: dict) -> dict[str, list[str]]:
         auto = {"exclude": [formula.group], "categorical": list(formula.coded_factors)}
     if imputation["method"] == "multilevel":  # its clusters are the grouping column, its model the formula's columns
         auto = auto | {"exclude": []}
-    roles = {key: list(auto[key]) if imputation[key] == "auto" else imputation[key] for key in auto}
-    return roles | {"level2": level2_roles(config, roles["exclude"])}
+    return {key: list(auto[key]) if imputation[key] == "auto" else imputation[key] for key in auto}
 
 
 def level2_roles(config: dict, exclude) -> list[str]:
@@ -406,7 +412,7 @@ def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
     _check_columns(path, data, formula, config)
     used = formula.variables(data.columns)
     if config["imputation"]["method"] != "external":  # every column not excluded predicts the imputations
-        excluded = imputation_roles(config)["exclude"]
+        excluded = listed_roles(config)["exclude"]   # level 2 would read the file again
         used = [c for c in data.columns if c in used or c not in excluded]
     numbers = [c for c in used if c != formula.group]
     _check_numbers(path, data, numbers, formula)

@@ -1,18 +1,19 @@
 """Fit one linear mixed model and report it to lme4's definitions (design §5.1).
 
-statsmodels' MixedLM gives a start; the optimum is then found on lme4's own profiled
-deviance (``mlmi.deviance``), which is defined on the boundary too, and every reported
-number (fixed-effect covariance, conditional modes and variances, criteria, convergence)
-comes from lme4's solution there, so that a fit record reads like an ``lmerMod``.
+As ``lmer`` does, lme4's own profiled deviance (``mlmi.deviance``, defined on the boundary
+too) is minimised from lme4's start by BOBYQA (nlopt, lme4's default ``nloptwrap``), and
+every reported number (fixed-effect covariance, conditional modes and variances, criteria,
+convergence) comes from lme4's solution there, so that a fit record reads like an
+``lmerMod``. statsmodels' MixedLM is only a rescue start for a fit that has not converged,
+imported then and not before: importing it costs more than most fits.
 """
 import time
 import warnings
 
+import nlopt
 import numpy as np
 import pandas as pd
 import scipy
-import statsmodels
-import statsmodels.api as sm
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
@@ -35,8 +36,10 @@ JITTERED_STARTS = 2
 JITTER_SD = 0.5
 #: Seed of that jitter: a constant, so the same data always give the same record.
 JITTER_SEED = 20261123
-#: Each optimizer's tolerances and iteration limit (lme4's ``optCtrl``).
-OPTIONS = {"L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-6, "maxiter": 2000},
+#: Each optimizer's tolerances and iteration limit (lme4's ``optCtrl``). BOBYQA's are 100 times tighter than ``nloptwrap``'s
+#: defaults (1e-8), which stop up to ~2e-6 from the optimum in theta; at 1e-10 theta is within ~2e-7 of it.
+OPTIONS = {"BOBYQA": {"xtol_abs": 1e-10, "ftol_abs": 1e-10, "maxeval": 100_000},
+           "L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-6, "maxiter": 2000},
            "Nelder-Mead": {"xatol": 1e-9, "fatol": 1e-9, "maxiter": 4000},
            "Powell": {"xtol": 1e-9, "ftol": 1e-13, "maxiter": 4000}}
 
@@ -77,8 +80,8 @@ def complete_cases(data: pd.DataFrame, formula: str) -> pd.DataFrame:
 def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = "") -> dict:
     """Fit ``formula`` to complete ``data`` and return a self-describing, JSON-ready record.
 
-    statsmodels' MixedLM gives a starting point; lme4's profiled deviance is then minimised
-    from it and from lme4's own start, and the best optimum is kept. The record holds fixed
+    lme4's profiled deviance is minimised by BOBYQA from lme4's own start (theta = identity), as
+    ``lmer`` does, and the best optimum of all attempts is kept. The record holds fixed
     effects with lme4's standard errors and covariance, variance components, criteria
     (REML criterion, logLik, AIC, BIC, npar), conditional modes with conditional variances,
     and the convergence verdict with the warnings true of the kept fit (design §5.1); each attempt
@@ -97,25 +100,19 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
         record = _describe(design, deviance.solve(theta, cp, reml), theta, reml)
     record["convergence"] = _convergence(theta, attempts, design)
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
-                  versions={"statsmodels": statsmodels.__version__, "scipy": scipy.__version__})
+                  versions={"nlopt": nlopt.__version__, "scipy": scipy.__version__})
     return record
 
 
 def _optimize(design: Design, cp: deviance.CrossProducts, reml: bool) -> list[dict]:
-    """Minimise lme4's deviance from several starts; every attempt is recorded.
+    """Minimise lme4's deviance from lme4's start by BOBYQA; every attempt is recorded.
 
-    Starts: statsmodels' optimum and lme4's own (theta = identity). A variance that ends on
-    its bound 0 is a stationary point by symmetry even when the deviance falls away from it,
-    so each such element is restarted off the bound. Then, until an attempt that converged
-    has the lowest criterion found, the rescues of ``RESCUES`` follow one by one.
+    A variance that ends on its bound 0 may be a stationary point by symmetry even when the deviance
+    falls away from it, so each such element is restarted off the bound. Then, until an attempt that
+    converged has the lowest criterion found, the rescues of ``RESCUES`` follow one by one.
     """
     q = design.Z.shape[1]
-    starts = [("lme4 default", _identity(np.zeros(deviance.theta_size(q))))]
-    statsmodels_theta, statsmodels_warnings = _statsmodels_start(design, reml)
-    if statsmodels_theta is not None:
-        starts.insert(0, ("statsmodels MixedLM", statsmodels_theta))
-    attempts = [_minimize(cp, reml, theta0, start, "L-BFGS-B") for start, theta0 in starts]
-    attempts[0]["warnings"] = statsmodels_warnings + attempts[0]["warnings"]
+    attempts = [_minimize(cp, reml, _identity(np.zeros(deviance.theta_size(q))), "lme4 default", "BOBYQA")]
     best = _best(attempts)
     for i in _on_bound(np.array(best["theta"])):
         escape = np.array(best["theta"])
@@ -125,8 +122,12 @@ def _optimize(design: Design, cp: deviance.CrossProducts, reml: bool) -> list[di
         if _settled(attempts):
             break
         best = _best(attempts)
-        theta0 = _feasible(move(np.array(best["theta"])))
-        attempts.append(_minimize(cp, reml, theta0, start.format(n=attempts.index(best) + 1), method))
+        theta0, start_warnings = move(np.array(best["theta"]), design, reml)
+        if theta0 is None:
+            attempts[-1]["warnings"] += start_warnings
+            continue
+        attempts.append(_minimize(cp, reml, _feasible(theta0), start.format(n=attempts.index(best) + 1), method))
+        attempts[-1]["warnings"] = start_warnings + attempts[-1]["warnings"]
     return attempts
 
 
@@ -191,14 +192,23 @@ def _feasible(theta: np.ndarray) -> np.ndarray:
     return np.maximum(theta, lower)
 
 
+def _from_best(move):
+    """A rescue start computed from the best attempt's theta alone (no warnings of its own)."""
+    return lambda theta, design, reml: (move(theta), [])
+
+
 #: Rescues of a fit not yet converged, in order: optimizer, start (``{n}``: the best attempt so far, from 1)
-#: and the start's theta from that attempt's. Derivative-free optimizers first, from the best point, since a
-#: noisy gradient is the usual trouble; then starts away from it: no correlations, lme4's, jittered.
-RESCUES = [("Nelder-Mead", "optimum of attempt {n}", np.asarray),
-           ("Powell", "optimum of attempt {n}", np.asarray),
-           ("L-BFGS-B", "optimum of attempt {n} without correlations", _uncorrelated),
-           ("Nelder-Mead", "lme4 default", _identity),
-           *[("L-BFGS-B", f"optimum of attempt {{n}}, jittered ({j + 1})", _jittered(j))
+#: and the start, a function of that attempt's theta, the design and REML giving (theta0 or None, warnings).
+#: A gradient-based polish of the best point first, then statsmodels' own optimum (a different algorithm's
+#: answer), derivative-free optimizers from the best point, since a noisy gradient is the usual trouble;
+#: then starts away from it: no correlations, lme4's, jittered.
+RESCUES = [("L-BFGS-B", "optimum of attempt {n}", _from_best(np.asarray)),
+           ("L-BFGS-B", "statsmodels MixedLM", lambda theta, design, reml: _statsmodels_start(design, reml)),
+           ("Nelder-Mead", "optimum of attempt {n}", _from_best(np.asarray)),
+           ("Powell", "optimum of attempt {n}", _from_best(np.asarray)),
+           ("L-BFGS-B", "optimum of attempt {n} without correlations", _from_best(_uncorrelated)),
+           ("Nelder-Mead", "lme4 default", _from_best(_identity)),
+           *[("L-BFGS-B", f"optimum of attempt {{n}}, jittered ({j + 1})", _from_best(_jittered(j)))
              for j in range(JITTERED_STARTS)]]
 
 
@@ -210,6 +220,8 @@ def _on_bound(theta: np.ndarray) -> list[int]:
 
 def _statsmodels_start(design: Design, reml: bool):
     """theta of statsmodels' own MixedLM fit, or None (with its warnings) when it fails."""
+    import statsmodels.api as sm  # a rescue only: the import alone costs more than most fits
+
     model = sm.MixedLM(design.y, design.X, design.groups, exog_re=design.Z)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -225,16 +237,51 @@ def _statsmodels_start(design: Design, reml: bool):
 
 def _minimize(cp: deviance.CrossProducts, reml: bool, theta0: np.ndarray, start: str, method: str) -> dict:
     """One bounded minimisation of the deviance; returns the attempt's record."""
-    objective = lambda theta: _finite(deviance.solve(theta, cp, reml).deviance)  # noqa: E731
+    objective = lambda theta: _deviance(theta, cp, reml)  # noqa: E731
     jac = (lambda theta: deviance.gradient(theta, cp, reml)) if method == "L-BFGS-B" else None
+    bounds = deviance.lower_bounds(deviance.q_of(theta0))
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        result = optimize.minimize(objective, theta0, jac=jac, method=method,
-                                   bounds=deviance.lower_bounds(deviance.q_of(theta0)), options=OPTIONS[method])
+        if method == "BOBYQA":
+            result = _bobyqa(objective, theta0, bounds)
+        else:
+            result = optimize.minimize(objective, theta0, jac=jac, method=method, bounds=bounds,
+                                       options=OPTIONS[method])
     theta = np.asarray(result.x, dtype=float)
     return {"start": start, "optimizer": method, "criterion": float(result.fun), "theta": theta.tolist(),
             "max_abs_gradient": _max_gradient(theta, cp, reml), "converged": bool(result.success),
             "message": str(result.message), "warnings": [f"{method}: {w.message}" for w in seen]}
+
+
+def _bobyqa(objective, theta0: np.ndarray, bounds: list) -> optimize.OptimizeResult:
+    """nlopt's BOBYQA with ``nloptwrap``'s settings, as a scipy result; the best point it evaluated when nlopt
+    stops on round-off (which lme4 reports as a warning, not a failure)."""
+    best = {"fun": np.inf, "x": np.asarray(theta0, dtype=float)}
+
+    def counted(theta, _grad):
+        value = objective(theta)
+        if value < best["fun"]:
+            best.update(fun=value, x=np.array(theta))
+        return value if np.isfinite(value) else np.finfo(float).max
+
+    opt = nlopt.opt(nlopt.LN_BOBYQA, len(theta0))
+    opt.set_lower_bounds([-np.inf if low is None else low for low, _ in bounds])
+    opt.set_min_objective(counted)
+    opt.set_xtol_abs(OPTIONS["BOBYQA"]["xtol_abs"])
+    opt.set_ftol_abs(OPTIONS["BOBYQA"]["ftol_abs"])
+    opt.set_maxeval(OPTIONS["BOBYQA"]["maxeval"])
+    try:
+        opt.optimize(np.asarray(theta0, dtype=float))
+        code = opt.last_optimize_result()
+        success, message = code > 0, NLOPT_RESULTS.get(code, f"nlopt result {code}")
+    except nlopt.RoundoffLimited:
+        success, message = True, "NLOPT_ROUNDOFF_LIMITED: optimization stopped by round-off"
+    return optimize.OptimizeResult(x=best["x"], fun=best["fun"], success=success, message=message)
+
+
+#: nlopt's result codes, by the names lme4's ``nloptwrap`` reports.
+NLOPT_RESULTS = {1: "NLOPT_SUCCESS", 2: "NLOPT_STOPVAL_REACHED", 3: "NLOPT_FTOL_REACHED", 4: "NLOPT_XTOL_REACHED",
+                 5: "NLOPT_MAXEVAL_REACHED", 6: "NLOPT_MAXTIME_REACHED"}
 
 
 def _max_gradient(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> float:
@@ -262,8 +309,13 @@ def _hessian(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> np.nd
     return hessian
 
 
-def _finite(value: float) -> float:
-    """The deviance, or +inf where rounding made it NaN, so that every optimizer steps back from there."""
+def _deviance(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> float:
+    """The deviance, or +inf where rounding made it NaN or a factorisation fail (theta of 1e5 and more on an
+    uncentred slope), so that every optimizer steps back from there."""
+    try:
+        value = deviance.solve(theta, cp, reml).deviance
+    except np.linalg.LinAlgError:
+        return np.inf
     return value if np.isfinite(value) else np.inf
 
 

@@ -15,7 +15,7 @@ from mlmi import io
 from mlmi.seeds import STAGES, int_seed_for
 
 #: The packages whose versions decide the numbers (pyproject.toml pins them).
-PACKAGES = ("mlmi", "snakemake", "statsmodels", "formulaic", "miceforest", "lightgbm", "numpy", "scipy", "pandas",
+PACKAGES = ("mlmi", "snakemake", "nlopt", "statsmodels", "formulaic", "miceforest", "lightgbm", "numpy", "scipy", "pandas",
             "pyarrow", "matplotlib", "PyYAML", "jsonschema", "threadpoolctl")
 
 

@@ -7,6 +7,7 @@ theta also gives the fixed effects, their covariance, sigma, the conditional mod
 their conditional variances: the same numbers ``lmer`` reports. Unlike statsmodels'
 likelihood, it is defined on the boundary (a variance of zero), where singular fits live.
 """
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -57,8 +58,14 @@ def q_of(theta) -> int:
 def lambda_of(theta: np.ndarray, q: int) -> np.ndarray:
     """Lambda from theta (its lower triangle, row by row)."""
     lam = np.zeros((q, q))
-    lam[np.tril_indices(q)] = theta
+    lam[_tril(q)] = theta
     return lam
+
+
+@functools.cache
+def _tril(q: int) -> tuple[np.ndarray, np.ndarray]:
+    """np.tril_indices(q), computed once per q (the optimizer asks for Lambda hundreds of times)."""
+    return np.tril_indices(q)
 
 
 def lower_bounds(q: int) -> list:
@@ -67,36 +74,83 @@ def lower_bounds(q: int) -> list:
     return [(0.0, None) if i == j else (None, None) for i, j in zip(rows, cols)]
 
 
+def criterion(theta: np.ndarray, cp: CrossProducts, reml: bool) -> float:
+    """The deviance at ``theta`` alone (``solve(...).deviance``), without beta's covariance, the modes and their
+    variances: what an optimizer asks for hundreds of times. The penalised residual sum of squares comes from the
+    blocked Cholesky factor of the mixed-model equations (lme4's Eq. 3.19-3.24): pwrss = y'y - |cu|^2 - |cbeta|^2.
+    +inf where rounding breaks a factorisation, so that every optimizer steps back from there."""
+    try:
+        factor = _Factor(theta, cp)
+        rx = np.linalg.cholesky(factor.rxtrx)                               # RX' RX = X'X - RZX' RZX
+    except np.linalg.LinAlgError:         # rounding at a theta far out (1e5 and more on an uncentred slope)
+        return np.inf
+    cbeta = _lower_solve(rx, cp.xty - factor.rzx_flat.T @ factor.cu.ravel())
+    pwrss = cp.yty - factor.cu.ravel() @ factor.cu.ravel() - cbeta @ cbeta
+    log_det_rx = 2 * np.sum(np.log(np.diag(rx))) if reml else 0.0
+    return _deviance(factor.log_det_l, pwrss, log_det_rx, cp, reml)
+
+
 def solve(theta: np.ndarray, cp: CrossProducts, reml: bool) -> Solution:
     """Solve the penalised least squares problem at ``theta`` (lme4's PLS, per group)."""
-    q, p = cp.ztx.shape[1], cp.ztx.shape[2]
-    lam = lambda_of(np.asarray(theta, dtype=float), q)
-    inner = np.einsum("ji,gjk,kl->gil", lam, cp.ztz, lam) + np.eye(q)       # Lambda'Z'Z Lambda + I
-    chol = np.linalg.cholesky(inner)
-    rzx = np.linalg.solve(chol, np.einsum("ji,gjk->gik", lam, cp.ztx))     # L^-1 Lambda'Z'X
-    cu = np.linalg.solve(chol, (cp.zty @ lam)[..., None])[..., 0]           # L^-1 Lambda'Z'y
-    rxtrx = cp.xtx - np.einsum("gki,gkj->ij", rzx, rzx)
+    factor = _Factor(theta, cp)
+    lam, rzx, cu, rxtrx = factor.lam, factor.rzx, factor.cu, factor.rxtrx
     beta = np.linalg.solve(rxtrx, cp.xty - np.einsum("gki,gk->i", rzx, cu))
-    u = np.linalg.solve(np.swapaxes(chol, 1, 2), (cu - rzx @ beta)[..., None])[..., 0]
+    linv = np.linalg.inv(factor.chol)
+    u = (np.swapaxes(linv, 1, 2) @ (cu - rzx @ beta)[..., None])[..., 0]            # L^-T (cu - RZX beta)
     modes = u @ lam.T
     resid_z = cp.zty - cp.ztx @ beta                                         # Z'(y - X beta) per group
     rss = cp.yty - 2 * beta @ cp.xty + beta @ cp.xtx @ beta
     pwrss = rss - 2 * np.sum(modes * resid_z) + np.einsum("gi,gij,gj->", modes, cp.ztz, modes) + np.sum(u * u)
-    log_det_l = 2 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)))
-    dof = cp.n - p if reml else cp.n
-    deviance = log_det_l + dof * (1 + np.log(2 * np.pi * pwrss / dof))
-    if reml:
-        deviance += np.linalg.slogdet(rxtrx)[1]
-    sigma2 = pwrss / dof
-    cond_var = sigma2 * np.einsum("ij,gjk,lk->gil", lam, np.linalg.inv(inner), lam)
+    deviance = _deviance(factor.log_det_l, pwrss, np.linalg.slogdet(rxtrx)[1] if reml else 0.0, cp, reml)
+    sigma2 = pwrss / (cp.n - len(beta) if reml else cp.n)
+    inner_inv = np.swapaxes(linv, 1, 2) @ linv                 # (Lambda'Z'Z Lambda + I)^-1
+    cond_var = sigma2 * (lam @ inner_inv @ lam.T)
     return Solution(float(deviance), beta, float(sigma2), sigma2 * np.linalg.inv(rxtrx), modes, cond_var)
+
+
+class _Factor:
+    """The per-group part of lme4's blocked Cholesky factor at theta: L of Lambda'Z'Z Lambda + I, RZX = L^-1 Lambda'Z'X, cu = L^-1 Lambda'Z'y, and X'X - RZX'RZX."""
+
+    def __init__(self, theta: np.ndarray, cp: CrossProducts):
+        q, p = cp.ztx.shape[1], cp.ztx.shape[2]
+        self.lam = lam = lambda_of(np.asarray(theta, dtype=float), q)
+        self.chol = chol = np.linalg.cholesky(lam.T @ cp.ztz @ lam + np.eye(q))
+        solved = _forward(chol, np.concatenate([lam.T @ cp.ztx, (cp.zty @ lam)[..., None]], axis=2))
+        self.rzx, self.cu = solved[..., :p], solved[..., p]
+        self.rzx_flat = self.rzx.reshape(-1, p)
+        self.rxtrx = cp.xtx - self.rzx_flat.T @ self.rzx_flat
+        self.log_det_l = 2 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)))
+
+
+def _deviance(log_det_l: float, pwrss: float, log_det_rx: float, cp: CrossProducts, reml: bool) -> float:
+    """lme4's profiled deviance (REML criterion when ``reml``) from its three pieces (Bates et al. 2015, Eq. 34, 41)."""
+    p = cp.ztx.shape[2]
+    dof = cp.n - p if reml else cp.n
+    return float(log_det_l + dof * (1 + np.log(2 * np.pi * pwrss / dof)) + log_det_rx)
+
+
+def _forward(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """X with lower[g] X[g] = b[g] for every group g at once (forward substitution over the q rows; q is small,
+    the groups many, so this beats a general batched solve or inverse several times)."""
+    x = np.empty_like(b)
+    for i in range(lower.shape[1]):
+        x[:, i] = (b[:, i] - np.einsum("gk,gkj->gj", lower[:, i, :i], x[:, :i])) / lower[:, i, i, None]
+    return x
+
+
+def _lower_solve(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """x with lower x = b for a small lower-triangular matrix (forward substitution)."""
+    x = np.empty_like(b)
+    for i in range(len(b)):
+        x[i] = (b[i] - lower[i, :i] @ x[:i]) / lower[i, i]
+    return x
 
 
 def gradient(theta: np.ndarray, cp: CrossProducts, reml: bool, step: float = 1e-5) -> np.ndarray:
     """Gradient of the deviance in theta by central differences (defined for any sign of theta)."""
     theta = np.asarray(theta, dtype=float)
     steps = np.eye(len(theta)) * step
-    return np.array([(solve(theta + e, cp, reml).deviance - solve(theta - e, cp, reml).deviance) / (2 * step)
+    return np.array([(criterion(theta + e, cp, reml) - criterion(theta - e, cp, reml)) / (2 * step)
                      for e in steps])
 
 

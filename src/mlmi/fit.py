@@ -300,7 +300,7 @@ def _max_gradient(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> 
 def _hessian(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> np.ndarray:
     """Hessian of the deviance in theta by central differences (step HESSIAN_STEP, lme4's ``deriv12`` delta)."""
     steps = np.eye(len(theta)) * HESSIAN_STEP
-    value = lambda at: deviance.solve(at, cp, reml).deviance  # noqa: E731
+    value = lambda at: deviance.criterion(at, cp, reml)  # noqa: E731
     hessian = np.empty((len(theta), len(theta)))
     for i, j in zip(*np.triu_indices(len(theta))):
         hessian[i, j] = hessian[j, i] = (value(theta + steps[i] + steps[j]) - value(theta + steps[i] - steps[j])
@@ -310,12 +310,8 @@ def _hessian(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> np.nd
 
 
 def _deviance(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> float:
-    """The deviance, or +inf where rounding made it NaN or a factorisation fail (theta of 1e5 and more on an
-    uncentred slope), so that every optimizer steps back from there."""
-    try:
-        value = deviance.solve(theta, cp, reml).deviance
-    except np.linalg.LinAlgError:
-        return np.inf
+    """The deviance, or +inf where rounding made it NaN, so that every optimizer steps back from there."""
+    value = deviance.criterion(theta, cp, reml)
     return value if np.isfinite(value) else np.inf
 
 

@@ -16,7 +16,6 @@ uncertainty too ("proper" imputation).
 """
 import numpy as np
 import pandas as pd
-from miceforest import ImputationKernel
 
 from mlmi.levels import cluster_means as recompute_cluster_means
 from mlmi.levels import fill_within_clusters
@@ -164,6 +163,8 @@ def impute_once(data: pd.DataFrame, *, seed: int, iterations: int, exclude=(), c
     schema = {target: [c for c in work.columns if c != target] for target in targets}
     rng = np.random.default_rng(seed)
     train = work if clusters is None else work.iloc[_cluster_bootstrap(clusters, rng)].reset_index(drop=True)
+    from miceforest import ImputationKernel  # here, not above: a multilevel impute job then never loads LightGBM
+
     kernel = ImputationKernel(train, num_datasets=1, variable_schema=schema, random_state=seed,
                               save_all_iterations_data=True)
     kernel.mice(iterations, **deterministic_lightgbm(threads))

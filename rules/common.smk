@@ -133,10 +133,14 @@ def say_where_to_look(out):
         return os.path.relpath(path) if inside else path
 
     if STUDY:
-        lines = [f"mlmi: report: {shown(f'{out}/study.html')}", f"mlmi: summary table: {shown(f'{out}/summary.csv')}"]
+        lines = {f"mlmi: report: {shown(f'{out}/study.html')}": f"{out}/study.html",
+                 f"mlmi: summary table: {shown(f'{out}/summary.csv')}": f"{out}/summary.csv"}
     else:
-        lines = [f"mlmi: report: {shown(f'{out}/report.html')}", f"mlmi: console view: mlmi summary {shown(out)}"]
-    print(*lines, sep="\n", file=sys.stderr)
+        lines = {f"mlmi: report: {shown(f'{out}/report.html')}": f"{out}/report.html",
+                 f"mlmi: console view: mlmi summary {shown(out)}": f"{out}/pooled/fixed_effects.csv"}
+    made = [line for line, path in lines.items() if os.path.exists(path)]  # not so when asked for other targets
+    if made:
+        print(*made, sep="\n", file=sys.stderr)
 
 
 def get_study_runs():

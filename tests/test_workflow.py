@@ -166,6 +166,14 @@ def test_a_run_ends_with_where_to_look_once(tiny):
     assert "Shell command" not in said and "reason:" not in said          # the profile's quieter defaults
 
 
+def test_a_run_of_other_targets_points_to_no_page_it_did_not_make(tmp_path):
+    """Asked for the data alone, a run ends without the closing lines: it made no report nor pooled tables."""
+    done = run_workflow(tmp_path, TINY, extra=["results/tiny/data/missing.parquet"])
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "results" / "tiny" / "data" / "missing.parquet").exists()
+    assert "mlmi: report:" not in done.stderr and "mlmi summary" not in done.stderr
+
+
 def test_a_failing_job_says_where_its_log_is(tmp_path, tiny):
     """A damaged fit record, newer than the pooled tables: the pool job fails, its log has the traceback."""
     workdir = tmp_path / "copy"

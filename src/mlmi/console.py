@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlmi.pool import left_out, left_out_warnings, negligible_between
+from mlmi.failed_fits import left_out, left_out_warnings
+from mlmi.pool import negligible_between
 
 #: What a results folder must hold for the summary, relative to it.
 REQUIRED = ("pooled/fixed_effects.csv", "pooled/varcorr.csv", "pooled/model_info.csv", "fits/imp_1.json")

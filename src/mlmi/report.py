@@ -27,7 +27,7 @@ from mlmi.console import P_FLOOR, fit_warnings, is_true, p_value
 from mlmi.formula import parse_formula
 from mlmi.io import read_json, write_bytes, write_text
 from mlmi.missingness import summarize_missingness
-from mlmi.pool import left_out, left_out_warnings
+from mlmi.failed_fits import left_out, left_out_warnings
 from mlmi.summarize import random_effect_parameters
 
 #: Figure width in inches; at DPI dots per inch it fills the page's column on a laptop screen.

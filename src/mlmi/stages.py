@@ -87,20 +87,22 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop") ->
     pooled table; model_info keeps every fit, its ``pooled`` column saying which were pooled.
     """
     from mlmi import pool, summarize
+    from mlmi.failed_fits import converged_fits, left_out_warnings
+    from mlmi.fit_record import wald_table
     from mlmi.mertools import mertools_fixed_effects
 
     paths = {str(k): str(path) for k, path in enumerate(fit_paths, start=1)}
     every = {k: io.read_json(path) for k, path in paths.items()}
-    kept = pool.converged_fits(every, paths, on_failed_fit)
+    kept = converged_fits(every, paths, on_failed_fit)
     fits = list(kept.values())
     listwise = io.read_json(listwise_path)
     info = summarize.model_info(every | {"listwise": listwise})
     info["pooled"] = info["imputation"].isin(list(kept))
-    for message in pool.left_out_warnings(info):
+    for message in left_out_warnings(info):
         log.warning(message)
     io.write_csv(pool.pool(fits, labels=list(kept)), outputs["fixed_effects"])
     io.write_csv(pool.fixed_effects_by_imputation(fits, labels=list(kept)), outputs["by_imputation"])
-    io.write_csv(pool.wald_table(listwise), outputs["listwise"])
+    io.write_csv(wald_table(listwise), outputs["listwise"])
     io.write_csv(summarize.random_effect_stats(fits), outputs["random_effects"])
     io.write_csv(summarize.varcorr(fits), outputs["varcorr"])
     io.write_csv(summarize.pool_ranef(fits), outputs["ranef"])

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
-from mlmi.pool import wald_table
+from mlmi.fit_record import wald_table
 from mlmi.summarize import random_effect_parameters
 
 METHODS = ("complete", "listwise", "pooled")

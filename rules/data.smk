@@ -51,13 +51,14 @@ else:
             source=config["data"]["source"],
         output:
             missing=f"{OUT}/data/missing.parquet",
+            checks=f"{OUT}/{CHECKS}",
         log:
             f"{OUT}/logs/load_data.log",
         benchmark:
             f"{OUT}/benchmarks/load_data.tsv"
         params:
             na_values=config["data"]["na_values"],
-            warnings=INPUT_WARNINGS,  # the start-up check's warnings, logged so the report lists them
+            warnings=INPUT_WARNINGS,  # the start-up check's warnings, recorded in checks.json for the report
         threads: 1
         resources:
             mem_mb=1024,

@@ -10,7 +10,7 @@ if SIMULATED:
             f"{RUN}/benchmarks/simulate.tsv"
         params:
             settings=get_param("data", "simulate"),
-            seed=config["seed"],
+            seed=get_param("seed"),
             seed_prefix=get_data_seed_prefix,
         threads: 1
         resources:
@@ -33,7 +33,7 @@ if SIMULATED:
         params:
             missingness=get_param("missingness"),
             group=get_group,
-            seed=config["seed"],
+            seed=get_param("seed"),
             seed_prefix=get_data_seed_prefix,
         threads: 1
         resources:

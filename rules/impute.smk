@@ -35,7 +35,7 @@ else:
         benchmark:
             f"{RUN}/benchmarks/impute/{{k}}.tsv"
         params:
-            seed=config["seed"],
+            seed=get_param("seed"),
             seed_prefix=get_seed_prefix,
             method=get_param("imputation", "method"),
             formula=get_param("model", "formula"),

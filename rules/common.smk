@@ -9,6 +9,7 @@ from mlmi.damage import remove_damaged
 from mlmi.imputation_models import method_settings
 from mlmi.inputs import InputError, check_inputs, imputation_roles, model_formula, schema_problem
 from mlmi.io import release_stale_lock
+from mlmi.results import CHECKS, FIGURES, figure_paths, pooled_tables
 from mlmi.study import NAME, data_key, plan_study, run_parts, scenario_key
 
 # Check everything the user gave before any job runs; a problem is one line and a stop.
@@ -96,19 +97,9 @@ def get_fits(wildcards=None):
 
 
 def get_pooled_tables(run=config["scenario"]):
-    """Every pooled table of design §4, by name."""
-    names = {
-        "fixed_effects": "fixed_effects",
-        "by_imputation": "fixed_effects_by_imputation",
-        "listwise": "listwise_fixed_effects",
-        "random_effects": "random_effects",
-        "varcorr": "varcorr",
-        "ranef": "ranef",
-        "model_info": "model_info",
-    }
-    if config.get("pooling", {}).get("mertools_legacy"):
-        names["mertools"] = "mertools_fixed_effects"
-    return {key: f"results/{run}/pooled/{name}.csv" for key, name in names.items()}
+    """Every pooled table of design §4, by name (``mlmi.results``). Outputs cannot differ between a study's
+    runs, so merTools' legacy table follows the base config (the study planner refuses it per scenario)."""
+    return pooled_tables(f"results/{run}", mertools_legacy=config["pooling"]["mertools_legacy"])
 
 
 def get_final_outputs():
@@ -192,9 +183,17 @@ def get_run_jobs():
     return [*data, *models, *per_imputation, "fit_listwise", "pool"]
 
 
-def get_run_logs():
-    """The log files of the single run's jobs before the report, whose warnings the report lists."""
-    return [f"{OUT}/logs/{job}.log" for job in get_run_jobs()]
+def get_checks():
+    """The start-up check's record of its warnings: made by load_data, for a user's data (the data it checks)."""
+    return [] if SIMULATED else [f"{OUT}/{CHECKS}"]
+
+
+def get_unrecorded_logs():
+    """The logs of the single run's jobs whose warnings no record carries (what the data, imputation and pool
+    libraries said), for the report's Warnings. The fits, the imputation models and the start-up check record
+    their own warnings; the report reads those records."""
+    recorded = ("fit/", "fit_listwise", "imputation_models", "load_data")
+    return [f"{OUT}/logs/{job}.log" for job in get_run_jobs() if not job.startswith(recorded)]
 
 
 def get_run_benchmarks(*later):
@@ -211,10 +210,6 @@ def get_imputation_models():
     return [] if EXTERNAL else [f"{OUT}/imputations/models.csv"]
 
 
-#: The report's figure files (rules/report.smk writes and captions each).
-FIGURES = ("missingness_patterns", "imputation_diagnostics", "forest", "random_effects", "caterpillar")
-
-
 def get_run_outputs():
     """Every result file a run makes, for the checksums of provenance.json."""
     data = ["complete.parquet", "truth.json", "missing.parquet"] if SIMULATED else ["missing.parquet"]
@@ -224,11 +219,12 @@ def get_run_outputs():
         *get_chains(),
         *get_traces(),
         *get_imputation_models(),
+        *get_checks(),
         *get_fits(),
         f"{OUT}/fits/listwise.json",
         *get_pooled_tables().values(),
         f"{OUT}/report.html",
-        *[f"{OUT}/figures/{name}.png" for name in FIGURES],
+        *figure_paths(OUT).values(),
     ]
 
 

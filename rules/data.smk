@@ -10,7 +10,7 @@ if SIMULATED:
             f"{RUN}/benchmarks/simulate.tsv"
         params:
             settings=get_param("data", "simulate"),
-            seed=config["seed"],
+            seed=get_param("seed"),
             seed_prefix=get_data_seed_prefix,
         threads: 1
         resources:
@@ -33,7 +33,7 @@ if SIMULATED:
         params:
             missingness=get_param("missingness"),
             group=get_group,
-            seed=config["seed"],
+            seed=get_param("seed"),
             seed_prefix=get_data_seed_prefix,
         threads: 1
         resources:
@@ -51,13 +51,14 @@ else:
             source=config["data"]["source"],
         output:
             missing=f"{OUT}/data/missing.parquet",
+            checks=f"{OUT}/{CHECKS}",
         log:
             f"{OUT}/logs/load_data.log",
         benchmark:
             f"{OUT}/benchmarks/load_data.tsv"
         params:
             na_values=config["data"]["na_values"],
-            warnings=INPUT_WARNINGS,  # the start-up check's warnings, logged so the report lists them
+            warnings=INPUT_WARNINGS,  # the start-up check's warnings, recorded in checks.json for the report
         threads: 1
         resources:
             mem_mb=1024,

@@ -11,7 +11,7 @@ if EXTERNAL:
             f"{OUT}/benchmarks/load_imputation/{{k}}.tsv"
         params:
             na_values=config["data"]["na_values"],
-            warnings=[],  # the start-up warnings about the data are logged once, by load_data
+            warnings=[],  # the start-up check's warnings are recorded once, by load_data
         threads: 1
         resources:
             mem_mb=1024,
@@ -35,7 +35,7 @@ else:
         benchmark:
             f"{RUN}/benchmarks/impute/{{k}}.tsv"
         params:
-            seed=config["seed"],
+            seed=get_param("seed"),
             seed_prefix=get_seed_prefix,
             method=get_param("imputation", "method"),
             formula=get_param("model", "formula"),

@@ -7,23 +7,15 @@ rule report:
         listwise_fit=f"{OUT}/fits/listwise.json",
         imputed=get_imputations(),
         chains=get_chains(),
-        models=get_imputation_models(),  # made first, so that its warnings are among those the report lists
+        models=get_imputation_models(),
+        checks=get_checks(),
+        logs=get_unrecorded_logs(),  # what the data, imputation and pool jobs' libraries warned of
         traces=get_traces(),
         run_inputs=get_run_inputs(),
     output:
         html=report(f"{OUT}/report.html", caption="../report/report.rst", category="Report"),
-        missingness_patterns=report(f"{OUT}/figures/missingness_patterns.png",
-                                    caption="../report/missingness_patterns.rst", category="Figures",
-                                    subcategory="Data and missingness"),
-        imputation_diagnostics=report(f"{OUT}/figures/imputation_diagnostics.png",
-                                      caption="../report/imputation_diagnostics.rst", category="Figures",
-                                      subcategory="Imputation diagnostics"),
-        forest=report(f"{OUT}/figures/forest.png", caption="../report/forest.rst", category="Figures",
-                      subcategory="Fixed effects"),
-        random_effects=report(f"{OUT}/figures/random_effects.png", caption="../report/random_effects.rst",
-                              category="Figures", subcategory="Random effects"),
-        caterpillar=report(f"{OUT}/figures/caterpillar.png", caption="../report/caterpillar.rst",
-                           category="Figures", subcategory="Random effects"),
+        **{name: report(path, caption=f"../report/{name}.rst", category="Figures", subcategory=FIGURES[name])
+           for name, path in figure_paths(OUT).items()},
     log:
         f"{OUT}/logs/report.log",
     benchmark:
@@ -34,7 +26,6 @@ rule report:
         categorical=config["imputation"]["categorical"],
         config=config,
         m=M,
-        logs=get_run_logs(),
         benchmarks=get_run_benchmarks(),
     threads: 1
     resources:

@@ -2,5 +2,5 @@ from mlmi import stages
 from mlmi.logs import log_to
 
 with log_to(snakemake.log[0]):
-    stages.load(snakemake.input[0], snakemake.output[0], na_values=snakemake.params.na_values,
-                warnings=snakemake.params.warnings)
+    stages.load(snakemake.input[0], snakemake.output[0], snakemake.output.get("checks"),
+                na_values=snakemake.params.na_values, warnings=snakemake.params.warnings)

@@ -2,7 +2,7 @@ import sys
 
 from mlmi import stages
 from mlmi.logs import log_to
-from mlmi.pool import FailedFitError
+from mlmi.failed_fits import FailedFitError
 
 try:
     with log_to(snakemake.log[0]):

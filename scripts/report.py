@@ -8,8 +8,8 @@ with log_to(snakemake.log[0]):
                   missing_path=snakemake.input.missing, truth_path=snakemake.input.get("truth") or None,
                   fit_paths=snakemake.input.fits, listwise_fit_path=snakemake.input.listwise_fit,
                   imputed_paths=snakemake.input.imputed, chain_paths=snakemake.input.chains,
-                  log_paths=snakemake.params.logs, scenario=snakemake.params.scenario,
+                  log_paths=snakemake.input.logs, scenario=snakemake.params.scenario,
                   formula=snakemake.params.formula, categorical=snakemake.params.categorical,
-                  models_path=next(iter(snakemake.input.models), None), trace_paths=snakemake.input.traces,
+                  models_path=next(iter(snakemake.input.models), None), trace_paths=snakemake.input.traces, checks_path=next(iter(snakemake.input.checks), None),
                   provenance=describe_run(snakemake.params.config, snakemake.params.m, snakemake.input.run_inputs,
                                           snakemake.params.benchmarks))

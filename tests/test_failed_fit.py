@@ -22,7 +22,8 @@ from mlmi import io, stages
 from mlmi.console import summary
 from mlmi.fit import GRAD_TOL, RESCUES, fit_mixed
 from mlmi.inputs import schema_problem
-from mlmi.pool import FailedFitError, pool
+from mlmi.failed_fits import FailedFitError
+from mlmi.pool import pool
 from mlmi.report import gather_warnings, model_info_section
 from test_workflow import REPO, run_workflow
 

@@ -159,3 +159,22 @@ def test_the_multilevel_study_plans_every_method_and_mechanism():
     assert {config["imputation"]["method"] for config in planned.values()} == {"miceforest", "multilevel"}
     assert all(config["missingness"]["level2"] == ["size"] and config["imputation"]["m"] == 10
                for config in planned.values())
+
+
+@pytest.mark.parametrize("study, key", [
+    ({"grid": {"pooling.mertools_legacy": [True, False]}}, "pooling.mertools_legacy"),
+    ({"scenarios": {"a": {}, "b": {"data": {"source": "mine.csv"}}}}, "data.source"),
+    ({"scenarios": {"b": {"scenario": "elsewhere"}}}, "scenario"),
+])
+def test_a_key_that_cannot_vary_per_scenario_is_refused_in_one_line(study, key):
+    config = copy.deepcopy(DEFAULT) | {"study": {"replications": 2, **study}}
+    with pytest.raises(InputError) as raised:
+        plan_study(config, SCHEMA)
+    said = str(raised.value)
+    assert said.startswith("study scenario ") and f": {key} cannot vary per scenario" in said and "\n" not in said
+
+
+def test_a_scenario_may_vary_the_seed():
+    config = copy.deepcopy(DEFAULT) | {"study": {"replications": 2, "scenarios": {"a": {}, "b": {"seed": 7}}}}
+    planned = plan_study(config, SCHEMA)
+    assert planned["b"]["seed"] == 7 and planned["a"]["seed"] == DEFAULT["seed"]

@@ -60,3 +60,14 @@ def test_rerun_does_nothing_and_more_replications_run_only_new_jobs(study):
     jobs = planned_jobs(more)
     assert jobs["simulate"] == 2 and jobs["impute"] == 4 and jobs["replication"] == 2, jobs
     assert jobs["study_summary"] == 1
+
+
+def test_a_scenario_that_overrides_the_seed_gets_its_own_numbers(tmp_path):
+    """The rules read the seed from the run's config (get_param): scenario b's seed makes b's data, and a's
+    (the master seed) a's. The two scenarios share their data settings, so with one seed their data would agree."""
+    config = {**STUDY, "study": {"replications": 2, "scenarios": {"a": {}, "b": {"seed": 7}, "c": {}}}}
+    targets = [f"results/tiny_study/{name}/rep_1/data/complete.parquet" for name in ("a", "b", "c")]
+    done = run_workflow(tmp_path, config, extra=targets)
+    assert done.returncode == 0, done.stderr[-3000:]
+    a, b, c = (pd.read_parquet(tmp_path / target) for target in targets)
+    assert a.equals(c) and not a.equals(b)

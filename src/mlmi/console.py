@@ -4,58 +4,25 @@ Only a results folder (design §4) is read: the pooled CSVs, and ``fits/imp_1.js
 formula, the estimation method and the grouping factor. Every number is the CSVs' value,
 formatted; the one derived number is AIC, the mean over the imputed fits, as merTools shows it.
 """
-import json
 import math
-from pathlib import Path
 
 import pandas as pd
 
-from mlmi.pool import left_out, left_out_warnings, negligible_between
+from mlmi.failed_fits import left_out, left_out_warnings
+from mlmi.results import ResultsError, RunResults, fit_warnings  # noqa: F401 (ResultsError: the CLI's)
 
-#: What a results folder must hold for the summary, relative to it.
-REQUIRED = ("pooled/fixed_effects.csv", "pooled/varcorr.csv", "pooled/model_info.csv", "fits/imp_1.json")
+#: What a results folder must hold for the summary: these pooled tables, and ``fits/imp_1.json``.
+REQUIRED = ("fixed_effects", "varcorr", "model_info")
 
 #: Below this a p-value prints as R prints it: "< 2e-16" (R's .Machine$double.eps).
 P_FLOOR = 2.220446e-16
 
 
-class ResultsError(ValueError):
-    """A folder that is not an mlmi results folder, or one the workflow has not finished."""
-
-
-def is_true(value) -> bool:
-    """A flag read back from CSV (bool, numpy bool or the text "True"); missing counts as false."""
-    return str(value).strip().lower() in ("true", "1")
-
-
-def fit_warnings(model_info: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
-    """Fits that did not converge, are singular or warned, then terms whose imputations barely differ."""
-    found = []
-    for row in model_info.itertuples(index=False):
-        problems = ["did not converge"] if not is_true(row.converged) else []
-        if is_true(row.singular):
-            problems.append("singular fit (a variance at zero or a correlation at ±1)")
-        if not pd.isna(row.warnings) and str(row.warnings).strip():
-            problems.append(str(row.warnings))
-        if problems:
-            found.append(f"fit {row.imputation}: " + "; ".join(problems))
-    return found + negligible_between(fixed)
-
-
-def read_results(folder) -> dict:
-    """The pooled tables and the first fit record, or a ResultsError naming what is missing."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ResultsError(f"{folder} is not a folder; give a results folder such as results/hsb")
-    absent = [name for name in REQUIRED if not (folder / name).is_file()]
-    if absent:
-        raise ResultsError(f"{folder} is not an mlmi results folder: {absent[0]} is missing "
-                           "(run the workflow first, or give results/<scenario>)")
-    model_info = pd.read_csv(folder / "pooled" / "model_info.csv", dtype={"imputation": str})
-    return {"fixed": pd.read_csv(folder / "pooled" / "fixed_effects.csv"),
-            "varcorr": pd.read_csv(folder / "pooled" / "varcorr.csv"),
-            "model_info": model_info,
-            "fit": json.loads((folder / "fits" / "imp_1.json").read_text())}
+def read_results(folder) -> RunResults:
+    """The run's results, or a ResultsError naming what is missing (``fits/imp_1.json`` last)."""
+    results = RunResults.load(folder, required=REQUIRED)
+    results.fit("imp_1")
+    return results
 
 
 def decimals(values, significant: int) -> int:
@@ -112,25 +79,23 @@ def counts_line(model_info: pd.DataFrame, fit: dict) -> str:
     return f"number of obs: {imputed['n_obs'].iloc[0]}{after}, groups: {groups}"
 
 
-def imputation_block(folder) -> tuple[list[str], list[str]]:
-    """How each incomplete column was imputed (``imputations/models.csv``, made when the run imputes itself),
-    as lines, and the warnings of the imputation models that cannot carry the analysis model."""
-    path = Path(folder) / "imputations" / "models.csv"
-    if not path.is_file():
-        return [], []
-    models = pd.read_csv(path, keep_default_na=False)       # an empty warning stays ''
-    lines = [f"  {row.variable} (level {row.level}): {row.imputed_by}" for row in models.itertuples()]
-    return ["", "Imputation:", *lines], [warning for warning in models["warning"] if warning]
+def imputation_block(models: pd.DataFrame | None) -> list[str]:
+    """How each incomplete column was imputed (``imputations/models.csv``, made when the run imputes itself)."""
+    if models is None:
+        return []
+    return ["", "Imputation:", *(f"  {row.variable} (level {row.level}): {row.imputed_by}"
+                                 for row in models.itertuples())]
 
 
 def summary(folder) -> str:
     """The pooled model of a results folder as aligned console text (``mlmi summary``)."""
     results = read_results(folder)
-    fixed, model_info, fit = results["fixed"], results["model_info"], results["fit"]
+    fixed, model_info, fit = results.table("fixed_effects"), results.table("model_info"), results.fit("imp_1")
     aic = model_info.loc[~model_info["imputation"].isin(["listwise", *left_out(model_info)]), "aic"]
     method = "REML" if fit["reml"] else "maximum likelihood"
-    imputation, imputation_warnings = imputation_block(folder)
-    warnings = left_out_warnings(model_info) + imputation_warnings + fit_warnings(model_info, fixed)
+    imputation = imputation_block(results.imputation_models())
+    warnings = (left_out_warnings(model_info) + results.recorded_warnings(labelled=False)
+                + fit_warnings(model_info, fixed))
     lines = [
         f"Linear mixed model fit by {method} on {int(fixed['m'].iloc[0])} imputed data sets, "
         "pooled by Rubin's rules (Barnard-Rubin df)",
@@ -140,7 +105,7 @@ def summary(folder) -> str:
         *fixed_effects_block(fixed),
         "",
         "Error terms (mean over imputations):",
-        *error_terms_block(results["varcorr"]),
+        *error_terms_block(results.table("varcorr")),
         "---",
         counts_line(model_info, fit),
         f"AIC = {aic.mean():.1f} (mean over {len(aic)} imputations)",

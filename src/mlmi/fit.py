@@ -18,11 +18,10 @@ from scipy import optimize
 from threadpoolctl import threadpool_limits
 
 from mlmi import deviance
+from mlmi.fit_record import GRAD_TOL, failure
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
 from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message
 
-#: lme4's default tolerance on max |gradient| of the deviance (``check.conv.grad``).
-GRAD_TOL = 2e-3
 #: lme4's ``isSingular`` tolerance on the relative covariance factor's diagonal.
 SINGULAR_TOL = 1e-4
 #: Where a variance stuck on its bound restarts (in units of sigma: theta = sd / sigma).
@@ -385,14 +384,6 @@ def singular_warning(has_slopes: bool) -> str:
               "the random intercept")
     return (f"boundary (singular) fit: see help('isSingular'): a random-effect variance is at zero or a "
             f"correlation at +-1; {advice}")
-
-
-def failure(convergence: dict) -> str:
-    """Why a fit did not converge, in one line: its attempts, the kept optimizer's own message and max|grad|."""
-    kept = convergence["attempts"][convergence["kept"] - 1]
-    return (f"no attempt of {len(convergence['attempts'])} converged; the best, {convergence['optimizer']}, "
-            f"ended with {kept['message']!r} at max|grad| = {convergence['max_abs_gradient']:.3g} "
-            f"(tol = {GRAD_TOL})")
 
 
 def _plain(value):

@@ -87,20 +87,22 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop") ->
     pooled table; model_info keeps every fit, its ``pooled`` column saying which were pooled.
     """
     from mlmi import pool, summarize
+    from mlmi.failed_fits import converged_fits, left_out_warnings
+    from mlmi.fit_record import wald_table
     from mlmi.mertools import mertools_fixed_effects
 
     paths = {str(k): str(path) for k, path in enumerate(fit_paths, start=1)}
     every = {k: io.read_json(path) for k, path in paths.items()}
-    kept = pool.converged_fits(every, paths, on_failed_fit)
+    kept = converged_fits(every, paths, on_failed_fit)
     fits = list(kept.values())
     listwise = io.read_json(listwise_path)
     info = summarize.model_info(every | {"listwise": listwise})
     info["pooled"] = info["imputation"].isin(list(kept))
-    for message in pool.left_out_warnings(info):
+    for message in left_out_warnings(info):
         log.warning(message)
     io.write_csv(pool.pool(fits, labels=list(kept)), outputs["fixed_effects"])
     io.write_csv(pool.fixed_effects_by_imputation(fits, labels=list(kept)), outputs["by_imputation"])
-    io.write_csv(pool.wald_table(listwise), outputs["listwise"])
+    io.write_csv(wald_table(listwise), outputs["listwise"])
     io.write_csv(summarize.random_effect_stats(fits), outputs["random_effects"])
     io.write_csv(summarize.varcorr(fits), outputs["varcorr"])
     io.write_csv(summarize.pool_ranef(fits), outputs["ranef"])
@@ -111,12 +113,14 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop") ->
 
 def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path, truth_path, fit_paths,
            listwise_fit_path, imputed_paths, chain_paths, log_paths, scenario: str, formula: str,
-           categorical, provenance: dict | None, models_path=None, trace_paths=()) -> None:
-    """Write the HTML report and its figure files, with the warnings logged in ``log_paths``.
+           categorical, provenance: dict | None, models_path=None, trace_paths=(), checks_path=None) -> None:
+    """Write the HTML report and its figure files, with the warnings the run's records carry (the fits', the
+    imputation models' ``models_path``, the start-up check's ``checks_path``) and those logged in ``log_paths``.
 
-    ``log_paths`` are the logs of this run's jobs (``<results>/logs/<job>.log``), named in the
-    report by the job (``fit/3``). Only these are read, never the logs folder: an earlier run in
-    the same folder leaves logs of jobs that are not this run's.
+    ``log_paths`` are the logs of this run's jobs whose warnings no record carries
+    (``<results>/logs/<job>.log``, declared inputs of the report), named in the report by the job
+    (``impute/3``). Only these are read, never the logs folder: an earlier run in the same folder leaves logs
+    of jobs that are not this run's.
     """
     from mlmi.report import write_report
 
@@ -125,7 +129,7 @@ def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path,
                  truth_path=truth_path, fit_paths=fit_paths, listwise_fit_path=listwise_fit_path,
                  imputed_paths=imputed_paths, chain_paths=chain_paths, scenario=scenario, formula=formula,
                  categorical=categorical, logs=logs, provenance=provenance, figure_paths=figure_paths,
-                 models_path=models_path, trace_paths=trace_paths)
+                 models_path=models_path, trace_paths=trace_paths, checks_path=checks_path)
 
 
 def log_label(path) -> str:
@@ -134,14 +138,16 @@ def log_label(path) -> str:
     return "/".join(parts[len(parts) - parts[::-1].index("logs"):])
 
 
-def load(source_path, data_path, *, na_values=(), warnings=()) -> None:
+def load(source_path, data_path, checks_path=None, *, na_values=(), warnings=()) -> None:
     """Copy a user's CSV or Parquet data set into the workflow as Parquet, its missing-value codes
-    (data.na_values) made missing (the file is only read); log the start-up check's ``warnings``
-    about it, so that the report lists them."""
+    (data.na_values) made missing (the file is only read); record the start-up check's ``warnings`` about it in
+    ``checks_path`` (``mlmi.results.CHECKS``), which the report reads, and log them for people."""
     from mlmi.inputs import read_table
 
     for text in warnings:
         log.warning(text)
+    if checks_path is not None:
+        io.write_json({"warnings": list(warnings)}, checks_path)
     data = read_table(str(source_path), na_values=na_values)
     log.info("read %s: %d rows, %d columns, %d missing values", source_path, *data.shape, int(data.isna().sum().sum()))
     io.write_parquet(data, data_path)

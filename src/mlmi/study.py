@@ -15,13 +15,16 @@ import numpy as np
 import pandas as pd
 
 from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
-from mlmi.pool import wald_table
+from mlmi.fit_record import wald_table
 from mlmi.summarize import random_effect_parameters
 
 METHODS = ("complete", "listwise", "pooled")
 #: A scenario's name, which names a folder: letters, digits and ``_.-``, not dots alone ('.' and '..'
 #: are the folder itself and its parent); also the segments of the workflow's ``{run}`` wildcard.
 NAME = r"(?!\.+(?:/|$))[A-Za-z0-9_.-]+"
+#: Config keys the workflow reads once for the whole study, so a scenario cannot vary them: the results folder,
+#: the study itself, where the data come from, and what the rules write (their outputs cannot differ by run).
+STUDY_WIDE = ("scenario", "study", "data.source", "data.na_values", "imputation.files", "pooling.mertools_legacy")
 SUMMARY_COLUMNS = ["scenario", "method", "term", "n_reps", "mean_estimate", "bias", "bias_mcse", "rel_bias",
                    "rel_bias_mcse", "emp_se", "emp_se_mcse", "model_se", "model_se_mcse", "rmse", "rmse_mcse",
                    "coverage", "coverage_mcse", "width", "width_mcse", "fmi", "fmi_mcse"]
@@ -41,6 +44,21 @@ def dotted(key: str, value) -> dict:
     for part in reversed(key.split(".")):
         value = {part: value}
     return value
+
+
+def dotted_keys(override: dict, prefix: str = "") -> list[str]:
+    """Every leaf key of a nested override, dotted: ``{"a": {"b": 1}}`` gives ``["a.b"]``."""
+    keys = []
+    for key, value in override.items():
+        name = f"{prefix}{key}"
+        keys += dotted_keys(value, f"{name}.") if isinstance(value, dict) and value else [name]
+    return keys
+
+
+def study_wide_key(override: dict) -> str | None:
+    """The first key of a scenario's override that cannot vary per scenario (``STUDY_WIDE``), or None."""
+    return next((key for key in dotted_keys(override)
+                 if any(key == wide or key.startswith(f"{wide}.") for wide in STUDY_WIDE)), None)
 
 
 def _label(key: str, value) -> str:
@@ -79,9 +97,15 @@ def plan_study(config: dict, schema: dict) -> dict[str, dict]:
         raise InputError("study: a sensitivity study needs data.source: simulate (the truth must be known) and "
                          "an imputation.method that imputes here: miceforest or multilevel")
     try:
-        planned = {name: merge(base, override) for name, override in scenarios(config["study"]).items()}
+        overrides = scenarios(config["study"])
     except ValueError as error:
         raise InputError(str(error)) from None
+    for name, override in overrides.items():
+        key = study_wide_key(override)
+        if key:
+            raise InputError(f"study scenario {name}: {key} cannot vary per scenario (the workflow reads it once for "
+                             "the whole study); set it in the base config, or run a second study")
+    planned = {name: merge(base, override) for name, override in overrides.items()}
     for name, scenario_config in planned.items():
         problem = schema_problem(scenario_config, schema)
         if problem:

@@ -3,14 +3,12 @@
 Points are the Monte Carlo estimates; bars are +-1.96 Monte Carlo standard errors; the
 coverage panel has the nominal 95% line with its Monte Carlo band for the study's size.
 """
-import html
-
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mlmi.io import write_text
-from mlmi.report import STYLE, render, section, table
+from mlmi.figures import render
+from mlmi.page import render_page, table
 from mlmi.study import METHODS
 
 #: One marker and line style per method, so the plots read in grey-scale too.
@@ -57,22 +55,8 @@ def coverage_figure(summary: pd.DataFrame) -> Figure:
 
 def write_study_report(path, summary: pd.DataFrame) -> None:
     """Write study.html: what was compared, bias and coverage plots, and the summary table."""
-    n_reps = int(summary["n_reps"].max())
     shown = summary[["scenario", "method", "term", "n_reps", "bias", "bias_mcse", "rmse", "coverage",
                      "coverage_mcse", "width", "fmi"]]
-    sections = [
-        section("Bias", "Mean estimate minus the truth; bars are 1.96 Monte Carlo SEs, so a bar away from the "
-                "line is bias the replications can see.",
-                render(measure_figure(summary, "bias", "bias_mcse", 0.0, "bias"), "bias by scenario").tag),
-        section("Coverage", "How often the 95% interval held the truth; the grey band is where 95% coverage "
-                f"would fall by chance with {n_reps} replications.",
-                render(coverage_figure(summary), "coverage by scenario").tag),
-        section("Summary", "Every measure with its Monte Carlo SE is in summary.csv.", table(shown)),
-    ]
-    title = "mlmi study"
-    write_text(
-        f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{title}</title>\n'
-        f"<style>{STYLE}</style>\n</head>\n<body>\n<h1>{html.escape(title)}</h1>\n"
-        f'<p class="lead">Complete data, listwise deletion and multiple imputation, each compared with the '
-        f"truth the data were simulated from, over {n_reps} replications per scenario.</p>\n"
-        + "\n".join(sections) + "\n</body>\n</html>\n", path)
+    render_page("study.html.j2", path, title="mlmi study", n_reps=int(summary["n_reps"].max()),
+                bias=render(measure_figure(summary, "bias", "bias_mcse", 0.0, "bias"), "bias by scenario"),
+                coverage=render(coverage_figure(summary), "coverage by scenario"), summary=table(shown))

@@ -348,7 +348,7 @@ def test_groups_of_one_warn_in_a_random_slope_model_only(user):
                           "correlated random intercept and slopes, such as '(1 + x | school)'); make a column with one "
                           "id per combination of h and g and group by it"),
     # the parser's own messages where the grouping is not the problem
-    ("y ~ x + (1 | g) + (0 + x | g)", "2 random-effects terms; statsmodels MixedLM fits one grouping factor"),
+    ("y ~ x + (1 | g) + (0 + x | g)", "2 random-effects terms; mlmi fits one grouping factor"),
     ("y ~ x + (1 | `a b`) + (1 | h)", "2 random-effects terms"),
     ("y ~ x + (1 | g", "unbalanced parentheses (1 '(' and 0 ')'); close every '('"),
 ])

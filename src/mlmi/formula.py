@@ -1,4 +1,4 @@
-"""Parse lme4 model formulas into the pieces statsmodels' MixedLM needs, and check them.
+"""Parse lme4 model formulas into the pieces mlmi's fit needs, and check them.
 
 Supported: ``y ~ fixed terms + (re_terms | group)`` with exactly one random-effects term
 and one grouping factor, the shape MixedLM fits well. Anything else (crossed or nested
@@ -65,7 +65,7 @@ _ARITHMETIC_OPERATORS = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow)
 
 
 class FormulaError(ValueError):
-    """A model formula mlmi cannot parse or statsmodels cannot fit."""
+    """A model formula mlmi cannot parse or fit."""
 
 
 class ForbiddenPiece(FormulaError):
@@ -314,7 +314,7 @@ def parse_formula(text: str) -> MixedFormula:
         raise FormulaError(f"model.formula {text!r}: no random-effects term; add one such as '(1 | group)'")
     if len(randoms) > 1:
         raise FormulaError(
-            f"model.formula {text!r}: {len(randoms)} random-effects terms; statsmodels MixedLM fits one "
+            f"model.formula {text!r}: {len(randoms)} random-effects terms; mlmi fits one "
             "grouping factor, so combine them as '(1 + x | group)'")
     _check_separated(text, rhs, randoms[0], quoted)
     terms, bars, group = randoms[0].groups()

@@ -31,7 +31,7 @@ SUFFIXES = (".csv", ".parquet")
 VIGNETTE_ROLES = {"exclude": ["schid", "meanses"], "categorical": ["minority", "female"]}
 #: Schools in the trial data set that checks generator and missingness settings at start-up.
 TRIAL_SCHOOLS = 40
-#: What statsmodels' MixedLM, and so mlmi, fits (design §7).
+#: What mlmi's fit takes (design §7).
 SUPPORTED_RANDOM = ("mlmi fits one grouping factor with correlated random intercept and slopes, "
                     "such as '(1 + x | school)'")
 #: The grouping factor of each '(terms | group)' part of a formula.

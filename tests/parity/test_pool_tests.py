@@ -98,3 +98,33 @@ def test_d1_matches_mitml_and_mice(case, worst_differences):
             entry[1] = max(entry[1], abs(ours - theirs) / abs(theirs))
     assert not failures, "\n".join(failures)
     assert (small["method"] == "D1").all() and (small["m"] == ref["m"]).all()
+
+
+def test_the_pool_stage_writes_the_configured_tests(tmp_path):
+    """The pool stage's pooled/tests.csv on the factor case: a factor named by its name, and constraints, with
+    mice::D1's dfcom (the fits' n - npar); the empty table keeps the header."""
+    from mlmi import io, stages
+    from mlmi.results import pooled_tables
+
+    ref = CASES["factor3_100x12_m5"]
+    paths = []
+    for k, data in enumerate(imputed_data_sets(ref["name"], ref["m"]), start=1):
+        paths.append(tmp_path / f"imp_{k}.json")
+        io.write_json(fit_mixed(data, ref["formula"], reml=ref["reml"], label=str(k)), paths[-1])
+    io.write_json(fit_mixed(pd.read_csv(DATA / f"pool_tests_{ref['name']}.csv").dropna(), ref["formula"],
+                            reml=ref["reml"], label="listwise"), tmp_path / "listwise.json")
+    tests = [config_test(test) for test in ref["tests"]]
+    for run, asked in (("with", tests), ("without", [])):
+        outputs = pooled_tables(tmp_path / run)
+        stages.pool_fits(paths, tmp_path / "listwise.json", outputs, tests=asked)
+        written = pd.read_csv(outputs["tests"])
+        assert list(written.columns) == ["test", "hypothesis", "statistic", "df", "df_residual", "p_value", "riv",
+                                         "dfcom", "method", "m"]
+        assert len(written) == len(asked)
+    by_name = pd.read_csv(pooled_tables(tmp_path / "with")["tests"]).set_index("test")
+    assert list(by_name["hypothesis"][:3]) == ["fb = 0, fc = 0", "fb = 0, fc = 0, x1 = 0", "fb - fc = 0"]
+    assert (by_name["dfcom"] == ref["dfcom"]).all()
+    failures = []
+    for test in ref["tests"]:
+        failures += check(by_name.loc[test["name"]], test["mitml_dfcom"], test["name"])
+    assert not failures, "\n".join(failures)

@@ -55,7 +55,8 @@ def test_hand_computation_m3_k2():
     qbar = sum(Qc) / m
     ubar = sum(Wc) / m
     b = sum(np.outer(x - qbar, x - qbar) for x in Qc) / (m - 1)
-    inverse = np.array([[ubar[1, 1], -ubar[0, 1]], [-ubar[1, 0], ubar[0, 0]]]) / (ubar[0, 0] * ubar[1, 1] - ubar[0, 1] ** 2)
+    determinant = ubar[0, 0] * ubar[1, 1] - ubar[0, 1] ** 2
+    inverse = np.array([[ubar[1, 1], -ubar[0, 1]], [-ubar[1, 0], ubar[0, 0]]]) / determinant
     r1 = (1 + 1 / m) * np.trace(b @ inverse) / k
     statistic = qbar @ inverse @ qbar / (k * (1 + r1))
     t = k * (m - 1)                                         # = 4: Li et al.'s df for t <= 4
@@ -198,3 +199,17 @@ def test_pure_numpy_no_fit_no_plotting():
             "if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
+
+
+def test_the_workflow_stops_on_a_bad_test_before_any_job(tmp_path):
+    """A dry run is enough: the start-up check runs when the Snakefile is read, before any job is planned."""
+    from test_workflow import TINY, snakemake_command
+
+    config = {**TINY, "pooling": {"tests": [{"name": "gap", "constraints": ["ses - SES = 0"]}]}}
+    done = subprocess.run(snakemake_command(tmp_path, config, 1, ["-n"]), capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode != 0
+    said = [line for line in done.stderr.splitlines() if line.startswith("mlmi:")]
+    assert said == ["mlmi: pooling.tests 'gap': constraint 'ses - SES = 0' names 'SES', not a fixed-effect term of "
+                    "model.formula (terms: (Intercept), minority, female, ses, meanses); name terms as lme4 names them"]
+    assert not (tmp_path / "results").exists()

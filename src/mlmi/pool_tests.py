@@ -293,8 +293,8 @@ def _linear(name: str, text: str, side: str, terms: list[str]) -> tuple[np.ndarr
         return None, at
 
     def unknown(word: str) -> HypothesisError:
-        return HypothesisError(f"pooling.tests {name!r}: constraint {text!r} names {word!r}, not a fixed-effect term of "
-                               f"model.formula (terms: {', '.join(terms)}); name terms as lme4 names them")
+        return HypothesisError(f"pooling.tests {name!r}: constraint {text!r} names {word!r}, not a fixed-effect "
+                               f"term of model.formula (terms: {', '.join(terms)}); name terms as lme4 names them")
 
     position = skip_space(0)
     if position == len(side):

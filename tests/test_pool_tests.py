@@ -1,5 +1,5 @@
 """D1, the pooled multi-parameter Wald test: a hand computation, R's own numbers, the limits, and the
-hypotheses of ``pooling.tests`` (parity on real fits: tests/parity/test_pool_tests.py)."""
+hypotheses of ``pooling.tests`` (parity on real fits: tests/parity/test_d1_mitml_mice.py)."""
 import logging
 import subprocess
 import sys

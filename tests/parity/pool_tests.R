@@ -1,4 +1,4 @@
-# The frozen R reference of tests/parity/test_pool_tests.py (issue 17, item 1): pooled multi-parameter Wald
+# The frozen R reference of tests/parity/test_d1_mitml_mice.py (issue 17, item 1): pooled multi-parameter Wald
 # tests (D1) by mitml 0.4-4 and mice 3.15 on lme4 fits of multiply imputed multilevel data.
 #
 #   cd tests/parity && Rscript pool_tests.R ../data

@@ -8,7 +8,7 @@ Here the same imputed data sets are fitted by ``mlmi.fit.fit_mixed`` and tested 
 config's shape of a test (``{name, terms}`` or ``{name, constraints}``). statistic, df1, df2, p and riv must agree
 within 1e-4 relative (issue 17). No R is needed to run it; ``Rscript pool_tests.R ../data`` remakes the files.
 
-    python -m pytest tests/parity/test_d1_mitml_mice.py     # about 30 s: 30 fits
+    python -m pytest tests/parity/test_d1_mitml_mice.py     # about 20 s on 2 busy cores: 40 fits
 """
 import json
 from pathlib import Path

@@ -10,6 +10,7 @@ rule pool:
         f"{RUN}/benchmarks/pool.tsv"
     params:
         on_failed_fit=get_param("pooling", "on_failed_fit"),
+        tests=get_param("pooling", "tests"),
     threads: 1
     resources:
         mem_mb=512,

@@ -123,3 +123,20 @@ def test_imputation_models_and_their_warnings_are_listed(results, tmp_path):
     assert block(shown, "Imputation:") == ["  x (level 1): miceforest, single-level, from y and the g means of x and y"]
     assert "  x has a random slope in model.formula but miceforest imputes it without one: set imputation.method: " \
            "multilevel" in shown.split("Warnings:")[1].splitlines()
+
+
+def test_pooled_tests_are_listed_after_the_fixed_effects(text, results):
+    lines = block(text, "Pooled Wald tests (D1, Reiter's df2 from dfcom = n - npar):")
+    assert lines[0].split() == ["Hypothesis", "F", "value", "df1", "df2", "P(>F)", "RIV"]
+    assert lines[1].split()[:5] == ["x_and_z", "x", "=", "0,", "z"]
+    assert "< 2e-16" in lines[1] and "0.414" in lines[2]
+    assert text.index("Fixed effects:") < text.index("Pooled Wald tests") < text.index("Error terms")
+
+
+def test_no_tests_no_tests_block(tmp_path):
+    write_fixture(tmp_path)
+    tests = pd.read_csv(tmp_path / "pooled" / "tests.csv")
+    tests.iloc[:0].to_csv(tmp_path / "pooled" / "tests.csv", index=False)
+    assert "Pooled Wald tests" not in summary(tmp_path)
+    (tmp_path / "pooled" / "tests.csv").unlink()                  # a run from before the tests existed
+    assert "Pooled Wald tests" not in summary(tmp_path)

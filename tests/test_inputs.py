@@ -513,3 +513,58 @@ def test_multilevel_excludes_nothing_by_default_and_refuses_model_columns(user):
     assert message(user) == ("data.csv: imputation.exclude lists ['g'], which model.formula uses and the multilevel "
                              "method needs (the grouping column is its clusters): take them out, or set "
                              "imputation.exclude: auto")
+
+
+def with_tests(config: dict, tests: list) -> dict:
+    config = copy.deepcopy(config)
+    config["pooling"]["tests"] = tests
+    return config
+
+
+def test_pooled_tests_of_known_terms_and_constraints_pass():
+    tests = [{"name": "block", "terms": ["ses", "meanses"]}, {"name": "equal", "constraints": ["ses - meanses = 0"]},
+             {"name": "intercept", "constraints": ["(Intercept) = 14", "2*female + minority = -5"]}]
+    assert check_inputs(with_tests(DEFAULT, tests)) == []
+
+
+@pytest.mark.parametrize("tests, expected", [
+    ([{"name": "gender", "terms": ["gender"]}],
+     "pooling.tests 'gender': 'gender' is not a fixed-effect term of model.formula (terms: (Intercept), minority, "
+     "female, ses, meanses); name terms as lme4 names them, or a factor to test all its levels"),
+    ([{"name": "eq", "constraints": ["ses - meanSES = 0"]}],
+     "pooling.tests 'eq': constraint 'ses - meanSES = 0' names 'meanSES', not a fixed-effect term of model.formula "
+     "(terms: (Intercept), minority, female, ses, meanses); name terms as lme4 names them"),
+    ([{"name": "eq", "constraints": ["ses * meanses = 0"]}], "pooling.tests 'eq': constraint 'ses * meanses = 0': "
+     "'*' is not followed by a number (a constraint is linear)"),
+    ([{"name": "both", "terms": ["ses"], "constraints": ["ses = 1"]}],
+     "pooling.tests 'both': give either terms (tested all zero) or constraints"),
+    ([{"name": "neither"}], "pooling.tests 'neither': give either terms"),
+    ([{"name": "a", "terms": ["ses"]}, {"name": "a", "terms": ["female"]}],
+     "pooling.tests: the name 'a' is given to two tests; give each test its own name"),
+])
+def test_a_pooled_test_that_cannot_work_is_one_line_before_any_job(tests, expected):
+    assert message(with_tests(DEFAULT, tests)).startswith(expected)
+
+
+def test_a_factor_of_the_users_data_is_tested_by_its_name(user):
+    data = frame().assign(school_type=lambda d: np.array(["public", "catholic", "private", "public"] * 10))
+    data.loc[[1, 7], "x"] = np.nan
+    data.to_csv("data.csv", index=False)
+    for k in (1, 2, 10):
+        imputed(k).assign(school_type=data["school_type"]).to_csv(f"imp{k}.csv", index=False)
+    user["model"]["formula"] = "y ~ x + school_type + (1 + x | g)"
+    good = with_tests(user, [{"name": "type", "terms": ["school_type"]},
+                             {"name": "private_public", "constraints": ["school_typeprivate - school_typepublic = 0"]}])
+    assert check_inputs(good) == ["imp1.csv", "imp2.csv", "imp10.csv"]
+    assert "'school_typecatholic' is not a fixed-effect term" in message(
+        with_tests(user, [{"name": "ref", "terms": ["school_typecatholic"]}]))      # the reference level has no column
+
+
+@pytest.mark.parametrize("tests, expected", [
+    ([{"name": "x", "terms": []}], "config key pooling.tests.0.terms: [] should be non-empty"),
+    ([{"name": " ", "terms": ["ses"]}], "config key pooling.tests.0.name: ' ' is not allowed here"),
+    ([{"name": "x", "term": ["ses"]}], "config key pooling.tests.0: Additional properties are not allowed ('term' was "
+                                       "unexpected); did you mean 'terms'?"),
+])
+def test_the_schema_describes_pooled_tests(tests, expected):
+    assert schema_problem(with_tests(DEFAULT, tests), SCHEMA).startswith(expected)

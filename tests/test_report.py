@@ -11,7 +11,7 @@ import pytest
 from mlmi.report import FIGURES, gather_warnings, key_facts, logged_warnings, number, p_text, write_report
 
 FORMULA = "y ~ x + z + (1 + x | g)"
-HEADINGS = ["Warnings", "Fixed effects", "Data and missingness", "Imputation models", "Imputation diagnostics",
+HEADINGS = ["Warnings", "Fixed effects", "Tests and model comparison", "Data and missingness", "Imputation models", "Imputation diagnostics",
             "Random effects", "Model information", "Provenance"]
 #: The multilevel sampler's parameters in the fixture's traces.
 PARAMETERS = ["x", "sd__x", "sd__Observation"]
@@ -77,6 +77,11 @@ def write_pooled(pooled):
         "converged": [True, False, True], "singular": [False, False, False],
         "warnings": ["", "Model failed to converge with max|grad| = 0.0024", ""],
     }).to_csv(pooled / "model_info.csv", index=False)
+    pd.DataFrame({
+        "test": ["x_and_z", "equal"], "hypothesis": ["x = 0, z = 0", "x - z = 0"], "statistic": [93.52, 0.8311],
+        "df": [2, 1], "df_residual": [41.27, 4.0], "p_value": [3.1e-17, 0.4137], "riv": [0.0312, 0.0027],
+        "dfcom": [34.0, 34.0], "method": ["D1", "D1"], "m": [2, 2],
+    }).to_csv(pooled / "tests.csv", index=False)
 
 
 def write_data(root, truth: bool) -> pd.DataFrame:
@@ -194,6 +199,7 @@ def bare(tmp_path_factory):
     """
     root = tmp_path_factory.mktemp("bare")
     paths = write_fixture(root, truth=False, chains=False)
+    pd.read_csv(root / "pooled" / "tests.csv").iloc[:0].to_csv(root / "pooled" / "tests.csv", index=False)  # none asked
     pd.DataFrame({"term": ["x"], "estimate": [1.0], "std_error": [0.123], "statistic": [8.1], "df": [40.0]}).to_csv(
         root / "pooled" / "mertools_fixed_effects.csv", index=False)
     write_report(root / "report.html", formula=FORMULA, scenario="a<b", model_vars=["y"], **paths)
@@ -437,3 +443,19 @@ def test_mertools_legacy_table_is_labelled_not_rubin(bare, page):
     assert "merTools legacy table (not Rubin's rules)" in shown and "<td>0.123</td>" in shown
     assert "averages the standard errors instead of the variances" in shown
     assert "merTools legacy" not in page
+
+
+def test_tests_section_shows_the_pooled_tests_and_what_d1_assumes(page):
+    tests = section_text(page, "Tests and model comparison")
+    for shown in ("x_and_z", "x = 0, z = 0", "equal", "x - z = 0", "93.52", "41.27", "0.4137", "< 2e-16"):
+        assert f">{shown}<" in tests, shown
+    header = re.findall(r"<th>(.+?)</th>", tests.replace("<wbr>", ""))
+    assert header == ["test", "hypothesis", "F", "df1", "df2", "p", "riv", "dfcom", "m"]
+    assert "<td>2</td>" in tests and "<td>2.0</td>" not in tests           # df1 is a count
+    assert "Reiter's (2007)" in tests and "about the same fraction" in tests
+
+
+def test_tests_section_says_how_to_ask_when_none_were(bare):
+    tests = section_text(bare, "Tests and model comparison")
+    assert "<table" not in tests
+    assert "No tests were asked for" in tests and "pooling: {tests: [{name:" in tests

@@ -56,6 +56,18 @@ def fixed_effects_block(fixed: pd.DataFrame) -> list[str]:
     return aligned([["", "Estimate", "Std. Error", "t value", "df", "Pr(>|t|)"], *map(list, cells)])
 
 
+def tests_block(tests: pd.DataFrame | None) -> list[str]:
+    """The pooled tests (``pooled/tests.csv``) as mitml prints them: F, df1, df2, p and riv per test, with what it
+    tests; nothing when no test was asked for (or the run is older than the tests)."""
+    if tests is None or tests.empty:
+        return []
+    cells = zip(tests["test"], tests["hypothesis"], column(tests["statistic"], 4), [str(int(k)) for k in tests["df"]],
+                column(tests["df_residual"], 4), map(p_value, tests["p_value"]), column(tests["riv"], 3))
+    reference = "Reiter's df2 from dfcom = n - npar" if tests["dfcom"].notna().all() else "large-sample df2"
+    return ["", f"Pooled Wald tests (D1, {reference}):",
+            *aligned([["", "Hypothesis", "F value", "df1", "df2", "P(>F)", "RIV"], *map(list, cells)], left=2)]
+
+
 def error_terms_block(varcorr: pd.DataFrame) -> list[str]:
     """VarCorr as lme4 prints it: group, name, SD, and each term's correlations with the terms before it."""
     sds = varcorr[varcorr["var2"].isna()]
@@ -103,6 +115,7 @@ def summary(folder) -> str:
         "",
         "Fixed effects:",
         *fixed_effects_block(fixed),
+        *tests_block(results.table("tests") if results.has_table("tests") else None),
         "",
         "Error terms (mean over imputations):",
         *error_terms_block(results.table("varcorr")),

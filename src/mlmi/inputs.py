@@ -22,6 +22,7 @@ from mlmi.damage import parquet_problem
 from mlmi.formula import ForbiddenPiece, FormulaError, fixed_design, parse_formula
 from mlmi.levels import level2_columns
 from mlmi.lmer_checks import random_effects_problem
+from mlmi.pool_tests import HypothesisError, hypothesis
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
 from mlmi.simulate import simulate_hsb
 
@@ -303,9 +304,11 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
         _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1], columns=SIMULATED_COLUMNS),
                        formula, config)
         _check_simulation(config)
+        _check_tests(config, formula, _trial_data(config))
         return []
     _check_file_name("data.source", source)
     data = _check_data(source, formula, config, warn)
+    _check_tests(config, formula, data)
     if imputation["method"] != "external":
         return []
     files = imputation_files(imputation["files"])
@@ -315,6 +318,30 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
         _check_file_name("imputation.files", path)
     _check_imputed(files, source, data, formula, config)
     return files
+
+
+def _check_tests(config: dict, formula, data: pd.DataFrame) -> None:
+    """Every test of ``pooling.tests`` names terms of the model's fixed part as lme4 names them on ``data`` (a
+    factor standing for its level columns), or linear constraints over them that parse (``mlmi.pool_tests``);
+    each has terms or constraints, not both, and a name of its own."""
+    tests = config.get("pooling", {}).get("tests", [])
+    if not tests:
+        return
+    seen = set()
+    for test in tests:
+        name = test["name"]
+        if ("terms" in test) == ("constraints" in test):
+            raise InputError(f"pooling.tests {name!r}: give either terms (tested all zero) or constraints "
+                             "(such as 'ses - meanses = 0'), not both and not neither")
+        if name in seen:
+            raise InputError(f"pooling.tests: the name {name!r} is given to two tests; give each test its own name")
+        seen.add(name)
+    design = fixed_design(formula.fixed, _filled(data[formula.variables(data.columns)]))
+    for test in tests:
+        try:
+            hypothesis(test, design.names, design.factors)
+        except HypothesisError as error:
+            raise InputError(str(error)) from None
 
 
 def _check_file_name(key: str, path: str) -> None:

@@ -28,6 +28,11 @@ _LEGENDS = yaml.safe_load(resources.files("mlmi").joinpath("templates", "legends
 COLUMNS = _LEGENDS["columns"]
 #: The random-effect parameters' names (broom.mixed's), for their table's legend.
 RANDOM_COLUMNS = {**COLUMNS, "term": _LEGENDS["random_terms"]}
+#: The pooled tests' columns (p, riv and df mean other things there than in the fixed effects' table).
+TEST_COLUMNS = _LEGENDS["tests"]
+#: How the tests' table labels pooled/tests.csv's columns on the page.
+TEST_LABELS = {"test": "test", "hypothesis": "hypothesis", "statistic": "F", "df": "df1", "df_residual": "df2",
+               "p_value": "p", "riv": "riv", "dfcom": "dfcom", "m": "m"}
 
 
 def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path, imputed_paths, formula: str,
@@ -89,7 +94,18 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
         models=models_context(models, [pd.read_csv(p) for p in trace_paths]),
         imputation={"variables": variables, "has_chains": bool(chains), "image": images["imputation_diagnostics"]},
         random=random_context(table_of("varcorr"), table_of("random_effects"), table_of("ranef"), truth, images),
+        tests=tests_context(results.table("tests") if results.has_table("tests") else None),
         model_info=table(model_info, flagged_fits(model_info), COLUMNS), provenance=provenance_context(provenance))
+
+
+def tests_context(tests: pd.DataFrame | None) -> dict:
+    """The pooled tests (``pooled/tests.csv``) as a table, or None when no test was asked for (or the run is older
+    than the tests), with the complete-data df they used."""
+    if tests is None or tests.empty:
+        return {"table": None}
+    shown = tests[list(TEST_LABELS)].rename(columns=TEST_LABELS)
+    shown["df1"] = shown["df1"].astype(int).astype(str)     # a count, not a measurement: no decimals
+    return {"table": table(shown, legend=TEST_COLUMNS), "reiter": bool(tests["dfcom"].notna().all())}
 
 
 def key_facts(summary: dict, model_info: pd.DataFrame, m: int, n_warnings: int) -> list[tuple[int, str]]:

@@ -24,6 +24,7 @@ POOLED_TABLES = {
     "varcorr": "varcorr",
     "ranef": "ranef",
     "model_info": "model_info",
+    "tests": "tests",
 }
 #: Pooled tables written only when asked for (``pooling.mertools_legacy``).
 LEGACY_TABLES = {"mertools": "mertools_fixed_effects"}

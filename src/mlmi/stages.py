@@ -78,11 +78,13 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
     io.write_json(record, fit_path)
 
 
-def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop") -> None:
+def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", tests=()) -> None:
     """Write every pooled table of design §4 from the m fit records and the listwise one.
 
     ``outputs`` maps fixed_effects, by_imputation, listwise, random_effects, varcorr,
-    ranef and model_info to their paths, and mertools (merTools' legacy arithmetic) when asked.
+    ranef, model_info and tests to their paths, and mertools (merTools' legacy arithmetic) when asked.
+    ``tests`` are ``pooling.tests``: D1 tests of the pooled fits, with the pooling's dfcom (n - npar, as
+    mice::D1 takes it: Reiter's small-sample df); none gives tests.csv with its header only.
     Fits that did not converge stop the job, or with ``on_failed_fit`` warn are left out of every
     pooled table; model_info keeps every fit, its ``pooled`` column saying which were pooled.
     """
@@ -90,6 +92,7 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop") ->
     from mlmi.failed_fits import converged_fits, left_out_warnings
     from mlmi.fit_record import wald_table
     from mlmi.mertools import mertools_fixed_effects
+    from mlmi.pool_tests import d1_tests
 
     paths = {str(k): str(path) for k, path in enumerate(fit_paths, start=1)}
     every = {k: io.read_json(path) for k, path in paths.items()}
@@ -107,6 +110,7 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop") ->
     io.write_csv(summarize.varcorr(fits), outputs["varcorr"])
     io.write_csv(summarize.pool_ranef(fits), outputs["ranef"])
     io.write_csv(info, outputs["model_info"])
+    io.write_csv(d1_tests(fits, list(tests), dfcom=fits[0]["dfcom"]), outputs["tests"])
     if "mertools" in outputs:
         io.write_csv(mertools_fixed_effects(fits), outputs["mertools"])
 

@@ -97,5 +97,7 @@ run_case <- function(s, out) {
              file.path(dir, "lme4.json"))
 }
 
-args <- commandArgs(trailingOnly = TRUE)
-for (s in fromJSON(args[1], simplifyVector = FALSE)) run_case(s, args[2])
+if (sys.nframe() == 0L) {  # run as a script; pool_tests.R sources this file for simulate() alone
+  args <- commandArgs(trailingOnly = TRUE)
+  for (s in fromJSON(args[1], simplifyVector = FALSE)) run_case(s, args[2])
+}

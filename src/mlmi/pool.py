@@ -7,7 +7,7 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special  # what scipy.stats calls, without its 1 s import
 
 log = logging.getLogger(__name__)
 
@@ -77,11 +77,11 @@ def pool_long(table: pd.DataFrame, dfcom: float, conf_level: float = 0.95) -> pd
     pooled = rubin(estimates, variances)
     df = barnard_rubin_df(m, pooled["b"], pooled["t"], dfcom)
     std_error = np.sqrt(pooled["t"])
-    half = stats.t.ppf(0.5 + conf_level / 2, df) * std_error
+    half = np.asarray(special.stdtrit(df, 0.5 + conf_level / 2)) * std_error   # Student t quantile
     statistic = pooled["qbar"] / std_error
     return pd.DataFrame({
         "term": terms, "estimate": pooled["qbar"], "std_error": std_error, "statistic": statistic,
-        "df": df, "p_value": 2 * stats.t.sf(np.abs(statistic), df),
+        "df": df, "p_value": 2 * np.asarray(special.stdtr(df, -np.abs(statistic))),
         "conf_low": pooled["qbar"] - half, "conf_high": pooled["qbar"] + half,
         "ubar": pooled["ubar"], "b": pooled["b"], "t": pooled["t"], "dfcom": dfcom,
         "riv": pooled["riv"], "lambda": pooled["lambda"],

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special  # what scipy.stats calls, without its 1 s import
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ def d1(estimates, covariances, contrasts=None, rhs=None, dfcom: float | None = N
     statistic = float(qbar @ np.linalg.solve(ubar, qbar) / (k * (1 + riv)))
     df2 = d1_df(k, m, riv, dfcom)
     # F(k, inf) is chi-square(k) / k; scipy's F gives NaN at an infinite denominator df
-    p_value = stats.chi2.sf(k * statistic, k) if np.isinf(df2) else stats.f.sf(statistic, k, df2)
+    p_value = special.chdtrc(k, k * statistic) if np.isinf(df2) else special.fdtrc(k, df2, statistic)
     return D1Result(statistic=statistic, df1=k, df2=df2, p_value=float(p_value),
                     riv=float(riv), qbar=qbar, ubar=ubar, b=b, m=m,
                     dfcom=None if dfcom is None or np.isinf(dfcom) else float(dfcom))

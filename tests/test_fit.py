@@ -149,18 +149,21 @@ def test_complete_cases_and_input_errors(small):
 
 @pytest.mark.parametrize("reml", [True, False])
 def test_lme4_deviance_equals_statsmodels_likelihood(small, reml):
-    """mlmi.deviance at an arbitrary theta against statsmodels' own profiled likelihood."""
+    """mlmi.deviance at an arbitrary theta against statsmodels' own profiled likelihood: the full solution's
+    deviance and the optimizer's criterion (from the Cholesky factor alone)."""
     from statsmodels.regression.mixed_linear_model import MixedLMParams
 
-    from mlmi.deviance import CrossProducts, lambda_of, solve
+    from mlmi.deviance import CrossProducts, criterion, lambda_of, solve
     from mlmi.fit import Design, _blocks
     from mlmi.formula import parse_formula
 
     design = Design(small, parse_formula(REFERENCE["full"]["formula"]))
     theta = np.array([0.3, -0.1, 0.2])
-    ours = solve(theta, CrossProducts.of(design.y, design.X, design.Z, _blocks(design)), reml)
+    cp = CrossProducts.of(design.y, design.X, design.Z, _blocks(design))
+    ours = solve(theta, cp, reml)
     model = sm.MixedLM(design.y, design.X, design.groups, exog_re=design.Z)
     model.reml, model.cov_pen, model.fe_pen = reml, None, None   # what MixedLM.fit sets
     lam = lambda_of(theta, 2)
     params = MixedLMParams.from_components(fe_params=np.zeros(5), cov_re=lam @ lam.T)
     assert ours.deviance == pytest.approx(-2 * model.loglike(params, profile_fe=True), rel=1e-10)
+    assert criterion(theta, cp, reml) == pytest.approx(-2 * model.loglike(params, profile_fe=True), rel=1e-10)

@@ -102,14 +102,15 @@ def solve(theta: np.ndarray, cp: CrossProducts, reml: bool) -> Solution:
     rss = cp.yty - 2 * beta @ cp.xty + beta @ cp.xtx @ beta
     pwrss = rss - 2 * np.sum(modes * resid_z) + np.einsum("gi,gij,gj->", modes, cp.ztz, modes) + np.sum(u * u)
     deviance = _deviance(factor.log_det_l, pwrss, np.linalg.slogdet(rxtrx)[1] if reml else 0.0, cp, reml)
-    sigma2 = pwrss / (cp.n - len(beta) if reml else cp.n)
+    sigma2 = pwrss / _dof(cp, reml)
     inner_inv = np.swapaxes(linv, 1, 2) @ linv                 # (Lambda'Z'Z Lambda + I)^-1
     cond_var = sigma2 * (lam @ inner_inv @ lam.T)
     return Solution(float(deviance), beta, float(sigma2), sigma2 * np.linalg.inv(rxtrx), modes, cond_var)
 
 
 class _Factor:
-    """The per-group part of lme4's blocked Cholesky factor at theta: L of Lambda'Z'Z Lambda + I, RZX = L^-1 Lambda'Z'X, cu = L^-1 Lambda'Z'y, and X'X - RZX'RZX."""
+    """The per-group part of lme4's blocked Cholesky factor at theta: L of Lambda'Z'Z Lambda + I,
+    RZX = L^-1 Lambda'Z'X, cu = L^-1 Lambda'Z'y, and X'X - RZX'RZX."""
 
     def __init__(self, theta: np.ndarray, cp: CrossProducts):
         q, p = cp.ztx.shape[1], cp.ztx.shape[2]
@@ -124,9 +125,13 @@ class _Factor:
 
 def _deviance(log_det_l: float, pwrss: float, log_det_rx: float, cp: CrossProducts, reml: bool) -> float:
     """lme4's profiled deviance (REML criterion when ``reml``) from its three pieces (Bates et al. 2015, Eq. 34, 41)."""
-    p = cp.ztx.shape[2]
-    dof = cp.n - p if reml else cp.n
+    dof = _dof(cp, reml)
     return float(log_det_l + dof * (1 + np.log(2 * np.pi * pwrss / dof)) + log_det_rx)
+
+
+def _dof(cp: CrossProducts, reml: bool) -> int:
+    """The divisor of sigma^2's estimate: n - p for REML, n for ML."""
+    return cp.n - cp.ztx.shape[2] if reml else cp.n
 
 
 def _forward(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -139,7 +144,7 @@ def _forward(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _lower_solve(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """x with lower x = b for a small lower-triangular matrix (forward substitution)."""
+    """x with lower x = b for one small lower-triangular matrix (forward substitution)."""
     x = np.empty_like(b)
     for i in range(len(b)):
         x[i] = (b[i] - lower[i, :i] @ x[:i]) / lower[i, i]

@@ -35,8 +35,8 @@ JITTERED_STARTS = 2
 JITTER_SD = 0.5
 #: Seed of that jitter: a constant, so the same data always give the same record.
 JITTER_SEED = 20261123
-#: Each optimizer's tolerances and iteration limit (lme4's ``optCtrl``). BOBYQA's are 100 times tighter than ``nloptwrap``'s
-#: defaults (1e-8), which stop up to ~2e-6 from the optimum in theta; at 1e-10 theta is within ~2e-7 of it.
+#: Each optimizer's tolerances and iteration limit (lme4's ``optCtrl``). BOBYQA's are 100 times tighter than
+#: ``nloptwrap``'s defaults (1e-8), which stop up to ~2e-6 from the optimum in theta; at 1e-10, within ~2e-7.
 OPTIONS = {"BOBYQA": {"xtol_abs": 1e-10, "ftol_abs": 1e-10, "maxeval": 100_000},
            "L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-6, "maxiter": 2000},
            "Nelder-Mead": {"xatol": 1e-9, "fatol": 1e-9, "maxiter": 4000},

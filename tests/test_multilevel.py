@@ -176,10 +176,28 @@ def test_blocked_draw_of_beta_is_the_closed_form_posterior():
     clusters, X, y, psi, sigma2 = tiny_mixed(rng)
     exact_mean, exact_cov = closed_form(clusters, X, y, psi, sigma2)
     cross = CrossProducts.of(X, X, y, clusters)
-    draws = np.array([draw_fixed_marginal(rng, X, y, cross, sigma2, np.linalg.inv(psi)) for _ in range(4000)])
+    draws = np.array([draw_fixed_marginal(rng, X, y, cross, sigma2, np.linalg.cholesky(psi)) for _ in range(4000)])
     mcse = np.sqrt(np.diag(exact_cov) / len(draws))  # independent draws
     assert np.all(np.abs(draws.mean(axis=0) - exact_mean) < 4 * mcse), (draws.mean(axis=0), exact_mean, mcse)
     np.testing.assert_allclose(np.cov(draws.T), exact_cov, rtol=0.1, atol=0.02 * exact_cov.max())
+
+
+def test_blocked_draw_of_beta_stays_exact_when_psi_is_near_singular():
+    """A random-effect correlation of 0.99999 (Psi's condition number ~1e6 times its scale): the
+    relative-factor form needs no Psi^-1, so the draw is the closed-form posterior to rounding. With
+    the noise removed (a generator of zeros) the draw is the posterior mean itself."""
+    rng = np.random.default_rng(13)
+    clusters, X, y, _, sigma2 = tiny_mixed(rng)
+    psi = np.array([[1.0, 0.99999 * 0.5], [0.99999 * 0.5, 0.25]])
+    exact_mean, _ = closed_form(clusters, X, y, psi, sigma2)
+
+    class Zeros:
+        def standard_normal(self, size):
+            return np.zeros(size)
+
+    cross = CrossProducts.of(X, X, y, clusters)
+    mean = draw_fixed_marginal(Zeros(), X, y, cross, sigma2, np.linalg.cholesky(psi))
+    np.testing.assert_allclose(mean, exact_mean, rtol=1e-8)
 
 
 def test_gibbs_draws_of_beta_given_u_and_u_given_beta_give_the_closed_form_posterior_of_beta():
@@ -191,7 +209,7 @@ def test_gibbs_draws_of_beta_given_u_and_u_given_beta_give_the_closed_form_poste
     for _ in range(6000):
         beta = draw_fixed(rng, X, y - np.einsum("ik,ik->i", X, u[clusters.index]), sigma2)
         cross = CrossProducts.of(X, X, y - X @ beta, clusters)
-        u = draw_random(rng, cross.ZtZ, cross.Zty, sigma2, np.linalg.inv(psi))
+        u = draw_random(rng, cross.ZtZ, cross.Zty, sigma2, np.linalg.cholesky(psi))
         draws.append(beta)
     draws = np.array(draws[1000:])
     batches = draws.reshape(25, 200, 2).mean(axis=1)  # batch means: the Monte Carlo SE despite autocorrelation
@@ -377,7 +395,7 @@ def test_interweaving_keeps_the_posterior_of_psi():
     def chain(interweaving: bool):
         rng, psi, u, kept = np.random.default_rng(1), np.eye(2), np.zeros((40, 2)), []
         for _ in range(4500):
-            u = draw_random(rng, cross.ZtZ, cross.Zty, 1.0, np.linalg.inv(psi))
+            u = draw_random(rng, cross.ZtZ, cross.Zty, 1.0, np.linalg.cholesky(psi))
             psi = draw_covariance(rng, u, 2.0, np.eye(2))
             if interweaving:
                 u, psi = interweave(rng, cross.ZtZ, cross.Zty, 1.0, u, psi, 2.0, np.eye(2))

@@ -115,33 +115,43 @@ class CrossProducts:
 
 
 def draw_fixed_marginal(rng: np.random.Generator, X: np.ndarray, y: np.ndarray, cross: CrossProducts, sigma2: float,
-                        psi_inv: np.ndarray) -> np.ndarray:
+                        factor: np.ndarray) -> np.ndarray:
     """beta | Psi, sigma^2 with the random effects integrated out (blocked with u: Chib & Carlin 1999):
 
         beta ~ N((X'V^-1 X)^-1 X'V^-1 y, (X'V^-1 X)^-1),   V_j = sigma^2 I + Z_j Psi Z_j',
 
-    with V_j^-1 = (I - Z_j M_j^-1 Z_j') / sigma^2, M_j = Z_j'Z_j + sigma^2 Psi^-1 (Woodbury), so only the
-    per-cluster cross-products Z_j'Z_j, Z_j'X_j and Z_j'y_j are needed. Drawing beta without conditioning
-    on u removes the slow mixing of beta against the mean of the u_j (the centred parameterisation's
-    weakness when clusters carry little information about their own slopes).
+    with V_j^-1 = (I - Z_j L M_j^-1 L' Z_j') / sigma^2, M_j = L'Z_j'Z_j L + sigma^2 I and L L' = Psi
+    (``factor``; Woodbury in lme4's relative-factor form, which needs no Psi^-1 and stays well conditioned,
+    M_j >= sigma^2 I, when Psi is near singular), so only the per-cluster cross-products Z_j'Z_j, Z_j'X_j
+    and Z_j'y_j are needed. Drawing beta without conditioning on u removes the slow mixing of beta against
+    the mean of the u_j (the centred parameterisation's weakness when clusters carry little information
+    about their own slopes).
     """
     p = X.shape[1]
-    solved = np.linalg.solve(cross.ZtZ + sigma2 * psi_inv, np.concatenate([cross.ZtX, cross.Zty[:, :, None]], axis=2))
-    XtVX = (X.T @ X - np.einsum("jkp,jkr->pr", cross.ZtX, solved[:, :, :p])) / sigma2
-    XtVy = (X.T @ y - np.einsum("jkp,jk->p", cross.ZtX, solved[:, :, p])) / sigma2
+    scaled = np.einsum("ab,jac->jbc", factor, np.concatenate([cross.ZtX, cross.Zty[:, :, None]], axis=2))
+    solved = np.linalg.solve(_relative_precision(cross.ZtZ, factor, sigma2), scaled)
+    XtVX = (X.T @ X - np.einsum("jkp,jkr->pr", scaled[:, :, :p], solved[:, :, :p])) / sigma2
+    XtVy = (X.T @ y - np.einsum("jkp,jk->p", scaled[:, :, :p], solved[:, :, p])) / sigma2
     return normal_from_precision(rng, XtVX, XtVy)
 
 
+def _relative_precision(ZtZ: np.ndarray, factor: np.ndarray, sigma2: float) -> np.ndarray:
+    """M_j = L'Z_j'Z_j L + sigma^2 I for every cluster: shape (J, q, q)."""
+    return np.einsum("ab,jac,cd->jbd", factor, ZtZ, factor) + sigma2 * np.eye(len(factor))
+
+
 def draw_random(rng: np.random.Generator, ZtZ: np.ndarray, Ztr: np.ndarray, sigma2: float,
-                psi_inv: np.ndarray) -> np.ndarray:
+                factor: np.ndarray) -> np.ndarray:
     """u_j | rest ~ N(V_j Z_j'r_j / sigma^2, V_j), V_j = (Z_j'Z_j / sigma^2 + Psi^-1)^-1, for all j at once.
 
+    Drawn as u_j = L v_j (L L' = Psi, ``factor``) with v_j ~ N(M_j^-1 L'Z_j'r_j, sigma^2 M_j^-1),
+    M_j = L'Z_j'Z_j L + sigma^2 I: the same law without Psi^-1, so a near-singular Psi costs no accuracy.
     ``Ztr`` holds Z_j'r_j with r = response - X beta. Returns the (J, q) matrix of draws; the J q x q
     systems are solved as one stacked Cholesky factorisation.
     """
-    factor = np.linalg.cholesky(ZtZ / sigma2 + psi_inv)
-    half = np.linalg.solve(factor, Ztr[:, :, None] / sigma2) + rng.standard_normal(Ztr.shape)[:, :, None]
-    return np.linalg.solve(np.swapaxes(factor, 1, 2), half)[:, :, 0]
+    chol = np.linalg.cholesky(_relative_precision(ZtZ, factor, sigma2) / sigma2)
+    half = np.linalg.solve(chol, (Ztr @ factor)[:, :, None] / sigma2) + rng.standard_normal(Ztr.shape)[:, :, None]
+    return np.linalg.solve(np.swapaxes(chol, 1, 2), half)[:, :, 0] @ factor.T
 
 
 def interweave(rng: np.random.Generator, ZtZ: np.ndarray, Ztr: np.ndarray, sigma2: float, u: np.ndarray,
@@ -333,10 +343,10 @@ class Model:
             self.coef = draw_fixed(rng, X, y, self.variance())
         else:
             cross = self._cross_products(X, Z, y, clusters)
-            psi_inv = np.linalg.inv(self.psi)
-            self.coef = draw_fixed_marginal(rng, X, y, cross, self.variance(), psi_inv)
+            factor = np.linalg.cholesky(self.psi)
+            self.coef = draw_fixed_marginal(rng, X, y, cross, self.variance(), factor)
             Ztr = cross.Ztr(self.coef)
-            self.u = draw_random(rng, cross.ZtZ, Ztr, self.variance(), psi_inv)
+            self.u = draw_random(rng, cross.ZtZ, Ztr, self.variance(), factor)
             self.psi = draw_covariance(rng, self.u, *self.psi_prior)
             self.u, self.psi = interweave(rng, cross.ZtZ, Ztr, self.variance(), self.u, self.psi, *self.psi_prior)
         if not self.probit:

@@ -153,8 +153,9 @@ def reml_problem(method: str, reml: bool, fixed_differ: bool) -> str | None:
     if not reml:
         return None
     if method == "D3":
+        other = "" if fixed_differ else ", or ask for methods: [D2] (REML likelihoods of the same fixed terms)"
         return ("D3 evaluates the likelihood at the pooled fixed effects and needs ML fits (mitml refits REML fits "
-                "with ML for it): set model.reml: false")
+                f"with ML for it): set model.reml: false{other}")
     if method == "D2" and fixed_differ:
         return ("D2 compares models with different fixed terms, whose REML likelihoods are not comparable: set "
                 "model.reml: false (ML fits)")

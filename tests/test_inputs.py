@@ -627,10 +627,13 @@ def test_a_comparison_may_not_take_a_tests_name():
 
 @pytest.mark.parametrize("compare, expected", [
     ([{"name": "c"}], "config key pooling.compare.0: 'formula' is a required property"),
-    ([{"name": "a/b", "formula": NO_SLOPE}], "config key pooling.compare.0.name: 'a/b' is not allowed here; expected: the comparison's name"),
+    ([{"name": "a/b", "formula": NO_SLOPE}],
+     "config key pooling.compare.0.name: 'a/b' is not allowed here; expected: the comparison's name"),
     ([{"name": "..", "formula": NO_SLOPE}], "config key pooling.compare.0.name: '..' is not allowed here"),
-    ([{"name": "c", "formula": NO_SLOPE, "methods": ["D1"]}], "config key pooling.compare.0.methods.0: 'D1' is not one of"),
-    ([{"name": "c", "formula": NO_SLOPE, "methods": []}], "config key pooling.compare.0.methods: [] should be non-empty"),
+    ([{"name": "c", "formula": NO_SLOPE, "methods": ["D1"]}],
+     "config key pooling.compare.0.methods.0: 'D1' is not one of"),
+    ([{"name": "c", "formula": NO_SLOPE, "methods": []}],
+     "config key pooling.compare.0.methods: [] should be non-empty"),
 ])
 def test_the_schema_describes_comparisons(compare, expected):
     assert schema_problem(with_compare(DEFAULT, compare), SCHEMA).startswith(expected)

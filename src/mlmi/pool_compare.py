@@ -12,16 +12,17 @@ imputed data set as the analysis model is, and the m pairs of fits are combined 
 Two layers, as ``mlmi.pool_tests``: ``d2`` and ``d3`` take the numbers and return the test; ``comparison_tests``
 makes the rows of ``pooled/tests.csv`` from a run's fit records and imputed data sets. ``nesting_problem`` is the
 start-up check that the comparison model is nested. Estimates are pooled, never the data.
+
+The formula parser (formulaic, ~0.4 s to import) and the fit's design are imported only where a comparison
+needs them, so that the pool job of a run without comparisons does not pay for them.
 """
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula
 
 from mlmi.deviance import loglik_at
-from mlmi.formula import MixedFormula, parse_formula
 from mlmi.pool_tests import TEST_COLUMNS, d1_df, f_upper
 
 log = logging.getLogger(__name__)
@@ -125,10 +126,11 @@ def d3(loglik, loglik_pooled, loglik_compare, loglik_compare_pooled, k: int) -> 
 
 # ---- the models of a comparison -------------------------------------------------------------------------------
 
-def nesting_problem(full: MixedFormula, compare: MixedFormula) -> str | None:
-    """Why ``compare`` is not nested in ``full``, or None: the same response and grouping factor, fixed terms a
-    subset of the analysis model's (formulaic's terms, so ``a*b`` is ``a + b + a:b``), random terms a subset
-    (a random intercept only where the analysis model has one), and not the same model."""
+def nesting_problem(full, compare) -> str | None:
+    """Why the parsed formula ``compare`` is not nested in ``full`` (``mlmi.formula.MixedFormula``), or None: the
+    same response and grouping factor, fixed terms a subset of the analysis model's (formulaic's terms, so
+    ``a*b`` is ``a + b + a:b``), random terms a subset (a random intercept only where the analysis model has
+    one), and not the same model."""
     if compare.response != full.response:
         return f"its response {compare.response!r} is not model.formula's {full.response!r}"
     if compare.group != full.group:
@@ -162,12 +164,15 @@ def reml_problem(method: str, reml: bool, fixed_differ: bool) -> str | None:
     return None
 
 
-def _fixed_terms(formula: MixedFormula) -> list:
-    """The fixed part's terms, as formulaic expands them (parsed, never evaluated)."""
+def _fixed_terms(formula) -> list:
+    """The fixed part's terms of a parsed formula (``mlmi.formula.MixedFormula``), as formulaic expands them
+    (parsed, never evaluated)."""
+    from formulaic import Formula
+
     return list(Formula(formula.fixed))
 
 
-def fixed_terms_differ(full: MixedFormula, compare: MixedFormula) -> bool:
+def fixed_terms_differ(full, compare) -> bool:
     """Whether the two models' fixed parts differ (their REML likelihoods are then not comparable)."""
     return set(_fixed_terms(full)) != set(_fixed_terms(compare))
 
@@ -196,6 +201,7 @@ class PooledParameters:
     def loglik(self, data: pd.DataFrame, formula: str) -> float:
         """The ML log-likelihood of ``formula`` on one complete data set at these parameters."""
         from mlmi.fit import Design, cross_products, relative_factor
+        from mlmi.formula import parse_formula
 
         design = Design(data, parse_formula(formula))
         if design.fe_names != self.terms:
@@ -228,6 +234,8 @@ def comparison_tests(fits: list[dict], comparisons: list[dict], compare_fits: di
     imputations (by name, in the same order), ``imputations`` the imputed data sets in that order (read only
     for D3) and ``formula`` the analysis model's. ``dfcom`` is empty: neither test uses it.
     """
+    from mlmi.formula import parse_formula
+
     rows = []
     for comparison in comparisons:
         name, nested = comparison["name"], compare_fits[comparison["name"]]

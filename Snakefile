@@ -24,6 +24,7 @@ include: "rules/common.smk"
 
 wildcard_constraints:
     k=r"\d+",
+    comparison=NAME,  # a folder under fits/compare/, as the schema's pattern for pooling.compare names
     run=rf"{NAME}(/{NAME}/rep_\d+)?",  # never '.' or '..': outputs stay inside results/
 
 

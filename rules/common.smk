@@ -9,7 +9,8 @@ from mlmi.damage import remove_damaged
 from mlmi.imputation_models import method_settings
 from mlmi.inputs import InputError, check_inputs, imputation_roles, model_formula, schema_problem
 from mlmi.io import release_stale_lock
-from mlmi.results import CHECKS, FIGURES, figure_paths, pooled_tables
+from mlmi.pool_compare import METHODS
+from mlmi.results import CHECKS, FIGURES, compare_fit_paths, figure_paths, pooled_tables
 from mlmi.study import NAME, data_key, plan_study, run_parts, scenario_key
 
 # Check everything the user gave before any job runs; a problem is one line and a stop.
@@ -92,8 +93,34 @@ def get_data_seed_prefix(wildcards):
 def get_fits(wildcards=None):
     """The m per-imputation fit records of a run, in imputation order."""
     run = wildcards.run if wildcards else config["scenario"]
-    m = M if run_parts(run) is None else run_config(run)["imputation"]["m"]
-    return [f"results/{run}/fits/imp_{k}.json" for k in range(1, m + 1)]
+    return [f"results/{run}/fits/imp_{k}.json" for k in range(1, run_m(run) + 1)]
+
+
+def run_m(run):
+    """The number of imputations of a run."""
+    return M if run_parts(run) is None else run_config(run)["imputation"]["m"]
+
+
+def get_compare_formula(wildcards):
+    """The formula of the run's comparison model ``wildcards.comparison`` (pooling.compare)."""
+    comparisons = run_config(wildcards.run)["pooling"]["compare"]
+    return next(c["formula"] for c in comparisons if c["name"] == wildcards.comparison)
+
+
+def get_compare_fits(wildcards=None):
+    """Every comparison model's m fit records of a run (pooling.compare), comparison by comparison."""
+    run = wildcards.run if wildcards else config["scenario"]
+    comparisons = run_config(run)["pooling"]["compare"]
+    return [path for c in comparisons for path in compare_fit_paths(f"results/{run}", c["name"], run_m(run))]
+
+
+def get_d3_imputations(wildcards):
+    """The run's imputed data sets when a comparison asks for D3 (the likelihood at the pooled estimates is
+    evaluated on each); else none, and the pool job does not wait for them."""
+    comparisons = run_config(wildcards.run)["pooling"]["compare"]
+    if not any("D3" in c.get("methods", METHODS) for c in comparisons):
+        return []
+    return [f"results/{wildcards.run}/imputations/imp_{k}.parquet" for k in range(1, run_m(wildcards.run) + 1)]
 
 
 def get_pooled_tables(run=config["scenario"]):
@@ -179,8 +206,9 @@ def get_run_jobs():
     data = ["simulate", "ampute"] if SIMULATED else ["load_data"]
     imputation = "load_imputation" if EXTERNAL else "impute"
     per_imputation = [f"{rule}/{k}" for rule in (imputation, "fit") for k in range(1, M + 1)]
+    compare = [f"fit_compare/{c['name']}/{k}" for c in config["pooling"]["compare"] for k in range(1, M + 1)]
     models = [] if EXTERNAL else ["imputation_models"]
-    return [*data, *models, *per_imputation, "fit_listwise", "pool"]
+    return [*data, *models, *per_imputation, *compare, "fit_listwise", "pool"]
 
 
 def get_checks():
@@ -192,7 +220,7 @@ def get_unrecorded_logs():
     """The logs of the single run's jobs whose warnings no record carries (what the data, imputation and pool
     libraries said), for the report's Warnings. The fits, the imputation models and the start-up check record
     their own warnings; the report reads those records."""
-    recorded = ("fit/", "fit_listwise", "imputation_models", "load_data")
+    recorded = ("fit/", "fit_listwise", "imputation_models", "load_data")  # fit_compare's: only in their logs
     return [f"{OUT}/logs/{job}.log" for job in get_run_jobs() if not job.startswith(recorded)]
 
 
@@ -221,6 +249,7 @@ def get_run_outputs():
         *get_imputation_models(),
         *get_checks(),
         *get_fits(),
+        *get_compare_fits(),
         f"{OUT}/fits/listwise.json",
         *get_pooled_tables().values(),
         f"{OUT}/report.html",

@@ -44,3 +44,27 @@ rule fit_listwise:
         get_conda_env
     script:
         "../scripts/fit.py"
+
+
+rule fit_compare:
+    input:
+        data=f"{RUN}/imputations/imp_{{k}}.parquet",
+    output:
+        fit=f"{RUN}/fits/compare/{{comparison}}/imp_{{k}}.json",
+    log:
+        f"{RUN}/logs/fit_compare/{{comparison}}/{{k}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/fit_compare/{{comparison}}/{{k}}.tsv"
+    params:
+        formula=get_compare_formula,
+        reml=get_param("model", "reml"),
+        listwise=False,
+        label=get_label,
+    threads: 1
+    resources:
+        mem_mb=1024,
+        runtime=1,
+    conda:
+        get_conda_env
+    script:
+        "../scripts/fit.py"

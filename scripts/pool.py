@@ -3,12 +3,15 @@ import sys
 from mlmi import stages
 from mlmi.logs import log_to
 from mlmi.failed_fits import FailedFitError
+from mlmi.pool_compare import ComparisonError
 from mlmi.pool_tests import HypothesisError
 
 try:
     with log_to(snakemake.log[0]):
         stages.pool_fits(snakemake.input.fits, snakemake.input.listwise, dict(snakemake.output.items()),
-                         on_failed_fit=snakemake.params.on_failed_fit, tests=snakemake.params.tests)
-except (FailedFitError, HypothesisError) as error:  # a fit that did not converge, a tested term a fit dropped:
-    # one line, not a traceback
+                         on_failed_fit=snakemake.params.on_failed_fit, tests=snakemake.params.tests,
+                         comparisons=snakemake.params.compare, compare_paths=snakemake.input.compare,
+                         imputed_paths=snakemake.input.imputations, formula=snakemake.params.formula)
+except (FailedFitError, HypothesisError, ComparisonError) as error:  # a fit that did not converge, a tested term
+    # a fit dropped, a comparison model not nested in the fits: one line, not a traceback
     sys.exit(f"mlmi: {error}")

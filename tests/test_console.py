@@ -140,3 +140,11 @@ def test_no_tests_no_tests_block(tmp_path):
     assert "Pooled Wald tests" not in summary(tmp_path)
     (tmp_path / "pooled" / "tests.csv").unlink()                  # a run from before the tests existed
     assert "Pooled Wald tests" not in summary(tmp_path)
+
+
+def test_model_comparisons_follow_the_wald_tests(text):
+    lines = block(text, "Pooled likelihood-ratio comparisons with nested models (D2, D3):")
+    assert lines[0].split() == ["Method", "Nested", "model", "F", "value", "df1", "df2", "P(>F)", "RIV"]
+    assert lines[1].split()[:3] == ["no_slope", "D2", "y"] and "0.0458" in lines[1]
+    assert lines[2].split()[:2] == ["no_slope", "D3"] and "0.0381" in lines[2]
+    assert text.index("Pooled Wald tests") < text.index("Pooled likelihood-ratio") < text.index("Error terms")

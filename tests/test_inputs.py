@@ -568,3 +568,72 @@ def test_a_factor_of_the_users_data_is_tested_by_its_name(user):
 ])
 def test_the_schema_describes_pooled_tests(tests, expected):
     assert schema_problem(with_tests(DEFAULT, tests), SCHEMA).startswith(expected)
+
+
+def with_compare(config: dict, compare: list, reml: bool = False, tests: list = ()) -> dict:
+    config = copy.deepcopy(config)
+    config["pooling"]["compare"] = compare
+    config["pooling"]["tests"] = list(tests)
+    config["model"]["reml"] = reml
+    return config
+
+
+NO_SLOPE = "mathach ~ minority + female + ses + meanses + (1 | schid)"
+
+
+def test_nested_comparisons_pass():
+    compare = [{"name": "no_slope", "formula": NO_SLOPE},
+               {"name": "no_ses", "formula": "mathach ~ minority + female + (1 + ses | schid)", "methods": ["D3"]}]
+    assert check_inputs(with_compare(DEFAULT, compare)) == []
+    # REML: D2 of models that differ in random terms alone
+    assert check_inputs(with_compare(DEFAULT, [{"name": "s", "formula": NO_SLOPE, "methods": ["D2"]}], reml=True)) == []
+
+
+@pytest.mark.parametrize("compare, reml, expected", [
+    ([{"name": "c", "formula": "mathach ~ minority + female + ses + size + (1 | schid)"}], False,
+     "pooling.compare 'c': the formula 'mathach ~ minority + female + ses + size + (1 | schid)' is not nested in "
+     "model.formula 'mathach ~ minority + female + ses + meanses + (1 + ses | schid)': its fixed terms ['size'] are "
+     "not in model.formula (a nested model keeps a subset of them)"),
+    ([{"name": "c", "formula": "mathach ~ ses + (1 + female | schid)"}], False,
+     "pooling.compare 'c': the formula 'mathach ~ ses + (1 + female | schid)' is not nested in model.formula "
+     "'mathach ~ minority + female + ses + meanses + (1 + ses | schid)': its random terms ['female'] are not in "
+     "model.formula's (1 + ... | schid)"),
+    ([{"name": "c", "formula": "mathach ~ female + ses + minority + meanses + (ses | schid)"}], False,
+     "pooling.compare 'c': the formula 'mathach ~ female + ses + minority + meanses + (ses | schid)' is not nested "
+     "in model.formula 'mathach ~ minority + female + ses + meanses + (1 + ses | schid)': it is model.formula "
+     "itself; drop fixed or random terms to make the smaller model"),
+    ([{"name": "c", "formula": "mathach ~ ses"}], False,
+     "pooling.compare 'c': formula 'mathach ~ ses': no random-effects term; add one such as '(1 | group)'"),
+    ([{"name": "c", "formula": NO_SLOPE}], True,
+     "pooling.compare 'c': D3 evaluates the likelihood at the pooled fixed effects and needs ML fits (mitml refits "
+     "REML fits with ML for it): set model.reml: false, or ask for methods: [D2] (REML likelihoods of the same "
+     "fixed terms)"),
+    ([{"name": "c", "formula": "mathach ~ minority + female + (1 + ses | schid)", "methods": ["D2"]}], True,
+     "pooling.compare 'c': D2 compares models with different fixed terms, whose REML likelihoods are not "
+     "comparable: set model.reml: false (ML fits)"),
+    ([{"name": "c", "formula": NO_SLOPE}, {"name": "c", "formula": NO_SLOPE}], False,
+     "pooling.compare: the name 'c' is given twice (in pooling.tests or pooling.compare); give each test and "
+     "comparison its own name"),
+])
+def test_a_comparison_that_cannot_work_is_one_line_before_any_job(compare, reml, expected):
+    assert message(with_compare(DEFAULT, compare, reml)) == expected
+
+
+def test_a_comparison_may_not_take_a_tests_name():
+    config = with_compare(DEFAULT, [{"name": "block", "formula": NO_SLOPE}],
+                          tests=[{"name": "block", "terms": ["ses", "meanses"]}])
+    assert message(config).startswith("pooling.compare: the name 'block' is given twice")
+
+
+@pytest.mark.parametrize("compare, expected", [
+    ([{"name": "c"}], "config key pooling.compare.0: 'formula' is a required property"),
+    ([{"name": "a/b", "formula": NO_SLOPE}],
+     "config key pooling.compare.0.name: 'a/b' is not allowed here; expected: the comparison's name"),
+    ([{"name": "..", "formula": NO_SLOPE}], "config key pooling.compare.0.name: '..' is not allowed here"),
+    ([{"name": "c", "formula": NO_SLOPE, "methods": ["D1"]}],
+     "config key pooling.compare.0.methods.0: 'D1' is not one of"),
+    ([{"name": "c", "formula": NO_SLOPE, "methods": []}],
+     "config key pooling.compare.0.methods: [] should be non-empty"),
+])
+def test_the_schema_describes_comparisons(compare, expected):
+    assert schema_problem(with_compare(DEFAULT, compare), SCHEMA).startswith(expected)

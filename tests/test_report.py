@@ -78,9 +78,11 @@ def write_pooled(pooled):
         "warnings": ["", "Model failed to converge with max|grad| = 0.0024", ""],
     }).to_csv(pooled / "model_info.csv", index=False)
     pd.DataFrame({
-        "test": ["x_and_z", "equal"], "hypothesis": ["x = 0, z = 0", "x - z = 0"], "statistic": [93.52, 0.8311],
-        "df": [2, 1], "df_residual": [41.27, 4.0], "p_value": [3.1e-17, 0.4137], "riv": [0.0312, 0.0027],
-        "dfcom": [34.0, 34.0], "method": ["D1", "D1"], "m": [2, 2],
+        "test": ["x_and_z", "equal", "no_slope", "no_slope"],
+        "hypothesis": ["x = 0, z = 0", "x - z = 0", "y ~ x + z + (1 | g)", "y ~ x + z + (1 | g)"],
+        "statistic": [93.52, 0.8311, 3.217, 3.305], "df": [2, 1, 2, 2], "df_residual": [41.27, 4.0, 73.27, 300.2],
+        "p_value": [3.1e-17, 0.4137, 0.04582, 0.03806], "riv": [0.0312, 0.0027, 0.2342, 0.0986],
+        "dfcom": [34.0, 34.0, None, None], "method": ["D1", "D1", "D2", "D3"], "m": [2, 2, 2, 2],
     }).to_csv(pooled / "tests.csv", index=False)
 
 
@@ -446,7 +448,7 @@ def test_mertools_legacy_table_is_labelled_not_rubin(bare, page):
 
 
 def test_tests_section_shows_the_pooled_tests_and_what_d1_assumes(page):
-    tests = section_text(page, "Tests and model comparison")
+    tests = section_text(page, "Tests and model comparison").split("<h3>")[0]
     for shown in ("x_and_z", "x = 0, z = 0", "equal", "x - z = 0", "93.52", "41.27", "0.4137", "< 2e-16"):
         assert f">{shown}<" in tests, shown
     header = re.findall(r"<th>(.+?)</th>", tests.replace("<wbr>", ""))
@@ -459,3 +461,24 @@ def test_tests_section_says_how_to_ask_when_none_were(bare):
     tests = section_text(bare, "Tests and model comparison")
     assert "<table" not in tests
     assert "No tests were asked for" in tests and "pooling: {tests: [{name:" in tests
+
+
+def test_tests_section_shows_the_comparisons_and_what_d2_and_d3_assume(page):
+    compared = section_text(page, "Tests and model comparison").split("<h3>Comparisons with nested models</h3>")[1]
+    header = re.findall(r"<th>(.+?)</th>", compared.replace("<wbr>", ""))
+    assert header == ["comparison", "nested model", "method", "F", "df1", "df2", "p", "riv", "m"]
+    for shown in ("no_slope", "y ~ x + z + (1 | g)", "D2", "D3", "3.217", "300.2", "0.03806"):
+        assert f">{shown}<" in compared, shown
+    assert "needs ML fits" in compared and "least powerful" in compared
+    assert "<strong>no_slope</strong> drops random terms" in compared and "conservative" in compared
+
+
+def test_a_comparison_that_keeps_the_random_terms_tests_no_boundary():
+    from mlmi.formula import parse_formula
+    from mlmi.report import tests_context
+
+    tests = pd.DataFrame({"test": ["no_z", "no_slope"], "hypothesis": ["y ~ x + (1 + x | g)", "y ~ x + z + (1 | g)"],
+                          "statistic": [1.0, 2.0], "df": [1, 2], "df_residual": [30.0, 40.0], "p_value": [0.3, 0.2],
+                          "riv": [0.1, 0.2], "dfcom": [None, None], "method": ["D3", "D2"], "m": [5, 5]})
+    context = tests_context(tests, parse_formula(FORMULA))
+    assert context["table"] is None and context["methods"] == ["D2", "D3"] and context["boundary"] == ["no_slope"]

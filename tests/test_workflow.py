@@ -230,6 +230,11 @@ def test_a_smaller_m_in_the_same_folder_reports_only_its_own_jobs(tmp_path):
     ({"modle": {}}, "mlmi: config key (top level): Additional properties are not allowed ('modle' was unexpected)"),
     ({"data": {"source": "mine.csv"}, "imputation": {"method": "external", "files": ["imp*.csv"]}},
      "mlmi: imputation.files: the glob 'imp*.csv' matches no file"),
+    ({"model": {"reml": False},
+      "pooling": {"compare": [{"name": "c", "formula": "mathach ~ ses + size + (1 | schid)"}]}},
+     "mlmi: pooling.compare 'c': the formula 'mathach ~ ses + size + (1 | schid)' is not nested in model.formula"),
+    ({"pooling": {"compare": [{"name": "c", "formula": "mathach ~ ses + (1 | schid)", "methods": ["D3"]}]}},
+     "mlmi: pooling.compare 'c': D3 evaluates the likelihood at the pooled fixed effects and needs ML fits"),
 ])
 def test_bad_input_stops_before_any_job_with_one_line(tmp_path, config, line, untouched):
     # 2 schools of 3 students: data lme4 can fit (more rows than random effects), so only the config is at fault.
@@ -298,3 +303,14 @@ def test_default_report_is_one_self_contained_page(default):
     assert "data:image/png;base64," in page and "<script src" not in page and "<link" not in page
     for heading in ("Warnings", "Data and missingness", "Fixed effects", "Random effects", "Model information"):
         assert heading in page
+
+
+def test_comparison_models_are_fitted_as_their_own_jobs(tmp_path):
+    """Each pooling.compare model is fitted to every imputation by fit_compare jobs the pool waits for."""
+    config = {**TINY, "model": {"reml": False}, "pooling": {"compare": [
+        {"name": "no_slope", "formula": "mathach ~ minority + female + ses + meanses + (1 | schid)"},
+        {"name": "no_ses", "formula": "mathach ~ minority + female + (1 | schid)", "methods": ["D2"]}]}}
+    done = run_workflow(tmp_path, config, extra=["-n"])
+    assert done.returncode == 0, done.stderr[-4000:]
+    counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, flags=re.MULTILINE))
+    assert counts["fit_compare"] == "4" and counts["fit"] == "2" and counts["pool"] == "1"

@@ -58,14 +58,28 @@ def fixed_effects_block(fixed: pd.DataFrame) -> list[str]:
 
 def tests_block(tests: pd.DataFrame | None) -> list[str]:
     """The pooled tests (``pooled/tests.csv``) as mitml prints them: F, df1, df2, p and riv per test, with what it
-    tests; nothing when no test was asked for (or the run is older than the tests)."""
+    tests; the D1 tests first, then the model comparisons (D2, D3); nothing when no test was asked for (or the run
+    is older than the tests)."""
     if tests is None or tests.empty:
         return []
-    cells = zip(tests["test"], tests["hypothesis"], column(tests["statistic"], 4), [str(int(k)) for k in tests["df"]],
+    wald, compared = tests[tests["method"] == "D1"], tests[tests["method"] != "D1"]
+    lines = []
+    if not wald.empty:
+        reference = "Reiter's df2 from dfcom = n - npar" if wald["dfcom"].notna().all() else "large-sample df2"
+        lines += ["", f"Pooled Wald tests (D1, {reference}):",
+                  *_test_rows(wald, ["", "Hypothesis"], [wald["test"], wald["hypothesis"]])]
+    if not compared.empty:
+        lines += ["", "Pooled likelihood-ratio comparisons with nested models (D2, D3):",
+                  *_test_rows(compared, ["", "Method", "Nested model"],
+                              [compared["test"], compared["method"], compared["hypothesis"]])]
+    return lines
+
+
+def _test_rows(tests: pd.DataFrame, header: list[str], labels: list) -> list[str]:
+    """Aligned rows of tests: the ``labels`` columns (left), then F, df1, df2, P(>F) and RIV."""
+    cells = zip(*labels, column(tests["statistic"], 4), [str(int(k)) for k in tests["df"]],
                 column(tests["df_residual"], 4), map(p_value, tests["p_value"]), column(tests["riv"], 3))
-    reference = "Reiter's df2 from dfcom = n - npar" if tests["dfcom"].notna().all() else "large-sample df2"
-    return ["", f"Pooled Wald tests (D1, {reference}):",
-            *aligned([["", "Hypothesis", "F value", "df1", "df2", "P(>F)", "RIV"], *map(list, cells)], left=2)]
+    return aligned([[*header, "F value", "df1", "df2", "P(>F)", "RIV"], *map(list, cells)], left=len(header))
 
 
 def error_terms_block(varcorr: pd.DataFrame) -> list[str]:

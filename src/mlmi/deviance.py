@@ -108,6 +108,30 @@ def solve(theta: np.ndarray, cp: CrossProducts, reml: bool) -> Solution:
     return Solution(float(deviance), beta, float(sigma2), sigma2 * np.linalg.inv(rxtrx), modes, cond_var)
 
 
+def loglik_at(theta: np.ndarray, beta: np.ndarray, sigma2: float, cp: CrossProducts) -> float:
+    """The ML log-likelihood at given parameters, nothing profiled or optimised: y ~ N(X beta, sigma^2 (Z Lambda
+    Lambda' Z' + I)) with Lambda from ``theta`` (the random effects' covariance is sigma^2 Lambda Lambda').
+
+    What lme4's ``devfun2`` gives at fixed theta and sigma for a model whose fixed part is an offset X beta
+    (mitml's D3 evaluates each imputation's likelihood so). Per group, with M = Lambda' Z'Z Lambda + I and
+    w = Lambda' Z'(y - X beta), by the determinant lemma and Woodbury's identity::
+
+        log|V| = n_g log sigma^2 + log|M|,    r' V^-1 r = (r'r - w' M^-1 w) / sigma^2
+
+    so -2 logLik = n log(2 pi sigma^2) + sum_g log|M_g| + (|y - X beta|^2 - sum_g w_g' M_g^-1 w_g) / sigma^2.
+    At an ML fit's own estimates it is that fit's logLik.
+    """
+    q = cp.ztx.shape[1]
+    lam = lambda_of(np.asarray(theta, dtype=float), q)
+    beta = np.asarray(beta, dtype=float)
+    chol = np.linalg.cholesky(lam.T @ cp.ztz @ lam + np.eye(q))
+    w = (cp.zty - cp.ztx @ beta) @ lam                                   # G x q: Lambda' Z'(y - X beta)
+    solved = _forward(chol, w[..., None])[..., 0]                        # L^-1 w, so |L^-1 w|^2 = w' M^-1 w
+    rss = cp.yty - 2 * beta @ cp.xty + beta @ cp.xtx @ beta
+    log_det_m = 2 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)))
+    return float(-0.5 * (cp.n * np.log(2 * np.pi * sigma2) + log_det_m + (rss - np.sum(solved**2)) / sigma2))
+
+
 class _Factor:
     """The per-group part of lme4's blocked Cholesky factor at theta: L of Lambda'Z'Z Lambda + I,
     RZX = L^-1 Lambda'Z'X, cu = L^-1 Lambda'Z'y, and X'X - RZX'RZX."""

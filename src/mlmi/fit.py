@@ -93,7 +93,7 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     design = Design(data, parse_formula(formula))
     start = time.perf_counter()
     with threadpool_limits(limits=1):
-        cp = deviance.CrossProducts.of(design.y, design.X, design.Z, _blocks(design))
+        cp = cross_products(design)
         attempts = _optimize(design, cp, reml)
         theta = np.array(_kept(attempts)["theta"])
         record = _describe(design, deviance.solve(theta, cp, reml), theta, reml)
@@ -413,6 +413,11 @@ def relative_factor(psi: np.ndarray) -> np.ndarray:
         values, vectors = np.linalg.eigh(psi)
         upper = np.linalg.qr((vectors * np.sqrt(np.clip(values, 0, None))).T, mode="r")
         return upper.T * np.where(np.diag(upper) < 0, -1.0, 1.0)
+
+
+def cross_products(design: Design) -> deviance.CrossProducts:
+    """The per-group cross-products of a design, all the deviance and the likelihood need of the data."""
+    return deviance.CrossProducts.of(design.y, design.X, design.Z, _blocks(design))
 
 
 def _blocks(design: Design) -> list[np.ndarray]:

@@ -22,6 +22,7 @@ from mlmi.damage import parquet_problem
 from mlmi.formula import ForbiddenPiece, FormulaError, fixed_design, parse_formula
 from mlmi.levels import level2_columns
 from mlmi.lmer_checks import random_effects_problem
+from mlmi.pool_compare import METHODS, fixed_terms_differ, nesting_problem, reml_problem
 from mlmi.pool_tests import HypothesisError, hypothesis
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
 from mlmi.simulate import simulate_hsb
@@ -305,10 +306,12 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
                        formula, config)
         _check_simulation(config)
         _check_tests(config, formula, _trial_data(config))
+        _check_compare(config, formula)
         return []
     _check_file_name("data.source", source)
     data = _check_data(source, formula, config, warn)
     _check_tests(config, formula, data)
+    _check_compare(config, formula)
     if imputation["method"] != "external":
         return []
     files = imputation_files(imputation["files"])
@@ -342,6 +345,34 @@ def _check_tests(config: dict, formula, data: pd.DataFrame) -> None:
             hypothesis(test, design.names, design.factors)
         except HypothesisError as error:
             raise InputError(str(error)) from None
+
+
+def _check_compare(config: dict, formula) -> None:
+    """Every comparison of ``pooling.compare`` has a name no test or other comparison has, a formula mlmi fits
+    that is nested in model.formula (``mlmi.pool_compare.nesting_problem``), and methods the fits allow: D3
+    needs ML fits, and D2 with REML fits the same fixed terms (``reml_problem``)."""
+    pooling = config.get("pooling", {})
+    comparisons = pooling.get("compare", [])
+    seen = {test["name"] for test in pooling.get("tests", [])}
+    for comparison in comparisons:
+        name, text = comparison["name"], comparison["formula"]
+        if name in seen:
+            raise InputError(f"pooling.compare: the name {name!r} is given twice (in pooling.tests or "
+                             "pooling.compare); give each test and comparison its own name")
+        seen.add(name)
+        try:
+            nested = parse_formula(text)
+        except FormulaError as error:
+            raise InputError(f"pooling.compare {name!r}: formula {str(error).removeprefix('model.formula ')}") from None
+        problem = nesting_problem(formula, nested)
+        if problem:
+            raise InputError(f"pooling.compare {name!r}: the formula {text!r} is not nested in model.formula "
+                             f"{formula.text!r}: {problem}")
+        differ = fixed_terms_differ(formula, nested)
+        for method in comparison.get("methods", METHODS):
+            problem = reml_problem(method, config["model"]["reml"], differ)
+            if problem:
+                raise InputError(f"pooling.compare {name!r}: {problem}")
 
 
 def _check_file_name(key: str, path: str) -> None:

@@ -120,6 +120,14 @@ def d1_df(k: int, m: int, riv: float, dfcom: float | None = None) -> float:
         return float(4 + 1 / z)
 
 
+def f_upper(statistic: float, df1: int, df2: float) -> float:
+    """P(F > statistic) on F(df1, df2), as R's ``pf(statistic, df1, df2, lower.tail = FALSE)``: F(df1, inf) is
+    chi-square(df1) / df1 (scipy's F gives NaN there), and a statistic at or below 0 (D2 can be) gives 1."""
+    if statistic <= 0:
+        return 1.0
+    return float(special.chdtrc(df1, df1 * statistic) if np.isinf(df2) else special.fdtrc(df1, df2, statistic))
+
+
 def d1(estimates, covariances, contrasts=None, rhs=None, dfcom: float | None = None) -> D1Result:
     """The D1 test of ``H0: C beta = c`` from m estimates and their covariance matrices.
 
@@ -177,9 +185,7 @@ def d1(estimates, covariances, contrasts=None, rhs=None, dfcom: float | None = N
     riv = (1 + 1 / m) * np.trace(np.linalg.solve(ubar, b)) / k
     statistic = float(qbar @ np.linalg.solve(ubar, qbar) / (k * (1 + riv)))
     df2 = d1_df(k, m, riv, dfcom)
-    # F(k, inf) is chi-square(k) / k; scipy's F gives NaN at an infinite denominator df
-    p_value = special.chdtrc(k, k * statistic) if np.isinf(df2) else special.fdtrc(k, df2, statistic)
-    return D1Result(statistic=statistic, df1=k, df2=df2, p_value=float(p_value),
+    return D1Result(statistic=statistic, df1=k, df2=df2, p_value=f_upper(statistic, k, df2),
                     riv=float(riv), qbar=qbar, ubar=ubar, b=b, m=m,
                     dfcom=None if dfcom is None or np.isinf(dfcom) else float(dfcom))
 

@@ -33,6 +33,9 @@ TEST_COLUMNS = _LEGENDS["tests"]
 #: How the tests' table labels pooled/tests.csv's columns on the page.
 TEST_LABELS = {"test": "test", "hypothesis": "hypothesis", "statistic": "F", "df": "df1", "df_residual": "df2",
                "p_value": "p", "riv": "riv", "dfcom": "dfcom", "m": "m"}
+#: How the model comparisons' table labels them (no dfcom: D2 and D3 do not use it).
+COMPARISON_LABELS = {"test": "comparison", "hypothesis": "nested model", "method": "method", "statistic": "F",
+                     "df": "df1", "df_residual": "df2", "p_value": "p", "riv": "riv", "m": "m"}
 
 
 def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path, imputed_paths, formula: str,
@@ -94,18 +97,32 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
         models=models_context(models, [pd.read_csv(p) for p in trace_paths]),
         imputation={"variables": variables, "has_chains": bool(chains), "image": images["imputation_diagnostics"]},
         random=random_context(table_of("varcorr"), table_of("random_effects"), table_of("ranef"), truth, images),
-        tests=tests_context(results.table("tests") if results.has_table("tests") else None),
+        tests=tests_context(results.table("tests") if results.has_table("tests") else None, parsed),
         model_info=table(model_info, flagged_fits(model_info), COLUMNS), provenance=provenance_context(provenance))
 
 
-def tests_context(tests: pd.DataFrame | None) -> dict:
-    """The pooled tests (``pooled/tests.csv``) as a table, or None when no test was asked for (or the run is older
-    than the tests), with the complete-data df they used."""
-    if tests is None or tests.empty:
-        return {"table": None}
-    shown = tests[list(TEST_LABELS)].rename(columns=TEST_LABELS)
+def tests_context(tests: pd.DataFrame | None, formula) -> dict:
+    """The pooled tests (``pooled/tests.csv``) as two tables, each None when nothing of its kind was asked for (or
+    the run is older than the tests): the D1 Wald tests, with whether they used the complete-data df, and the
+    likelihood-ratio comparisons with nested models (D2, D3), with the methods they used and the comparisons whose
+    nested model drops random terms of ``formula`` (the parsed model.formula), which test variances on their
+    boundary."""
+    if tests is None:
+        tests = pd.DataFrame(columns=[*TEST_LABELS, "method"])
+    wald, compared = tests[tests["method"] == "D1"], tests[tests["method"] != "D1"]
+    boundary = [name for name, nested in dict(zip(compared["test"], compared["hypothesis"])).items()
+                if parse_formula(nested).re_names != formula.re_names]
+    return {"table": _tests_table(wald, TEST_LABELS) if not wald.empty else None,
+            "reiter": bool(wald["dfcom"].notna().all()),
+            "compare": _tests_table(compared, COMPARISON_LABELS) if not compared.empty else None,
+            "methods": sorted(set(compared["method"])), "boundary": boundary}
+
+
+def _tests_table(tests: pd.DataFrame, labels: dict):
+    """Rows of pooled/tests.csv as a page table, its columns labelled by ``labels``."""
+    shown = tests[list(labels)].rename(columns=labels)
     shown["df1"] = shown["df1"].astype(int).astype(str)     # a count, not a measurement: no decimals
-    return {"table": table(shown, legend=TEST_COLUMNS), "reiter": bool(tests["dfcom"].notna().all())}
+    return table(shown, legend=TEST_COLUMNS)
 
 
 def key_facts(summary: dict, model_info: pd.DataFrame, m: int, n_warnings: int) -> list[tuple[int, str]]:

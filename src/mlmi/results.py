@@ -48,6 +48,12 @@ def pooled_tables(run_dir, mertools_legacy: bool = False) -> dict[str, str]:
     return {key: f"{run_dir}/pooled/{name}.csv" for key, name in names.items()}
 
 
+def compare_fit_paths(run_dir, name: str, m: int) -> list[str]:
+    """The m fit records of ``pooling.compare``'s comparison ``name``, in imputation order: each imputation's fit
+    of the nested model, beside the analysis model's ``fits/imp_<k>.json``."""
+    return [f"{run_dir}/fits/compare/{name}/imp_{k}.json" for k in range(1, m + 1)]
+
+
 def figure_paths(run_dir) -> dict[str, str]:
     """Every figure of the report by name, as a path under ``run_dir``."""
     return {name: f"{run_dir}/figures/{name}.png" for name in FIGURES}

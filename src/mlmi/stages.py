@@ -78,15 +78,20 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
     io.write_json(record, fit_path)
 
 
-def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", tests=()) -> None:
+def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", tests=(), comparisons=(),
+              compare_paths=(), imputed_paths=(), formula: str | None = None) -> None:
     """Write every pooled table of design §4 from the m fit records and the listwise one.
 
     ``outputs`` maps fixed_effects, by_imputation, listwise, random_effects, varcorr,
     ranef, model_info and tests to their paths, and mertools (merTools' legacy arithmetic) when asked.
     ``tests`` are ``pooling.tests``: D1 tests of the pooled fits, with the pooling's dfcom (n - npar, as
     mice::D1 takes it: Reiter's small-sample df); none gives tests.csv with its header only.
+    ``comparisons`` are ``pooling.compare``: D2 and D3 rows after the D1 ones, from the nested model's fit
+    records ``compare_paths`` (``mlmi.results.compare_fit_paths``, comparison by comparison), the imputed data
+    sets ``imputed_paths`` in imputation order (read for D3 only) and the analysis model's ``formula``.
     Fits that did not converge stop the job, or with ``on_failed_fit`` warn are left out of every
-    pooled table; model_info keeps every fit, its ``pooled`` column saying which were pooled.
+    pooled table (and a comparison leaves out the imputations where either model's fit failed);
+    model_info keeps every fit, its ``pooled`` column saying which were pooled.
     """
     from mlmi import pool, summarize
     from mlmi.failed_fits import converged_fits, left_out_warnings
@@ -110,9 +115,42 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     io.write_csv(summarize.varcorr(fits), outputs["varcorr"])
     io.write_csv(summarize.pool_ranef(fits), outputs["ranef"])
     io.write_csv(info, outputs["model_info"])
-    io.write_csv(d1_tests(fits, list(tests), dfcom=fits[0]["dfcom"]), outputs["tests"])
+    table = d1_tests(fits, list(tests), dfcom=fits[0]["dfcom"])
+    if comparisons:
+        compared = _comparison_rows(kept, paths, list(comparisons), compare_paths, imputed_paths, formula,
+                                    on_failed_fit)
+        table = compared if table.empty else pd.concat([table, compared], ignore_index=True)
+    io.write_csv(table, outputs["tests"])
     if "mertools" in outputs:
         io.write_csv(mertools_fixed_effects(fits), outputs["mertools"])
+
+
+def _comparison_rows(kept: dict, paths: dict, comparisons: list, compare_paths, imputed_paths, formula: str,
+                     on_failed_fit: str) -> pd.DataFrame:
+    """The D2 and D3 rows of ``pooling.compare`` over the imputations whose fits of both models are pooled."""
+    from mlmi.failed_fits import FailedFitError, converged_fits
+    from mlmi.pool_compare import comparison_tests
+
+    by_name = {comparison["name"]: {} for comparison in comparisons}
+    for path in map(str, compare_paths):           # .../fits/compare/<name>/imp_<k>.json
+        by_name[Path(path).parent.name][Path(path).stem.removeprefix("imp_")] = path
+    labels = list(kept)
+    nested = {}
+    for name, named_paths in by_name.items():
+        records = converged_fits({k: io.read_json(path) for k, path in named_paths.items()}, named_paths,
+                                 on_failed_fit)
+        labels = [k for k in labels if k in records]
+        nested[name] = records
+    if len(labels) < 2:
+        raise FailedFitError(f"only {len(labels)} imputations have converged fits of model.formula and every "
+                             "pooling.compare model; a comparison needs at least 2")
+    if len(labels) < len(kept):
+        log.warning("the model comparisons leave out imputations %s, where a comparison model's fit did not "
+                    "converge (pooling.on_failed_fit: warn)", [k for k in kept if k not in labels])
+    imputed = dict(zip(paths, map(str, imputed_paths)))
+    data = [io.read_parquet(imputed[k]) for k in labels] if imputed_paths else None
+    return comparison_tests([kept[k] for k in labels], comparisons,
+                            {name: [records[k] for k in labels] for name, records in nested.items()}, data, formula)
 
 
 def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path, truth_path, fit_paths,

@@ -6,24 +6,29 @@ probit) or Poisson (log) responses (``mlmi.families``). The stages are lme4's (`
 
 - ``pirls``: penalised iteratively reweighted least squares at a theta: the conditional modes u
   (and, in the first stage, beta jointly) of ``Sum dev.resid(y, mu) + |u|^2`` with
-  ``eta = X beta + Z Lambda u``, by Fisher scoring with lme4's step halving;
+  ``eta = X beta + Z Lambda u``, by Fisher scoring with lme4's step halving and stopping rule;
 - ``laplace``: lme4's Laplace deviance there, ``log|L|^2 + |u|^2 + aic`` (``glmResp::Laplace``),
   where ``L L' = Lambda' Z' W Z Lambda + I`` and ``aic`` is the family's -2 log-likelihood; or, for
   nAGQ > 1 with one scalar random effect, lme4's adaptive Gauss-Hermite deviance (``glmerAGQ``);
 - ``optimize``: glmer's two stages: theta alone with beta inside PIRLS (nAGQ = 0, ``bobyqa``), then
   theta and beta together on the Laplace (or AGQ) deviance from there, then lme4's
   ``check.boundary``. Both stages run nlopt's BOBYQA: glmer's second optimizer, ``Nelder_Mead``,
-  stops up to ~1e-5 deviance units short (its ``FtolAbs``); mlmi goes to the optimum and the
-  parity tests hold its deviance at or below lme4's;
+  stops short of the optimum by up to its ``FtolAbs`` (1e-5); mlmi goes to the optimum;
 - ``describe``: the fixed effects with glmer's ``vcov()`` (twice the inverse of the finite-difference
   Hessian of the deviance in (theta, beta), lme4's ``deriv12``, its beta block), the variance
   components, lme4's deviance, logLik, AIC and BIC, conditional modes and variances, and lme4's
   ``checkConv`` verdict.
 
-PIRLS is iterated to a fixed point (steps below ``PIRLS_XTOL``), not to glmer's ``tolPwrss = 1e-7``
-relative: the Hessian behind the standard errors divides deviance differences by 1e-8, and glmer's
-looser inner loop leaves its probit deviance noisy at 1e-4, whose Hessian is then wrong (seen on
-tests/data/binary_slope.csv: SEs of 0.005 where its RX gives 0.08).
+lme4's deviance is a function of its PIRLS path, not only of the parameters: PIRLS stops when the
+penalised deviance changes by less than ``tolPwrss = 1e-7`` relative, and ``log|L|^2`` is taken from
+the factor of the last step, made at the means before that step. On cbpp that lag moves the
+deviance by 9e-4, the fixed effects by 4e-4 relative and their SEs by 1.3% from the Laplace
+approximation at the exact mode. mlmi follows the path step for step (each evaluation starts from
+the linear predictor the stage began with, lme4's ``lp0``), so that its criterion is lme4's: at
+lme4's own stage-1 endpoint it agrees to 4e-12. With a non-canonical link (probit) Fisher scoring
+converges slowly, the lag makes the criterion noisy at 1e-4, and glmer's Hessian from it can be
+wrong (seen on tests/data/binary_slope.csv: SEs of 0.005 where its RX gives 0.08); ``tol_pwrss``
+(glmerControl's ``tolPwrss``) tightens the loop, as ``glmerControl(tolPwrss = 1e-12)`` does in R.
 """
 import time
 from dataclasses import dataclass
@@ -55,6 +60,8 @@ DERIV_STEP = 1e-4
 #: nlopt BOBYQA's tolerances in each stage, and its iteration limit.
 STAGE1_TOL = 1e-8
 STAGE2_TOL = 1e-10
+#: Stage 2 restarts BOBYQA once from its optimum with initial steps this much smaller (a polish).
+POLISH_STEP = 1e-2
 MAXEVAL = 100_000
 #: lme4's largest nAGQ.
 MAX_AGQ = 25
@@ -224,6 +231,7 @@ class Objective:
     design: GlmmDesign
     n_agq: int
     eta0: np.ndarray
+    tol: float = TOL_PWRSS
 
     @property
     def n_theta(self) -> int:
@@ -231,7 +239,7 @@ class Objective:
 
     def stage1(self, theta: np.ndarray) -> float:
         """The nAGQ = 0 deviance at theta: Laplace at the joint mode of u and beta."""
-        mode = pirls(self.design, theta, self.eta0)
+        mode = pirls(self.design, theta, self.eta0, tol=self.tol)
         return laplace(self.design, mode) if mode.converged else np.inf
 
     def stage2(self, pars: np.ndarray) -> float:
@@ -243,7 +251,7 @@ class Objective:
 
     def mode(self, pars: np.ndarray) -> Mode:
         """PIRLS's mode of u at (theta, beta) = ``pars``."""
-        return pirls(self.design, pars[:self.n_theta], self.eta0, pars[self.n_theta:])
+        return pirls(self.design, pars[:self.n_theta], self.eta0, pars[self.n_theta:], self.tol)
 
 
 def _bobyqa(objective, start: np.ndarray, lower: np.ndarray, step: np.ndarray, tol: float) -> tuple:
@@ -278,23 +286,25 @@ def _theta_lower(q: int) -> np.ndarray:
     return np.array([-np.inf if low is None else low for low, _ in deviance.lower_bounds(q)])
 
 
-def optimize(design: GlmmDesign, n_agq: int = 1) -> tuple[np.ndarray, float, Objective, list[str]]:
+def optimize(design: GlmmDesign, n_agq: int = 1, tol: float = TOL_PWRSS) -> tuple[np.ndarray, float, Objective,
+                                                                                 list[str]]:
     """glmer's two stages; returns (theta, beta), the deviance there, the stage-2 objective and the optimizers'
     messages. Stage 1 starts at lme4's theta (Lambda = identity) from R's starting means; stage 2 at stage 1's
     theta and beta, its initial steps those of glmer's ``Nelder_Mead`` (0.02 for theta, 0.2 x beta's SE)."""
     base = design.base
     q = base.Z.shape[1]
     theta0 = np.eye(q)[np.tril_indices(q)]
-    start = pirls(design, theta0, design.family.linkfun(design.family.mustart(design.response)))
-    first = Objective(design, 0, start.eta)
+    start = pirls(design, theta0, design.family.linkfun(design.family.mustart(design.response)), tol=tol)
+    first = Objective(design, 0, start.eta, tol)
     lower = _theta_lower(q)
     theta1, _, message1 = _bobyqa(first.stage1, theta0, lower, np.full(len(theta0), 0.2), STAGE1_TOL)
-    stage1 = pirls(design, theta1, first.eta0)
-    second = Objective(design, n_agq, stage1.eta)
+    stage1 = pirls(design, theta1, first.eta0, tol=tol)
+    second = Objective(design, n_agq, stage1.eta, tol)
     beta_se = np.sqrt(np.diag(np.linalg.inv(stage1.rxtrx)))
     step = 0.2 * np.r_[np.full(len(theta1), 0.1), np.minimum(beta_se, 10)]
-    pars, value, message2 = _bobyqa(second.stage2, np.r_[theta1, stage1.beta],
-                                    np.r_[lower, np.full(len(stage1.beta), -np.inf)], step, STAGE2_TOL)
+    bounds = np.r_[lower, np.full(len(stage1.beta), -np.inf)]
+    pars, value, message2 = _bobyqa(second.stage2, np.r_[theta1, stage1.beta], bounds, step, STAGE2_TOL)
+    pars, value, message2 = _bobyqa(second.stage2, pars, bounds, step * POLISH_STEP, STAGE2_TOL)
     pars, value = _check_boundary(second, pars, value, lower)
     return pars, value, second, [f"stage 1 (theta; nAGQ = 0), BOBYQA: {message1}",
                                  f"stage 2 (theta, beta; nAGQ = {n_agq}), BOBYQA: {message2}"]
@@ -391,13 +401,14 @@ def _hessian_messages(hessian: np.ndarray) -> list[str]:
 
 
 def fit_glmm(data: pd.DataFrame, formula: str, family: str = "binomial", link: str | None = None,
-             n_agq: int = 1, weights: str | None = None, label: str = "") -> dict:
+             n_agq: int = 1, weights: str | None = None, label: str = "", tol_pwrss: float = TOL_PWRSS) -> dict:
     """Fit ``formula`` to complete ``data`` as ``glmer(formula, family = family(link), nAGQ = n_agq)`` does by
     default, and return a self-describing, JSON-ready record in the shape of ``mlmi.fit.fit_mixed``'s.
 
     ``weights`` names a column of prior weights (for a binomial proportion: the number of trials). nAGQ > 1
-    needs one scalar random effect, as lme4 requires. The response must fit the family (``mlmi.families``),
-    else ValueError with a one-line message.
+    needs one scalar random effect, as lme4 requires. ``tol_pwrss`` is glmerControl's ``tolPwrss``: PIRLS's
+    tolerance, whose default can leave a probit deviance noisy enough to spoil the Hessian (module docstring).
+    The response must fit the family (``mlmi.families``), else ValueError with a one-line message.
     """
     parsed = parse_formula(formula)
     fam = Family(family, link or ("logit" if family == "binomial" else "log"))
@@ -408,7 +419,7 @@ def fit_glmm(data: pd.DataFrame, formula: str, family: str = "binomial", link: s
         raise ValueError(f"model.nagq {n_agq}: nAGQ > 1 is only available for models with a single, scalar "
                          "random-effects term, such as (1 | g)")
     started = time.perf_counter()
-    pars, value, objective, messages = optimize(design, n_agq)
+    pars, value, objective, messages = optimize(design, n_agq, tol_pwrss)
     gradient, hessian = deriv12(objective.stage2, pars)
     record = describe(design, objective, pars, value, hessian)
     record["convergence"] = _convergence(design, objective, pars, gradient, hessian, messages)

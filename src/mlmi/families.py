@@ -100,6 +100,11 @@ class Family:
         return response.y + 0.1
 
 
+def family_of(name: str, link: str | None = None) -> Family:
+    """The family ``name`` with ``link``, or with R's default link (logit for binomial, log for Poisson)."""
+    return Family(name, link or LINKS.get(name, (None,))[0])
+
+
 def _y_log_y(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """y log(y / mu), 0 where y is 0 (lme4's ``Y_log_Y``)."""
     ratio = np.divide(y, mu, out=np.zeros_like(y, dtype=float), where=y != 0)

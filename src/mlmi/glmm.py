@@ -39,7 +39,7 @@ import pandas as pd
 import scipy
 
 from mlmi import deviance
-from mlmi.families import Family, Response, binomial_response, response_problem
+from mlmi.families import Family, Response, binomial_response, family_of, response_problem
 from mlmi.fit import Design, _plain, _variance_components, singular_warning
 from mlmi.formula import MixedFormula, parse_formula
 from mlmi.lmer_checks import rank_message
@@ -411,7 +411,7 @@ def fit_glmm(data: pd.DataFrame, formula: str, family: str = "binomial", link: s
     The response must fit the family (``mlmi.families``), else ValueError with a one-line message.
     """
     parsed = parse_formula(formula)
-    fam = Family(family, link or ("logit" if family == "binomial" else "log"))
+    fam = family_of(family, link)
     if not 1 <= n_agq <= MAX_AGQ:
         raise ValueError(f"model.nagq {n_agq}: lme4 takes 1 (Laplace) to {MAX_AGQ} quadrature points")
     design = GlmmDesign(data, parsed, fam, weights)

@@ -17,6 +17,7 @@ from scipy import stats
 from mlmi import glmm
 from mlmi.families import Family, Response, binomial_response, response_problem
 from mlmi.fit_record import wald_table
+from mlmi.pool import exponentiated, pool
 from mlmi.formula import FormulaError, parse_formula
 
 DATA = Path(__file__).parent / "data"
@@ -177,3 +178,33 @@ def test_cbind_is_parsed_never_evaluated():
                 "cbind(a, __import__) ~ x + (1 | g)", "cbind(a, b, c) ~ x + (1 | g)"):
         with pytest.raises(FormulaError):
             parse_formula(bad)
+
+
+MICE = json.loads((DATA / "glmm_mice.json").read_text())  # from glmm_mice_reference.R
+
+
+@pytest.fixture(scope="module")
+def mice_fits():
+    return [glmm.fit_glmm(pd.read_csv(DATA / f"glmm_mice_imp_{k}.csv"), MICE["formula"], "binomial")
+            for k in range(1, MICE["m"] + 1)]
+
+
+def test_pooled_as_mice_pools_glmer_fits(mice_fits):
+    """mice::pool(with(imp, glmer(...))) on mice's own imputations: the same pooled table, with mice's dfcom for a
+    glmerMod (n - npar) and summary(pool, conf.int = TRUE, exponentiate = TRUE)'s ratios."""
+    for fit, ref in zip(mice_fits, MICE["per_fit"]):
+        np.testing.assert_allclose(_column(fit, "estimate"), ref["fixef"], rtol=1e-4)
+        np.testing.assert_allclose(_column(fit, "std_error"), ref["se"], rtol=1e-3)
+        assert fit["deviance"] == pytest.approx(ref["deviance"], abs=1e-4) and not ref["messages"]
+    pooled, ref = pool(mice_fits), MICE["pooled"]
+    assert list(pooled["term"]) == ref["term"] and (pooled["dfcom"] == ref["dfcom"]).all()
+    # Seen: estimate, ubar and t within 3e-5 relative; b, riv, lambda, fmi and df (which amplify the fits'
+    # differences) within 2.5e-4.
+    for column, rtol in [("estimate", 1e-4), ("ubar", 1e-4), ("t", 1e-4), ("b", 1e-3), ("riv", 1e-3),
+                         ("lambda", 1e-3), ("fmi", 1e-3), ("df", 1e-3)]:
+        np.testing.assert_allclose(pooled[column], ref[column], rtol=rtol, err_msg=column)
+    np.testing.assert_allclose(pooled[["std_error", "statistic", "conf_low", "conf_high"]].T,
+                               [MICE["std_error"], MICE["statistic"], MICE["conf_low"], MICE["conf_high"]], rtol=1e-3)
+    ratios = exponentiated(pooled)
+    np.testing.assert_allclose(ratios[["ratio", "conf_low", "conf_high"]].T,
+                               [MICE["ratio"], MICE["ratio_low"], MICE["ratio_high"]], rtol=1e-3)

@@ -1,6 +1,6 @@
 # Writes glmm_lme4.json: glmer's numbers (lme4 1.1-31, default glmerControl) for the GLMM parity tests,
 # and the CSV files they are fitted to: cbpp.csv and grouseticks.csv (lme4's data sets as they ship),
-# binary_slope.csv (simulated here, set.seed below). Run from tests/data/:
+# binary_slope.csv and binary_singular.csv (simulated here, set.seed below). Run from tests/data/:
 #   Rscript glmm_reference.R   (R 4.x with lme4, mice, broom.mixed, jsonlite; Debian: r-cran-lme4 r-cran-mice
 #                               r-cran-broom.mixed r-cran-jsonlite)
 suppressMessages({library(lme4); library(jsonlite); library(broom.mixed)})
@@ -22,6 +22,14 @@ b <- matrix(rnorm(2 * n_groups), n_groups) %*% chol(cov_b)
 eta <- -0.4 + 0.7 * x - 0.5 * z + b[g, 1] + b[g, 2] * x
 y <- rbinom(length(g), 1, plogis(eta))
 write.csv(data.frame(y = y, x = round(x, 6), z = z, g = g), "binary_slope.csv", row.names = FALSE)
+
+# A binary outcome whose 30 groups do not differ: a singular fit (the random-intercept SD at zero).
+set.seed(3)
+singular_g <- rep(1:30, each = 10)
+singular_x <- rnorm(300)
+singular_y <- rbinom(300, 1, plogis(0.3 * singular_x))
+write.csv(data.frame(y = singular_y, x = round(singular_x, 6), g = singular_g), "binary_singular.csv",
+          row.names = FALSE)
 
 describe <- function(formula, file, family, nAGQ = 1L, weights = NULL, control = glmerControl()) {
   data <- read.csv(file)
@@ -64,6 +72,7 @@ out <- list(
   # Converged tightly, lme4's own deviance is smooth and its Hessian right: that is the reference.
   binary_probit = describe("y ~ x + z + (1 | g)", "binary_slope.csv", binomial(link = "probit"),
                            control = glmerControl(tolPwrss = 1e-12)),
+  binary_singular = describe("y ~ x + (1 | g)", "binary_singular.csv", binomial()),
   grouseticks = describe("TICKS ~ factor(YEAR) + cHEIGHT + (1 | BROOD)", "grouseticks.csv", poisson()),
   versions = list(lme4 = as.character(packageVersion("lme4")), mice = as.character(packageVersion("mice")),
                   broom.mixed = as.character(packageVersion("broom.mixed")), R = R.version.string))

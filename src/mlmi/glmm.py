@@ -103,8 +103,9 @@ class GlmmDesign:
 
 @dataclass(frozen=True)
 class Mode:
-    """PIRLS's fixed point at one theta (and beta): the conditional modes, the means there, and the blocks of
-    the Cholesky factor L (per group: L L' = Lambda'Z_g'W_g Z_g Lambda + I) at the means."""
+    """Where PIRLS stopped at one theta (and beta): the conditional modes, the means there, and the blocks of the
+    Cholesky factor L (per group: L L' = Lambda'Z_g'W_g Z_g Lambda + I) of its last step, with W at the means
+    before that step, as lme4 keeps it."""
 
     theta: np.ndarray
     beta: np.ndarray
@@ -112,7 +113,7 @@ class Mode:
     eta: np.ndarray
     mu: np.ndarray
     chol: np.ndarray       # G x q x q
-    rxtrx: np.ndarray      # p x p: X'WX - RZX'RZX at the means (lme4's RX'RX)
+    rxtrx: np.ndarray      # p x p: X'WX - RZX'RZX of that step (lme4's RX'RX)
     converged: bool
 
     @property

@@ -135,3 +135,14 @@ def test_summary_of_a_binomial_run_shows_odds_ratios(tmp_path, glmm_fits):
                            "(Laplace approximation) on 3 imputed data sets")
     assert "Odds ratios (exp of the pooled estimates and intervals):" in text
     assert "Residual" not in text
+
+
+def test_an_imputed_file_whose_response_does_not_fit_is_named(binary):
+    """External imputations: every file's response must fit the family too (a 0/1 outcome imputed as 0.37)."""
+    data = pd.read_csv("binary.csv")
+    data.loc[[5, 9], "y"] = np.nan
+    data.to_csv("binary.csv", index=False)
+    for k in (1, 2):
+        data.fillna({"x": 0.0, "y": 0.37 if k == 2 else 1.0}).to_csv(f"imp{k}.csv", index=False)
+    binary["imputation"].update(method="external", files=["imp*.csv"])
+    assert message(binary).startswith("imp2.csv: model.formula: response 'y' must be 0/1 for family binomial")

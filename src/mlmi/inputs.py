@@ -339,7 +339,7 @@ def _check_family(config: dict, formula, data: pd.DataFrame, where: str) -> None
                              "model.family: binomial")
         return
     try:
-        family = family_of(name, model.get("link"))
+        family_of(name, model.get("link"))  # a link the family does not take raises
     except ValueError as error:
         raise InputError(str(error)) from None
     if model["reml"]:
@@ -350,19 +350,28 @@ def _check_family(config: dict, formula, data: pd.DataFrame, where: str) -> None
     if model.get("nagq", 1) > 1 and (formula.random_terms or not formula.random_intercept):
         raise InputError(f"model.nagq {model['nagq']}: more than 1 quadrature point needs a single, scalar random "
                          "effect, such as (1 | g) (as lme4 allows); set model.nagq: 1 for this formula")
+    used = _check_response(config, formula, data, where)
+    _check_family_imputation(config, used, data, where)
+
+
+def _check_response(config: dict, formula, data: pd.DataFrame, where: str) -> list[str]:
+    """A GLMM's observed response (with cbind's failures and model.weights) fits model.family; returns those
+    columns. Nothing to check for a linear mixed model."""
+    model = config["model"]
+    if model.get("family", "gaussian") == "gaussian":
+        return []
     weights = model.get("weights")
     if weights is not None and weights not in data.columns:
         raise InputError(f"{where}: model.weights {weights!r} is not among the columns {list(data.columns)}")
-    failures = [column for _, column in formula.failures]
-    used = [formula.response, *failures, *([weights] if weights else [])]
+    used = [formula.response, *(column for _, column in formula.failures), *([weights] if weights else [])]
     observed = data.loc[data[used].notna().all(axis=1)]
     signed = sum(sign * observed[column].to_numpy(dtype=float) for sign, column in formula.failures) \
         if formula.failures else None
-    problem = response_problem(family.name, formula.response, observed[formula.response].to_numpy(dtype=float),
+    problem = response_problem(model["family"], formula.response, observed[formula.response].to_numpy(dtype=float),
                                signed, None if weights is None else observed[weights].to_numpy(dtype=float))
     if problem:
         raise InputError(f"{where}: {problem}")
-    _check_family_imputation(config, used, data, where)
+    return used
 
 
 def _check_family_imputation(config: dict, used: list[str], data: pd.DataFrame, where: str) -> None:
@@ -655,6 +664,7 @@ def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, c
         variables = formula.variables(imputed.columns)
         numbers = [c for c in variables if c != formula.group]
         _check_numbers(path, imputed, numbers, formula)
+        _check_response(config, formula, imputed, path)
         holes = [c for c in variables if imputed[c].isna().any()]
         if holes:
             raise InputError(f"{path}: missing values left in model variables {holes}, the first of {holes[0]!r} on "

@@ -146,3 +146,15 @@ def test_an_imputed_file_whose_response_does_not_fit_is_named(binary):
         data.fillna({"x": 0.0, "y": 0.37 if k == 2 else 1.0}).to_csv(f"imp{k}.csv", index=False)
     binary["imputation"].update(method="external", files=["imp*.csv"])
     assert message(binary).startswith("imp2.csv: model.formula: response 'y' must be 0/1 for family binomial")
+
+
+def test_a_glmm_s_axes_are_on_its_link_scale():
+    """Figures label a GLMM's coefficients on the link's scale, not in the response's units."""
+    from mlmi.figures import units
+    from mlmi.fit_record import link_scale
+
+    fit = {"family": "binomial", "link": "logit"}
+    assert units("passed", "(Intercept)", link_scale(fit)) == "log odds of passed"
+    assert units("passed", "ses", link_scale(fit)) == "log odds of passed per unit of ses"
+    assert units("mathach", "ses", link_scale({"reml": True})) == "mathach per unit of ses"
+    assert link_scale({"family": "poisson", "link": "log"}) == "log rate"

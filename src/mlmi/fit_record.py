@@ -26,6 +26,13 @@ def ratio_kind(fit: dict) -> str | None:
         (fit.get("family", "gaussian"), fit.get("link")))
 
 
+def link_scale(fit: dict) -> str | None:
+    """The scale a GLMM's coefficients are on, for axis labels: log odds, probit or log rate; None for a linear
+    mixed model (its response's own units)."""
+    return {"logit": "log odds", "probit": "probit", "log": "log rate"}.get(fit.get("link")) \
+        if fit.get("family", "gaussian") != "gaussian" else None
+
+
 def model_kind(fit: dict) -> str:
     """The model in a phrase: ``linear mixed model``, or ``generalized linear mixed model (binomial family, logit
     link)``."""

@@ -236,6 +236,7 @@ class Objective:
 
     @property
     def n_theta(self) -> int:
+        """The number of covariance parameters, theta's length."""
         return deviance.theta_size(self.design.base.Z.shape[1])
 
     def stage1(self, theta: np.ndarray) -> float:
@@ -422,22 +423,27 @@ def fit_glmm(data: pd.DataFrame, formula: str, family: str = "binomial", link: s
     started = time.perf_counter()
     pars, value, objective, messages = optimize(design, n_agq, tol_pwrss)
     gradient, hessian = deriv12(objective.stage2, pars)
-    record = describe(design, objective, pars, value, hessian)
+    record, warnings = describe(design, objective, pars, value, hessian)
     record["convergence"] = _convergence(design, objective, pars, gradient, hessian, messages)
-    record["convergence"]["warnings"] += record.pop("vcov_warnings")
+    record["convergence"]["warnings"] += warnings
     record.update(label=label, formula=formula, weights=weights, fit_seconds=time.perf_counter() - started,
                   versions={"nlopt": nlopt.__version__, "scipy": scipy.__version__})
     return record
 
 
-def describe(design: GlmmDesign, objective: Objective, pars: np.ndarray, value: float, hessian: np.ndarray) -> dict:
-    """Everything glmer reports, from the mode at the optimum (design §5.1, in glmer's terms)."""
+def describe(design: GlmmDesign, objective: Objective, pars: np.ndarray, value: float,
+             hessian: np.ndarray) -> tuple[dict, list[str]]:
+    """Everything glmer reports, from the mode at the optimum (design §5.1, in glmer's terms), and the warnings
+    of its making: vcov's fallback to RX, and a PIRLS that did not converge there."""
     base, n_theta = design.base, objective.n_theta
     q = base.Z.shape[1]
     theta, beta = pars[:n_theta], pars[n_theta:]
     mode = objective.mode(pars)
     lam = deviance.lambda_of(theta, q)
-    vcov, vcov_warnings = fixed_vcov(hessian, n_theta, mode)
+    vcov, warnings = fixed_vcov(hessian, n_theta, mode)
+    if not mode.converged:
+        warnings.append(f"PIRLS did not converge at the optimum in {PIRLS_MAXIT} steps (lme4: pwrssUpdate did not "
+                        "converge in (maxit) iterations)")
     se = np.sqrt(np.diag(vcov))
     n_obs = len(base.y)
     npar = len(beta) + n_theta
@@ -451,7 +457,6 @@ def describe(design: GlmmDesign, objective: Objective, pars: np.ndarray, value: 
         "fixed_effects": [{"term": t, "estimate": b, "std_error": s, "statistic": b / s}
                           for t, b, s in zip(base.fe_names, beta.tolist(), se.tolist())],
         "vcov": {"terms": base.fe_names, "matrix": vcov.tolist()},
-        "vcov_warnings": vcov_warnings,
         "factors": base.factors,
         "random_effects": _variance_components(base, lam @ lam.T),
         "sigma": 1.0,
@@ -464,7 +469,7 @@ def describe(design: GlmmDesign, objective: Objective, pars: np.ndarray, value: 
         "dfcom": n_obs - npar,
         "ranef": {"group": base.group, "levels": [_plain(v) for v in base.levels], "terms": base.re_names,
                   "modes": (mode.u @ lam.T).tolist(), "cond_var": cond_var.tolist()},
-    }
+    }, warnings
 
 
 def _convergence(design: GlmmDesign, objective: Objective, pars: np.ndarray, gradient: np.ndarray,

@@ -14,7 +14,7 @@ import yaml
 
 from mlmi import figures
 from mlmi.failed_fits import left_out
-from mlmi.fit_record import model_kind, ratio_kind
+from mlmi.fit_record import link_scale, model_kind, ratio_kind
 from mlmi.formula import parse_formula
 from mlmi.io import read_json, write_bytes
 from mlmi.missingness import summarize_missingness
@@ -63,14 +63,16 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
     fits = [read_json(p) for p in fit_paths]
     models = pd.read_csv(models_path, keep_default_na=False) if models_path else None
     summary = summarize_missingness(data, model_vars)
+    scale = link_scale(fits[0])
     variables = imputed_variables(data, imputed)
     drawn = {
         "missingness_patterns": figures.patterns_plot(summary["patterns"]),
         "imputation_diagnostics": figures.imputation_plot(data, imputed, chains, variables, set(categorical)),
-        "forest": figures.forest_plot(fixed, table_of("listwise"), table_of("by_imputation"), truth, parsed.response),
+        "forest": figures.forest_plot(fixed, table_of("listwise"), table_of("by_imputation"), truth, parsed.response,
+                                      scale),
         "random_effects": figures.random_effects_plot(pooled_fits(fits, model_info), read_json(listwise_fit_path),
-                                                      table_of("random_effects"), truth, parsed.response),
-        "caterpillar": figures.caterpillar_plot(table_of("ranef"), parsed.response),
+                                                      table_of("random_effects"), truth, parsed.response, scale),
+        "caterpillar": figures.caterpillar_plot(table_of("ranef"), parsed.response, scale),
     }
     images = {name: figures.render(figure, figures.ALT[name]) for name, figure in drawn.items()}
     for name, figure_path in (figure_paths or {}).items():

@@ -67,6 +67,12 @@ def get_param(*keys):
     return fetch
 
 
+def get_family(wildcards):
+    """The run's model.family with what goes with it (link, nagq, weights): what the fit passes to glmer's engine."""
+    model = run_config(wildcards.run)["model"]
+    return {key: model.get(key) for key in ("family", "link", "nagq", "weights")}
+
+
 def get_imputation_settings(wildcards):
     """The imputation settings the run's method takes, so a study scenario may vary any of them."""
     return method_settings(run_config(wildcards.run)["imputation"])

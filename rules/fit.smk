@@ -10,6 +10,7 @@ rule fit:
     params:
         formula=get_param("model", "formula"),
         reml=get_param("model", "reml"),
+        family=get_family,
         listwise=False,
         label=get_label,
     threads: 1
@@ -34,6 +35,7 @@ rule fit_listwise:
     params:
         formula=get_param("model", "formula"),
         reml=get_param("model", "reml"),
+        family=get_family,
         listwise=True,
         label="listwise",
     threads: 1

@@ -10,6 +10,7 @@ rule fit_complete:
     params:
         formula=get_param("model", "formula"),
         reml=get_param("model", "reml"),
+        family=get_family,
         listwise=False,
         label="complete",
     threads: 1

@@ -3,5 +3,5 @@ from mlmi.logs import log_to
 
 with log_to(snakemake.log[0]):
     stages.fit(snakemake.input.data, snakemake.output.fit, formula=snakemake.params.formula,
-               reml=snakemake.params.reml, listwise=snakemake.params.listwise,
+               reml=snakemake.params.reml, family=snakemake.params.family, listwise=snakemake.params.listwise,
                label=snakemake.params.label)

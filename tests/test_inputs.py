@@ -192,8 +192,9 @@ def changed(path: str, value) -> dict:
                                     "unexpected); did you mean 'formula'?"),
     ("data.simulate.N_SCHOOLS", 40, "config key data.simulate: Additional properties are not allowed ('N_SCHOOLS' was "
                                     "unexpected); did you mean 'n_schools'?"),
-    ("model.weights", "w", "config key model: Additional properties are not allowed ('weights' was unexpected); "
-                           "the keys allowed here are formula, reml (config/schema.yaml describes each)"),
+    ("model.offset", "w", "config key model: Additional properties are not allowed ('offset' was unexpected); "
+                          "the keys allowed here are formula, reml, family, link, nagq, weights (config/schema.yaml "
+                          "describes each)"),
     ("scenario", "a b", "config key scenario: 'a b' is not allowed here; expected: name of the study, a folder name: "
                         "letters, digits, '_', '.' and '-', not dots alone; outputs go to results/<scenario>/"),
     ("scenario", "..", "config key scenario: '..' is not allowed here; expected: name of the study, a folder name: "

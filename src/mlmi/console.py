@@ -9,6 +9,8 @@ import math
 import pandas as pd
 
 from mlmi.failed_fits import left_out, left_out_warnings
+from mlmi.fit_record import estimation, model_kind, ratio_kind
+from mlmi.pool import exponentiated
 from mlmi.results import ResultsError, RunResults, fit_warnings  # noqa: F401 (ResultsError: the CLI's)
 
 #: What a results folder must hold for the summary: these pooled tables, and ``fits/imp_1.json``.
@@ -54,6 +56,17 @@ def fixed_effects_block(fixed: pd.DataFrame) -> list[str]:
     cells = zip(fixed["term"], column(fixed["estimate"], 4), column(fixed["std_error"], 4),
                 column(fixed["statistic"], 3), column(fixed["df"], 4), map(p_value, fixed["p_value"]))
     return aligned([["", "Estimate", "Std. Error", "t value", "df", "Pr(>|t|)"], *map(list, cells)])
+
+
+def ratios_block(fixed: pd.DataFrame, kind: str | None) -> list[str]:
+    """Odds or rate ratios (exp of the pooled estimates and 95% intervals) of a logit or log model; else nothing."""
+    if kind is None:
+        return []
+    ratios = exponentiated(fixed)
+    cells = zip(ratios["term"], column(ratios["ratio"], 4), column(ratios["conf_low"], 4),
+                column(ratios["conf_high"], 4))
+    return ["", f"{kind.capitalize()}s (exp of the pooled estimates and intervals):",
+            *aligned([["", kind.capitalize(), "2.5 %", "97.5 %"], *map(list, cells)])]
 
 
 def tests_block(tests: pd.DataFrame | None) -> list[str]:
@@ -118,17 +131,18 @@ def summary(folder) -> str:
     results = read_results(folder)
     fixed, model_info, fit = results.table("fixed_effects"), results.table("model_info"), results.fit("imp_1")
     aic = model_info.loc[~model_info["imputation"].isin(["listwise", *left_out(model_info)]), "aic"]
-    method = "REML" if fit["reml"] else "maximum likelihood"
+    kind = model_kind(fit)
     imputation = imputation_block(results.imputation_models())
     warnings = (left_out_warnings(model_info) + results.recorded_warnings(labelled=False)
                 + fit_warnings(model_info, fixed))
     lines = [
-        f"Linear mixed model fit by {method} on {int(fixed['m'].iloc[0])} imputed data sets, "
+        f"{kind[0].upper()}{kind[1:]} fit by {estimation(fit)} on {int(fixed['m'].iloc[0])} imputed data sets, "
         "pooled by Rubin's rules (Barnard-Rubin df)",
         f"Formula: {fit['formula']}",
         "",
         "Fixed effects:",
         *fixed_effects_block(fixed),
+        *ratios_block(fixed, ratio_kind(fit)),
         *tests_block(results.table("tests") if results.has_table("tests") else None),
         "",
         "Error terms (mean over imputations):",

@@ -87,9 +87,11 @@ def imputation_style(k: int) -> dict:
             "marker": IMPUTATION_MARKERS[(k - 1) % len(IMPUTATION_MARKERS)]}
 
 
-def units(response: str, term: str) -> str:
-    """The unit of a coefficient or random effect of ``term`` on ``response``, for axis labels."""
-    return f"{response} units" if term in ("(Intercept)", "Observation") else f"{response} per unit of {term}"
+def units(response: str, term: str, link_scale: str | None = None) -> str:
+    """The unit of a coefficient or random effect of ``term`` on ``response``, for axis labels; a GLMM's are on its
+    link's scale (``link_scale``: ``log odds``, ``log rate``, ``probit``)."""
+    measure = f"{response} units" if link_scale is None else f"{link_scale} of {response}"
+    return measure if term in ("(Intercept)", "Observation") else f"{measure.removesuffix(' units')} per unit of {term}"
 
 
 def legend_handle(style: dict) -> Line2D:
@@ -228,7 +230,7 @@ def panel_grid(figure: Figure, n: int, columns: int, **options):
 
 
 def forest_plot(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputation: pd.DataFrame, truth: dict | None,
-                response: str) -> Figure:
+                response: str, link_scale: str | None = None) -> Figure:
     """One panel per term: 95% intervals of the listwise fit, each imputation and the pooled estimate; truth."""
     columns = min(3, len(fixed))
     n_rows = len(interval_rows(fixed["term"].iloc[0], fixed, listwise, by_imputation))
@@ -243,7 +245,7 @@ def forest_plot(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputation: pd.D
         ax.set_yticks(range(len(rows)), [label for label, *_ in rows], fontsize=8)
         ax.set_ylim(len(rows) - 0.4, -0.6)
         ax.set_title(term, loc="left", fontsize=10)
-        ax.set_xlabel(f"estimate ({units(response, term)})", fontsize=8)
+        ax.set_xlabel(f"estimate ({units(response, term, link_scale)})", fontsize=8)
         ax.grid(axis="x", color="#eeeeee")
     shown = ["listwise", "imputation", "pooled"] + (["truth"] if truth is not None else [])
     labels = {"imputation": "each imputation (± 1.96 SE)"}
@@ -258,7 +260,7 @@ def random_values(record: dict) -> dict[str, float]:
 
 
 def random_effects_plot(fits: dict[str, dict], listwise: dict, random: pd.DataFrame, truth: dict | None,
-                        response: str) -> Figure:
+                        response: str, link_scale: str | None = None) -> Figure:
     """One panel per random-effect parameter: listwise, each pooled imputation, the pooled mean and the truth."""
     values = [random_values(fit) for fit in fits.values()]
     figure = Figure(figsize=(WIDTH, 3.0), layout="constrained")
@@ -272,7 +274,7 @@ def random_effects_plot(fits: dict[str, dict], listwise: dict, random: pd.DataFr
         ax.set_xlim(-0.6, len(fits) + 0.5)
         ax.set_xlabel("imputation")
         ax.set_ylabel("correlation" if row.term.startswith("cor__")
-                      else f"SD ({units(response, row.term.removeprefix('sd__'))})")
+                      else f"SD ({units(response, row.term.removeprefix('sd__'), link_scale)})")
         ax.set_title(row.term, loc="left", fontsize=9)
     shown = ["listwise", "imputation", "pooled mean"] + (["truth"] if truth is not None else [])
     figure.legend([legend_handle(SERIES[s]) for s in shown], shown, loc="outside upper center", ncols=len(shown),
@@ -280,7 +282,7 @@ def random_effects_plot(fits: dict[str, dict], listwise: dict, random: pd.DataFr
     return figure
 
 
-def caterpillar_plot(ranef: pd.DataFrame, response: str) -> Figure:
+def caterpillar_plot(ranef: pd.DataFrame, response: str, link_scale: str | None = None) -> Figure:
     """One panel per random term: every level's pooled conditional mode with its 95% interval, ranked."""
     terms = list(ranef["term"].unique())
     figure = Figure(figsize=(WIDTH, 3.4), layout="constrained")
@@ -291,6 +293,6 @@ def caterpillar_plot(ranef: pd.DataFrame, response: str) -> Figure:
                     ecolor="#999999", elinewidth=0.8)
         ax.axhline(0, color="#555555", linestyle=":", linewidth=1)
         ax.set_xlabel(f"{rows['group'].iloc[0]} levels, ranked by conditional mode")
-        ax.set_ylabel(f"conditional mode ({units(response, term)})")
+        ax.set_ylabel(f"conditional mode ({units(response, term, link_scale)})")
         ax.set_title(term, loc="left", fontsize=10)
     return figure

@@ -19,6 +19,37 @@ def failure(convergence: dict) -> str:
             f"(tol = {GRAD_TOL})")
 
 
+def ratio_kind(fit: dict) -> str | None:
+    """What exp of a fixed effect is for the fit's family and link: odds ratios (binomial, logit), rate ratios
+    (Poisson, log), or None (a linear model's, or a probit's, coefficients are not ratios on the exp scale)."""
+    return {("binomial", "logit"): "odds ratio", ("poisson", "log"): "rate ratio"}.get(
+        (fit.get("family", "gaussian"), fit.get("link")))
+
+
+def link_scale(fit: dict) -> str | None:
+    """The scale a GLMM's coefficients are on, for axis labels: log odds, probit or log rate; None for a linear
+    mixed model (its response's own units)."""
+    return {"logit": "log odds", "probit": "probit", "log": "log rate"}.get(fit.get("link")) \
+        if fit.get("family", "gaussian") != "gaussian" else None
+
+
+def model_kind(fit: dict) -> str:
+    """The model in a phrase: ``linear mixed model``, or ``generalized linear mixed model (binomial family, logit
+    link)``."""
+    if fit.get("family", "gaussian") == "gaussian":
+        return "linear mixed model"
+    return f"generalized linear mixed model ({fit['family']} family, {fit['link']} link)"
+
+
+def estimation(fit: dict) -> str:
+    """How the fit estimates: REML, maximum likelihood, or for a GLMM maximum likelihood with glmer's
+    approximation of the integral (Laplace, or adaptive Gauss-Hermite quadrature with its nAGQ)."""
+    if fit.get("family", "gaussian") == "gaussian":
+        return "REML" if fit["reml"] else "maximum likelihood"
+    return ("maximum likelihood (Laplace approximation)" if fit["nagq"] == 1 else
+            f"maximum likelihood (adaptive Gauss-Hermite quadrature, nAGQ = {fit['nagq']})")
+
+
 def wald_table(fit: dict, conf_level: float = 0.95) -> pd.DataFrame:
     """One fit's fixed effects in broom's columns with Wald (normal) intervals, as lme4's confint."""
     table = pd.DataFrame(fit["fixed_effects"])

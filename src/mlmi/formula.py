@@ -38,6 +38,7 @@ _PLAIN = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _QUOTED = re.compile(r"`([^`]*)`")
 _MASKED = re.compile(r"\x00(\d+)\x00")
 _RANDOM = re.compile(r"\(([^()]*?)(\|\|?)([^()]*)\)")
+_CBIND = re.compile(r"^cbind\s*\(([^,()]*),([^,()]*)\)$")
 _CODED = re.compile(r"\b(?:C|factor)\(\s*([A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00)")
 #: A formulaic column of a factor: ``sex[T.girl]`` (treatment) or ``sex[girl]`` (full dummy coding).
 _LEVEL = re.compile(r"^(.*)\[(?:T\.)?(.*)\]$")
@@ -87,6 +88,9 @@ class MixedFormula:
     random_terms: tuple[str, ...]
     random_intercept: bool
     group: str
+    #: ``cbind(successes, failures)``'s failures as signed columns: ``((1, "size"), (-1, "incidence"))`` for
+    #: ``cbind(incidence, size - incidence)``; empty for a one-column response (then ``response`` is it).
+    failures: tuple[tuple[int, str], ...] = ()
 
     @property
     def re_names(self) -> list[str]:
@@ -303,8 +307,7 @@ def parse_formula(text: str) -> MixedFormula:
                            f"{masked.count(')')} ')'); close every '('")
     _lexemes(text, masked)  # no character or name mlmi does not allow, anywhere
     lhs, rhs = (part.strip() for part in masked.split("~"))
-    if not _NAME.match(lhs):
-        raise FormulaError(f"model.formula {text!r}: the response {_unmask(lhs, quoted)!r} must be one column name")
+    lhs, failures = _parse_response(text, lhs, quoted)
     randoms = list(_RANDOM.finditer(rhs))
     if not randoms and "|" in rhs:
         raise FormulaError(
@@ -331,7 +334,28 @@ def parse_formula(text: str) -> MixedFormula:
     if "|" in fixed:
         raise FormulaError(f"model.formula {text!r}: stray '|' outside a '(terms | group)' term")
     return MixedFormula(text, _unmask(lhs, quoted, False), _checked_fixed(text, fixed, quoted),
-                        tuple(_unmask(s, quoted, False) for s in slopes), intercept, _unmask(group, quoted, False))
+                        tuple(_unmask(s, quoted, False) for s in slopes), intercept, _unmask(group, quoted, False),
+                        failures)
+
+
+def _parse_response(text: str, lhs: str, quoted: list[str]) -> tuple[str, tuple[tuple[int, str], ...]]:
+    """The response: one column name, or R's binomial ``cbind(successes, failures)`` whose failures are a
+    column or a sum and difference of columns (``cbind(incidence, size - incidence)``), read as signed
+    column names, never evaluated. Returns the (masked) successes column and the failures' signed names."""
+    binomial = _CBIND.match(lhs)
+    if binomial is None:
+        if not _NAME.match(lhs):
+            raise FormulaError(f"model.formula {text!r}: the response {_unmask(lhs, quoted)!r} must be one column "
+                               "name, or cbind(successes, failures) for a binomial model")
+        return lhs, ()
+    successes, failures = binomial.group(1).strip(), binomial.group(2).strip()
+    pieces = re.findall(r"([+-]?)\s*([^+\s-][^+-]*?)\s*(?=[+-]|$)", failures)
+    if not _NAME.match(successes) or not pieces or "".join(sign + name for sign, name in pieces) != \
+            re.sub(r"\s+", "", failures) or not all(_NAME.match(name) for _, name in pieces):
+        raise FormulaError(f"model.formula {text!r}: write a binomial response as cbind(successes, failures) with "
+                           "column names, the failures a column or columns added and subtracted "
+                           "(cbind(y, n - y))")
+    return successes, tuple((-1 if sign == "-" else 1, _unmask(name, quoted, False)) for sign, name in pieces)
 
 
 def _check_separated(text: str, rhs: str, random: re.Match, quoted: list[str]) -> None:

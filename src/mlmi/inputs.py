@@ -19,6 +19,7 @@ import pandas as pd
 
 from mlmi.ampute import ampute_from_config
 from mlmi.damage import parquet_problem
+from mlmi.families import family_of, response_problem
 from mlmi.formula import ForbiddenPiece, FormulaError, fixed_design, parse_formula
 from mlmi.levels import level2_columns
 from mlmi.lmer_checks import random_effects_problem
@@ -307,11 +308,13 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
         _check_simulation(config)
         _check_tests(config, formula, _trial_data(config))
         _check_compare(config, formula)
+        _check_family(config, formula, _trial_data(config), "the simulated data")
         return []
     _check_file_name("data.source", source)
     data = _check_data(source, formula, config, warn)
     _check_tests(config, formula, data)
     _check_compare(config, formula)
+    _check_family(config, formula, data, source)
     if imputation["method"] != "external":
         return []
     files = imputation_files(imputation["files"])
@@ -321,6 +324,72 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
         _check_file_name("imputation.files", path)
     _check_imputed(files, source, data, formula, config)
     return files
+
+
+def _check_family(config: dict, formula, data: pd.DataFrame, where: str) -> None:
+    """model.family, .link, .nagq, .weights and .reml agree with each other and the formula, and the observed
+    response fits the family (0/1, a proportion of whole trials, or cbind counts for binomial; counts for Poisson).
+    A missing response is imputed only where it keeps its kind: a binomial 0/1 outcome listed in
+    imputation.categorical, imputed by miceforest (as categories, never 0.37)."""
+    model = config["model"]
+    name = model.get("family", "gaussian")
+    if name == "gaussian":
+        extra = [key for key in ("link", "weights") if key in model] + (["nagq"] if model.get("nagq", 1) != 1 else [])
+        if extra:
+            raise InputError(f"model.{extra[0]}: only for family binomial or poisson, and model.family is gaussian")
+        if formula.failures:
+            raise InputError("model.formula: cbind(successes, failures) is a binomial response; set "
+                             "model.family: binomial")
+        return
+    try:
+        family_of(name, model.get("link"))  # a link the family does not take raises
+    except ValueError as error:
+        raise InputError(str(error)) from None
+    if model["reml"]:
+        raise InputError(f"model.reml: true, but family {name} is fitted as glmer fits it, by maximum likelihood "
+                         "(REML is for linear mixed models); set model.reml: false")
+    if formula.failures and name != "binomial":
+        raise InputError(f"model.formula: cbind(successes, failures) is a binomial response, not a {name} one")
+    if model.get("nagq", 1) > 1 and (formula.random_terms or not formula.random_intercept):
+        raise InputError(f"model.nagq {model['nagq']}: more than 1 quadrature point needs a single, scalar random "
+                         "effect, such as (1 | g) (as lme4 allows); set model.nagq: 1 for this formula")
+    used = _check_response(config, formula, data, where)
+    _check_family_imputation(config, used, data, where)
+
+
+def _check_response(config: dict, formula, data: pd.DataFrame, where: str) -> list[str]:
+    """A GLMM's observed response (with cbind's failures and model.weights) fits model.family; returns those
+    columns. Nothing to check for a linear mixed model."""
+    model = config["model"]
+    if model.get("family", "gaussian") == "gaussian":
+        return []
+    weights = model.get("weights")
+    if weights is not None and weights not in data.columns:
+        raise InputError(f"{where}: model.weights {weights!r} is not among the columns {list(data.columns)}")
+    used = [formula.response, *(column for _, column in formula.failures), *([weights] if weights else [])]
+    observed = data.loc[data[used].notna().all(axis=1)]
+    signed = sum(sign * observed[column].to_numpy(dtype=float) for sign, column in formula.failures) \
+        if formula.failures else None
+    problem = response_problem(model["family"], formula.response, observed[formula.response].to_numpy(dtype=float),
+                               signed, None if weights is None else observed[weights].to_numpy(dtype=float))
+    if problem:
+        raise InputError(f"{where}: {problem}")
+    return used
+
+
+def _check_family_imputation(config: dict, used: list[str], data: pd.DataFrame, where: str) -> None:
+    """A GLMM's response, trials or weights with missing values can be imputed only as a 0/1 category by
+    miceforest; anything else would give fractions or negative counts to a binomial or Poisson fit."""
+    imputation = config["imputation"]
+    holes = [column for column in used if data[column].isna().any()]
+    if not holes or imputation["method"] == "external":
+        return
+    keeps_kind = (imputation["method"] == "miceforest" and config["model"].get("family") == "binomial"
+                  and len(holes) == 1 and holes[0] == used[0] and holes[0] in listed_roles(config)["categorical"])
+    if not keeps_kind:
+        raise InputError(f"{where}: {holes[0]!r} has missing values, and mlmi imputes a generalized model's response "
+                         "only as a binomial 0/1 outcome listed in imputation.categorical, with method miceforest; "
+                         "list it there, or impute elsewhere and give the files with imputation.method: external")
 
 
 def _check_tests(config: dict, formula, data: pd.DataFrame) -> None:
@@ -626,6 +695,7 @@ def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, c
         variables = formula.variables(imputed.columns)
         numbers = [c for c in variables if c != formula.group]
         _check_numbers(path, imputed, numbers, formula)
+        _check_response(config, formula, imputed, path)
         holes = [c for c in variables if imputed[c].isna().any()]
         if holes:
             raise InputError(f"{path}: missing values left in model variables {holes}, the first of {holes[0]!r} on "

@@ -89,6 +89,14 @@ def pool_long(table: pd.DataFrame, dfcom: float, conf_level: float = 0.95) -> pd
     }).reset_index(drop=True)[POOLED_COLUMNS]
 
 
+def exponentiated(pooled: pd.DataFrame) -> pd.DataFrame:
+    """Odds or rate ratios: exp of the pooled estimates and of their interval's ends (``term, ratio, conf_low,
+    conf_high``), as ``summary(pool(fit), conf.int = TRUE, exponentiate = TRUE)`` in mice and
+    ``broom.mixed::tidy(exponentiate = TRUE)`` have them; the interval stays the pooled Student t one."""
+    return pd.DataFrame({"term": pooled["term"], "ratio": np.exp(pooled["estimate"]),
+                         "conf_low": np.exp(pooled["conf_low"]), "conf_high": np.exp(pooled["conf_high"])})
+
+
 def fixed_effects_by_imputation(fits: list[dict], labels=None) -> pd.DataFrame:
     """One row per imputation and term: ``imputation, term, estimate, std_error, statistic``.
 

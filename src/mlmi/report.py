@@ -14,9 +14,11 @@ import yaml
 
 from mlmi import figures
 from mlmi.failed_fits import left_out
+from mlmi.fit_record import link_scale, model_kind, ratio_kind
 from mlmi.formula import parse_formula
 from mlmi.io import read_json, write_bytes
 from mlmi.missingness import summarize_missingness
+from mlmi.pool import exponentiated
 from mlmi.page import ENV, number, p_text, render_page, table  # noqa: F401 (number, p_text: the page's formats)
 from mlmi.results import FIGURES, RunResults, is_true, recorded_warnings  # noqa: F401 (FIGURES: the page's)
 from mlmi.run_warnings import gather_warnings, logged_warnings
@@ -64,14 +66,16 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
     fits = [read_json(p) for p in fit_paths]
     models = pd.read_csv(models_path, keep_default_na=False) if models_path else None
     summary = summarize_missingness(data, model_vars)
+    scale = link_scale(fits[0])
     variables = imputed_variables(data, imputed)
     drawn = {
         "missingness_patterns": figures.patterns_plot(summary["patterns"]),
         "imputation_diagnostics": figures.imputation_plot(data, imputed, chains, variables, set(categorical)),
-        "forest": figures.forest_plot(fixed, table_of("listwise"), table_of("by_imputation"), truth, parsed.response),
+        "forest": figures.forest_plot(fixed, table_of("listwise"), table_of("by_imputation"), truth, parsed.response,
+                                      scale),
         "random_effects": figures.random_effects_plot(pooled_fits(fits, model_info), read_json(listwise_fit_path),
-                                                      table_of("random_effects"), truth, parsed.response),
-        "caterpillar": figures.caterpillar_plot(table_of("ranef"), parsed.response),
+                                                      table_of("random_effects"), truth, parsed.response, scale),
+        "caterpillar": figures.caterpillar_plot(table_of("ranef"), parsed.response, scale),
     }
     images = {name: figures.render(figure, figures.ALT[name]) for name, figure in drawn.items()}
     for name, figure_path in (figure_paths or {}).items():
@@ -80,10 +84,12 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
                                recorded_warnings(read_json(checks_path) if checks_path else None, models))
     render_page(
         "report.html.j2", path, title=f"mlmi report: {scenario}", formula=formula, has_truth=truth is not None,
+        model_kind=model_kind(fits[0]),
         facts=key_facts(summary, model_info, len(imputed), len(warnings)), warnings=warnings,
         nothing_imputed=figures.NOTHING_IMPUTED,
         fixed={"table": table(fixed_effects_table(fixed, table_of("listwise"), truth), legend=COLUMNS),
                "factors": fits[0].get("factors", {}),  # fit records of mlmi before factors: none
+               "ratios": ratios_context(fixed, ratio_kind(fits[0])),
                "forest": images["forest"],
                "by_imputation": table(by_imputation_table(table_of("by_imputation"), fixed), legend={
                    "imputation": "imputed data set k; pooled: the mean over the pooled imputations",
@@ -99,6 +105,16 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
         random=random_context(table_of("varcorr"), table_of("random_effects"), table_of("ranef"), truth, images),
         tests=tests_context(results.table("tests") if results.has_table("tests") else None, parsed),
         model_info=table(model_info, flagged_fits(model_info), COLUMNS), provenance=provenance_context(provenance))
+
+
+def ratios_context(fixed: pd.DataFrame, kind: str | None) -> dict | None:
+    """The odds or rate ratios of a logit or log model (exp of the pooled estimates and intervals); else None."""
+    if kind is None:
+        return None
+    legend = {"term": COLUMNS["term"], "ratio": f"exp of the pooled estimate: the {kind} per unit of the term",
+              "conf_low": "exp of the pooled interval's lower end",
+              "conf_high": "exp of the pooled interval's upper end"}
+    return {"kind": kind, "table": table(exponentiated(fixed), legend=legend)}
 
 
 def tests_context(tests: pd.DataFrame | None, formula) -> dict:

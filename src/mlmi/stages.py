@@ -64,15 +64,27 @@ def imputation_models(missing_path, models_path, *, imputation: dict, formula: s
     io.write_csv(models, models_path)
 
 
-def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: bool = False) -> None:
-    """Fit the model to one data set (its complete cases when ``listwise``) and write the record."""
+def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: bool = False,
+        family: dict | None = None) -> None:
+    """Fit the model to one data set (its complete cases when ``listwise``) and write the record: a linear mixed
+    model (``mlmi.fit``), or with ``family`` (model.family, .link, .nagq, .weights) binomial or poisson, a
+    generalized one fitted as glmer does (``mlmi.glmm``)."""
     from mlmi.fit import complete_cases, fit_mixed
 
+    family = family or {"family": "gaussian"}
     data = io.read_parquet(data_path)
     if listwise:
         data = complete_cases(data, formula)
+        if family.get("weights"):
+            data = data.loc[data[family["weights"]].notna()].reset_index(drop=True)
         log.info("listwise deletion keeps %d rows", len(data))
-    record = fit_mixed(data, formula, reml=reml, label=label)
+    if family["family"] == "gaussian":
+        record = fit_mixed(data, formula, reml=reml, label=label)
+    else:
+        from mlmi.glmm import fit_glmm
+
+        record = fit_glmm(data, formula, family["family"], family.get("link"), family.get("nagq") or 1,
+                          weights=family.get("weights"), label=label)
     for message in record["convergence"]["warnings"]:
         log.warning("%s: %s", label, message)
     io.write_json(record, fit_path)

@@ -10,12 +10,19 @@ import pandas as pd
 from mlmi.pool import rubin
 
 
+def has_residual(fit: dict) -> bool:
+    """Whether the model has a residual SD: a linear mixed model's; not a binomial or Poisson GLMM's (lme4's VarCorr
+    and broom.mixed show none for those)."""
+    return fit.get("family", "gaussian") == "gaussian"
+
+
 def random_effect_parameters(fit: dict) -> list[dict]:
-    """One fit's SDs, correlations and residual SD, named as broom.mixed names them."""
+    """One fit's SDs, correlations and residual SD (a linear mixed model's), named as broom.mixed names them."""
     re = fit["random_effects"]
     rows = [{"group": re["group"], "term": f"sd__{name}", "estimate": value} for name, value in re["sd"].items()]
     rows += [{"group": re["group"], "term": f"cor__{pair}", "estimate": value} for pair, value in re["cor"].items()]
-    return rows + [{"group": "Residual", "term": "sd__Observation", "estimate": fit["sigma"]}]
+    residual = [{"group": "Residual", "term": "sd__Observation", "estimate": fit["sigma"]}] if has_residual(fit) else []
+    return rows + residual
 
 
 def random_effect_stats(fits: list[dict]) -> pd.DataFrame:
@@ -39,7 +46,8 @@ def varcorr(fits: list[dict]) -> pd.DataFrame:
         for second in names[i + 1:]:
             cor = stats[f"cor__{first}.{second}"]
             rows.append((re["group"], first, second, cor * stats[f"sd__{first}"] * stats[f"sd__{second}"], cor))
-    rows.append(("Residual", None, None, stats["sd__Observation"] ** 2, stats["sd__Observation"]))
+    if has_residual(fits[0]):
+        rows.append(("Residual", None, None, stats["sd__Observation"] ** 2, stats["sd__Observation"]))
     return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
 

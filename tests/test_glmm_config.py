@@ -1,0 +1,160 @@
+"""model.family and its keys: checked before any job, one line naming the key or column; and what a GLMM run writes."""
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from mlmi.console import summary
+from mlmi.inputs import InputError, check_inputs, schema_problem
+from mlmi.pool import exponentiated, pool
+from mlmi.summarize import random_effect_stats, varcorr
+
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())
+SCHEMA = yaml.safe_load((CONFIG / "schema.yaml").read_text())
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.fixture
+def binary(tmp_path, monkeypatch):
+    """A working directory with binary_slope.csv (x missing in a few rows) and a binomial config for it."""
+    monkeypatch.chdir(tmp_path)
+    data = pd.read_csv(DATA / "binary_slope.csv")
+    data.loc[[3, 50, 400], "x"] = np.nan
+    data.to_csv("binary.csv", index=False)
+    config = copy.deepcopy(DEFAULT)
+    config["data"]["source"] = "binary.csv"
+    config["model"].update(formula="y ~ x + z + (1 + x | g)", reml=False, family="binomial")
+    return config
+
+
+def message(config) -> str:
+    with pytest.raises(InputError) as error:
+        check_inputs(config)
+    assert "\n" not in str(error.value)
+    return str(error.value)
+
+
+def test_a_binomial_config_passes(binary):
+    assert schema_problem(binary, SCHEMA) is None
+    assert check_inputs(binary) == []
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"reml": True}, "model.reml: true, but family binomial is fitted as glmer fits it"),
+    ({"link": "log"}, "model.link 'log': family binomial takes logit or probit"),
+    ({"nagq": 5}, "model.nagq 5: more than 1 quadrature point needs a single, scalar random effect"),
+    ({"family": "poisson"}, None),                     # 0/1 are counts too
+    ({"formula": "x ~ z + (1 | g)"}, "binary.csv: model.formula: response 'x' must be 0/1 for family binomial"),
+    ({"weights": "nowhere"}, "binary.csv: model.weights 'nowhere' is not among the columns"),
+])
+def test_family_keys_that_do_not_fit_are_one_line(binary, change, expected):
+    binary["model"].update(change)
+    if expected is None:
+        assert check_inputs(binary) == []
+    else:
+        assert message(binary).startswith(expected)
+
+
+def test_gaussian_takes_no_glmm_keys_and_no_cbind(binary):
+    binary["model"].update(family="gaussian", reml=True, link="logit")
+    assert message(binary).startswith("model.link: only for family binomial or poisson")
+    del binary["model"]["link"]
+    binary["model"]["formula"] = "cbind(y, z) ~ x + (1 | g)"
+    assert message(binary).startswith("model.formula: cbind(successes, failures) is a binomial response")
+
+
+def test_the_simulated_gaussian_outcome_is_not_binomial():
+    config = copy.deepcopy(DEFAULT)
+    config["model"].update(reml=False, family="binomial")
+    assert message(config).startswith("the simulated data: model.formula: response 'mathach' must be 0/1")
+
+
+def test_a_missing_outcome_is_imputed_only_as_a_category(binary):
+    data = pd.read_csv("binary.csv")
+    data.loc[[5, 9], "y"] = np.nan
+    data.to_csv("binary.csv", index=False)
+    assert "'y' has missing values, and mlmi imputes a generalized model's response only as a binomial 0/1" in \
+        message(binary)
+    binary["imputation"]["categorical"] = ["y"]
+    assert check_inputs(binary) == []
+
+
+def test_schema_names_an_unknown_family():
+    config = copy.deepcopy(DEFAULT)
+    config["model"]["family"] = "gamma"
+    assert "model.family" in schema_problem(config, SCHEMA)
+
+
+@pytest.fixture(scope="module")
+def glmm_fits():
+    """Three fits of cbpp's model on bootstrap-like perturbations of cbpp (stand-ins for imputations)."""
+    from mlmi.glmm import fit_glmm
+
+    data = pd.read_csv(DATA / "cbpp.csv")
+    rng = np.random.default_rng(3)
+    fits = []
+    for _ in range(3):
+        copy_ = data.copy()
+        copy_["incidence"] = np.minimum(copy_["size"], copy_["incidence"] + rng.integers(0, 2, len(data)))
+        fits.append(fit_glmm(copy_, "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)"))
+    return fits
+
+
+def test_pooled_glmm_has_no_residual_and_mice_dfcom(glmm_fits):
+    pooled = pool(glmm_fits)
+    assert (pooled["dfcom"] == 56 - 5).all()          # mice:::get.dfcom on glmer fits: df.residual
+    assert "Residual" not in set(varcorr(glmm_fits)["grp"])
+    assert "sd__Observation" not in set(random_effect_stats(glmm_fits)["term"])
+    ratios = exponentiated(pooled)
+    np.testing.assert_allclose(np.log(ratios["ratio"]), pooled["estimate"], rtol=1e-12)
+    assert (ratios["conf_low"] < ratios["ratio"]).all() and (ratios["ratio"] < ratios["conf_high"]).all()
+
+
+def test_summary_of_a_binomial_run_shows_odds_ratios(tmp_path, glmm_fits):
+    """mlmi summary on a results folder of GLMM fits: glmer's model line and the odds ratios."""
+    from mlmi.stages import pool_fits
+    from mlmi.results import POOLED_TABLES
+
+    run = tmp_path / "results" / "cbpp"
+    (run / "fits").mkdir(parents=True)
+    paths = []
+    for k, fit in enumerate(glmm_fits, start=1):
+        paths.append(run / "fits" / f"imp_{k}.json")
+        paths[-1].write_text(json.dumps(fit))
+    (run / "fits" / "listwise.json").write_text(json.dumps({**glmm_fits[0], "label": "listwise"}))
+    outputs = {key: run / "pooled" / f"{stem}.csv" for key, stem in POOLED_TABLES.items()}
+    (run / "pooled").mkdir()
+    pool_fits(paths, run / "fits" / "listwise.json", outputs)
+    text = summary(run)
+    assert text.startswith("Generalized linear mixed model (binomial family, logit link) fit by maximum likelihood "
+                           "(Laplace approximation) on 3 imputed data sets")
+    assert "Odds ratios (exp of the pooled estimates and intervals):" in text
+    assert "Residual" not in text
+
+
+def test_an_imputed_file_whose_response_does_not_fit_is_named(binary):
+    """External imputations: every file's response must fit the family too (a 0/1 outcome imputed as 0.37)."""
+    data = pd.read_csv("binary.csv")
+    data.loc[[5, 9], "y"] = np.nan
+    data.to_csv("binary.csv", index=False)
+    for k in (1, 2):
+        data.fillna({"x": 0.0, "y": 0.37 if k == 2 else 1.0}).to_csv(f"imp{k}.csv", index=False)
+    binary["imputation"].update(method="external", files=["imp*.csv"])
+    assert message(binary).startswith("imp2.csv: model.formula: response 'y' must be 0/1 for family binomial")
+
+
+def test_a_glmm_s_axes_are_on_its_link_scale():
+    """Figures label a GLMM's coefficients on the link's scale, not in the response's units."""
+    from mlmi.figures import units
+    from mlmi.fit_record import link_scale
+
+    fit = {"family": "binomial", "link": "logit"}
+    assert units("passed", "(Intercept)", link_scale(fit)) == "log odds of passed"
+    assert units("passed", "ses", link_scale(fit)) == "log odds of passed per unit of ses"
+    assert units("mathach", "ses", link_scale({"reml": True})) == "mathach per unit of ses"
+    assert link_scale({"family": "poisson", "link": "log"}) == "log rate"

@@ -36,19 +36,19 @@ Priors: flat on beta and alpha. In the analysis model, ``jomo.lmer``'s own (2.7-
 IW(q, Psi_cc) and sigma^2 ~ IW(1, sigma^2_cc), the scales from an REML fit to the complete cases
 (``complete_case_priors``; 0.1 s on hsb), with jomo's fallback to I_q for a singular Psi_cc. The prior
 matters more than its q degrees of freedom suggest: at 60 schools, the identity scale (jomo's
-``l2cov.prior`` default for its covariate models) put the ses-slope SD about 10% above the truth under
-MCAR in the acceptance study, the complete-case scale within MCSE of it (README, "Against R's multilevel
-imputations"). In the covariate models tau^2 and omega^2 ~ IW(1, s^2), s^2 the observed variance of
-the covariate (jomo's identity prior, on the covariate's own scale), and tau^2 ~ IW(1, 1) on a
-probit's unit latent scale.
+``l2cov.prior`` default for its covariate models) put the ses-slope SD 5% (MAR) and 11% (MCAR) above the
+truth in the acceptance study, the complete-case scale 0.1% and 4.6% (MCSE 4; jomo.lmer 1.1% and 2.3%;
+README, "Against R's multilevel imputations"). In the covariate models tau^2 and omega^2 ~ IW(1, s^2),
+s^2 the observed variance of the covariate (jomo's identity prior, on the covariate's own scale), and
+tau^2 ~ IW(1, 1) on a probit's unit latent scale.
 
 Burn-in and diagnostics: on the default hsb-size problem (``benchmarks/multilevel_speed.py``'s data:
 160 schools, 7,223 students, 30% of ses missing at random on mathach), 4 chains from their seeded,
 dispersed starts are in their stationary range within about 50 iterations (their means over blocks
-of 50 iterations do not drift). ``chain_diagnostics`` over the second halves gives, at burn_in =
-1000, rank-normalised split R-hat <= 1.012 for every parameter and bulk ESS from 206 (``sd__ses``,
-the slowest) to 412 of the 400 kept draws; at burn_in = 500, R-hat 1.036 for ``sd__ses`` (the rest
-<= 1.008). Hence ``DEFAULT_BURN_IN`` = 1000, jomo's default ``nburn`` too. Without the blocked draw of
+of 50 iterations do not drift). ``chain_diagnostics`` over the second halves (chains of seeds 1-4)
+gives, at burn_in = 1000, rank-normalised split R-hat <= 1.008 for every parameter and bulk ESS from
+192 (``sd__ses``, the slowest) to 419 of the 400 kept draws; at burn_in = 500, R-hat 1.019 for
+``sd__ses`` (the rest <= 1.008) and its bulk ESS 123. Hence ``DEFAULT_BURN_IN`` = 1000, jomo's default ``nburn`` too. Without the blocked draw of
 beta and the interweaving step, ``sd__ses`` had a bulk ESS of 15 in 300 draws.
 
 Supported formulas: every fixed-effect column must be affine in the one imputed variable it

@@ -33,8 +33,8 @@ VIGNETTE_ROLES = {"exclude": ["schid", "meanses"], "categorical": ["minority", "
 #: Schools in the trial data set that checks generator and missingness settings at start-up.
 TRIAL_SCHOOLS = 40
 #: What mlmi's fit takes (design §7).
-SUPPORTED_RANDOM = ("mlmi fits one grouping factor with correlated random intercept and slopes, "
-                    "such as '(1 + x | school)'")
+SUPPORTED_RANDOM = ("the workflow imputes and pools models of one grouping factor with correlated random intercept "
+                    "and slopes, such as '(1 + x | school)'; mlmi.fit.fit_mixed fits the others on complete data")
 #: The grouping factor of each '(terms | group)' part of a formula.
 _GROUPING = re.compile(r"\|\|?([^()|]*)\)")
 #: JSON Schema's types and bounds as a config's author reads them.
@@ -238,7 +238,9 @@ def model_formula(config: dict):
     after any piece the allow-list refuses)."""
     text = config["model"]["formula"]
     try:
-        return parse_formula(text)
+        formula = parse_formula(text)
+        formula.single_term()             # the workflow's imputation and checks model one plain term
+        return formula
     except FormulaError as error:
         grouping = None if isinstance(error, ForbiddenPiece) else _grouping_problem(text)
         raise InputError(grouping or str(error)) from None

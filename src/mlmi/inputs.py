@@ -21,7 +21,7 @@ from mlmi.ampute import ampute_from_config
 from mlmi.damage import parquet_problem
 from mlmi.formula import ForbiddenPiece, FormulaError, fixed_design, parse_formula
 from mlmi.levels import level2_columns
-from mlmi.lmer_checks import random_effects_problem
+from mlmi.lmer_checks import TermSize, random_effects_problem
 from mlmi.pool_tests import HypothesisError, hypothesis
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
 from mlmi.simulate import simulate_hsb
@@ -463,7 +463,9 @@ def _check_groups(path: str, data: pd.DataFrame, formula, warn) -> None:
     if len(groups) < 2:
         raise InputError(f"{path}: grouping column {formula.group!r} has a single level ({_show(groups.index[0])}); "
                          "a multilevel model needs at least 2 groups: check the grouping factor of model.formula")
-    problem = random_effects_problem(len(data), len(groups), formula)  # every row: each imputation has them all
+    term = formula.single_term()
+    size = TermSize(term.lme4_text, term.group, len(groups), int(term.intercept) + len(term.slopes))
+    problem = random_effects_problem(len(data), [size])  # every row: each imputation has them all
     if problem:
         raise InputError(f"{path}: {problem}")
     singles = groups[groups == 1]

@@ -47,7 +47,8 @@ def test_fixed_effects_and_criteria_are_lme4s(fits, case):
     criterion = fit["reml_criterion"] if lme4["reml"] else fit["deviance"]
     reference = lme4["reml_criterion"] if lme4["reml"] else lme4["deviance"]
     assert criterion == pytest.approx(reference, abs=1e-4) and criterion <= reference + 1e-9
-    assert (fit["loglik"], fit["aic"], fit["bic"]) == pytest.approx((lme4["loglik"], lme4["aic"], lme4["bic"]), abs=1e-4)
+    expected = (lme4["loglik"], lme4["aic"], lme4["bic"])
+    assert (fit["loglik"], fit["aic"], fit["bic"]) == pytest.approx(expected, abs=1e-4)
     assert fit["npar"] == lme4["npar"] and fit["convergence"]["converged"]
     assert fit["convergence"]["singular"] == lme4["singular"]
 
@@ -81,3 +82,11 @@ def test_one_term_keeps_the_single_factor_record():
     fit = fit_mixed(pd.read_csv(DATA / "small.csv"), "mathach ~ ses + (1 + ses | schid)")
     assert isinstance(fit["random_effects"], dict) and isinstance(fit["ranef"], dict)
     assert fit["n_levels"] == 1 and list(fit["n_groups"]) == ["schid"]
+
+
+def test_too_many_effects_outside_the_largest_term_are_refused_by_name(monkeypatch):
+    from mlmi import deviance_factors
+
+    monkeypatch.setattr(deviance_factors, "DENSE_LIMIT", 5)
+    with pytest.raises(ValueError, match=r"^6 random effects outside the largest term \(24 effects\): more than the 5"):
+        fit_mixed(pd.read_csv(DATA / "penicillin.csv"), LME4["penicillin"]["formula"])

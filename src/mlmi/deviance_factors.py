@@ -53,8 +53,9 @@ class Terms:
         self.gp = structure.gp
         q, self.q1 = self.gp[-1], self.gp[1]
         if q - self.q1 > DENSE_LIMIT:
-            raise ValueError(f"{q - self.q1} random effects beyond the largest term's {self.q1}: more than mlmi's "
-                             f"dense step takes ({DENSE_LIMIT}); fit the larger factors first or fewer terms")
+            raise ValueError(f"{q - self.q1} random effects outside the largest term ({self.q1} effects): more than "
+                             f"the {DENSE_LIMIT} mlmi's dense Schur step takes; fit fewer or smaller terms beside "
+                             "the largest")
         self.y, self.X, self.Z = y, X, _sparse_z(structure, self.n)
         ztz = (self.Z.T @ self.Z).tocsc()
         self.ztz1 = _diagonal_blocks(ztz[:self.q1, :self.q1], self.ks[0])

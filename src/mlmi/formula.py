@@ -570,7 +570,8 @@ def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
         raise ValueError(str(error).strip().splitlines()[0]) from None
     columns = set(data.columns)
     contrasts = {str(factor): state for factor, state in matrix.model_spec.factor_contrasts.items()}
-    factors = {lme4_term(factor, columns): {"levels": [level_label(v) for v in state.levels], "reference": _reference(state)}
+    factors = {lme4_term(factor, columns): {"levels": [level_label(v) for v in state.levels],
+                                            "reference": _reference(state)}
                for factor, state in contrasts.items()}
     labels = {factor: {str(v): level_label(v) for v in state.levels} for factor, state in contrasts.items()}
     names = [":".join(_piece(part, columns, labels) for part in name.split(":")) for name in matrix.columns]

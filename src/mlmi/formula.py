@@ -438,23 +438,48 @@ def _expanded(text: str, inner: str, quoted: list[str]) -> list[RandomTerm]:
     if not terms:
         raise FormulaError(f"model.formula {text!r}: the random part {_unmask(inner, quoted)!r} has no terms "
                            "before '|'; write e.g. '(1 | g)'")
-    checked = _checked_fixed(text, terms, quoted)
+    _checked_fixed(text, terms, quoted)                                   # the allow-list, as for the fixed part
     _check_repeats(text, terms, quoted)
-    parsed = Formula(checked)
-    intercept = any(str(term) == "1" for term in parsed)
-    labels = [_term_text(term) for term in parsed if str(term) != "1"]
+    intercept, slopes, labels, plain = _plain_terms(terms, quoted) or _formulaic_terms(text, inner, terms, quoted)
     if not intercept and not labels:
         raise FormulaError(f"model.formula {text!r}: the random part {_unmask(inner, quoted)!r} has no terms")
-    plain = all(len(term.factors) == 1 and term.factors[0].eval_method.value == "lookup"
-                for term in parsed if str(term) != "1")
-    slopes = [str(term) if plain else label for term, label in zip([t for t in parsed if str(t) != "1"], labels)]
-    pieces = [(intercept, tuple(slopes), ("1" if intercept else "0") + "".join(f" + {label}" for label in labels))]
+    pieces = [(intercept, slopes, ("1" if intercept else "0") + "".join(f" + {label}" for label in labels))]
     if inner[start:end] == "||":
         pieces = ([(True, (), "1")] if intercept else []) + [
             (False, (slope,), f"0 + {label}") for slope, label in zip(slopes, labels)]
     groupings = _slash_expanded(text, _grouping_tree(text, grouping, quoted), quoted)
     return [RandomTerm(formulaic, has_intercept, these, plain, _leaves(tree, quoted), _group_name(tree, quoted))
             for has_intercept, these, formulaic in pieces for tree in groupings]
+
+
+def _plain_terms(terms: str, quoted: list[str]) -> tuple | None:
+    """A random part of column names, ``1``, ``0`` and ``-1`` joined by '+' (``1 + x``, ``0 + x``, ``x``), read
+    without formulaic: (intercept, slopes, slopes as formulaic text, True); None for anything else."""
+    intercept, slopes = True, []
+    for token in (piece.strip() for piece in terms.split("+")):
+        if token in ("1", "0", "-1"):
+            intercept = token == "1"
+        elif _NAME.match(token):
+            slopes.append(_unmask(token, quoted, keep_quotes=False))
+        else:
+            return None
+    return intercept, tuple(slopes), [s if s.isidentifier() else f"`{s}`" for s in slopes], True
+
+
+def _formulaic_terms(text: str, inner: str, terms: str, quoted: list[str]) -> tuple:
+    """Any other random part (``x:z``, ``log(x)``, ``x * z``) as formulaic parses it: (intercept, slopes as
+    formulaic writes them, the same as formulaic text, whether each slope is one column); formulaic's
+    objections as a one-line FormulaError."""
+    try:
+        parsed = Formula(_checked_fixed(text, terms, quoted))
+    except Exception as error:  # formulaic's errors are many classes, some several lines long
+        raise FormulaError(f"model.formula {text!r}: cannot read the random part {_unmask(inner, quoted)!r}: "
+                           f"{str(error).strip().splitlines()[0]}") from None
+    others = [term for term in parsed if str(term) != "1"]
+    plain = all(len(term.factors) == 1 and term.factors[0].eval_method.value == "lookup" for term in others)
+    labels = [_term_text(term) for term in others]
+    return len(others) < len(list(parsed)), tuple(str(t) if plain else label for t, label in zip(others, labels)), \
+        labels, plain
 
 
 def _check_repeats(text: str, terms: str, quoted: list[str]) -> None:

@@ -32,12 +32,7 @@ def test_supported_shapes(text, fixed, re_names):
     ("y ~ x", "no random-effects term"),
     ("y x + (1 | g)", "exactly one '~'"),
     ("log(y) ~ x + (1 | g)", "must be one column name"),
-    ("y ~ x + (1 | g) + (1 | h)", "one grouping factor"),
-    ("y ~ x + (1 || g)", "'||'"),
-    ("y ~ x + (1 | a/b)", "nested"),
-    ("y ~ x + (1 | a:b)", "nested"),
-    ("y ~ x + (log(x) | g)", "cannot read the random part"),
-    ("y ~ x + (x:z | g)", "plain column names"),
+    ("y ~ x + log(x) | g", "a '\\|' outside parentheses"),
     ("y ~ x + (0 | g)", "no terms"),
     ("y ~ x + (1 + x + x | g)", "repeated"),
 ])
@@ -67,10 +62,10 @@ def test_quoted_names_in_response_fixed_part_slopes_and_group():
 @pytest.mark.parametrize("text, message", [
     ("y ~ a (1 | g)", "not joined to the other terms by '\\+'"),
     ("y ~ (1 | g) a", "not joined to the other terms by '\\+'"),
-    ("y ~ a + (1 | g) (0 + a | g)", "2 random-effects terms"),
+    ("y ~ a + (1 | g) (0 + a | g)", "not joined to the other terms by '\\+'"),
     ("y ~ `a + (1 | g)", "'`' is not closed"),
     ("y ~ `` + (1 | g)", "empty `` quotes"),
-    ("y ~ a + (1 | `a b`/c)", "grouping factor '`a b`/c'"),
+    ("y ~ a + (1 | `a b`+c)", "grouping factor '`a b`\\+c'"),
 ])
 def test_missing_plus_and_bad_quotes_are_one_line_errors(text, message):
     with pytest.raises(FormulaError, match=message) as error:

@@ -338,19 +338,23 @@ def test_groups_of_one_warn_in_a_random_slope_model_only(user):
 
 
 @pytest.mark.parametrize("formula, expected", [
-    ("y ~ x + (1 | g) + (1 | h)", "crossed random effects of 'g' and 'h' are not supported (mlmi fits one grouping "
-                                  "factor with correlated random intercept and slopes, such as '(1 + x | school)'); "
-                                  "keep one grouping factor"),
+    ("y ~ x + (1 | g) + (1 | h)", "crossed random effects of 'g' and 'h' are not supported (the workflow imputes "
+                                  "and pools models of one grouping factor with correlated random intercept and "
+                                  "slopes, such as '(1 + x | school)'; mlmi.fit.fit_mixed fits the others on complete "
+                                  "data); keep one grouping factor"),
     ("y ~ x + (1 + x | g) + (1 | h) + (0 + x | g)", "crossed random effects of 'g' and 'h' are not supported"),
-    ("y ~ x + (1 | h/g)", "nested grouping 'h/g' (g within h) is not supported (mlmi fits one grouping factor with "
-                          "correlated random intercept and slopes, such as '(1 + x | school)'); keep one level: "
+    ("y ~ x + (1 | h/g)", "nested grouping 'h/g' (g within h) is not supported (the workflow imputes and pools "
+                          "models of one grouping factor with correlated random intercept and slopes, such as "
+                          "'(1 + x | school)'; mlmi.fit.fit_mixed fits the others on complete data); keep one level: "
                           "'(1 | h)', or '(1 | g)' if g ids are unique across h"),
-    ("y ~ x + (1 | h:g)", "grouping by the interaction 'h:g' is not supported (mlmi fits one grouping factor with "
-                          "correlated random intercept and slopes, such as '(1 + x | school)'); make a column with one "
+    ("y ~ x + (1 | h:g)", "grouping by the interaction 'h:g' is not supported (the workflow imputes and pools "
+                          "models of one grouping factor with correlated random intercept and slopes, such as "
+                          "'(1 + x | school)'; mlmi.fit.fit_mixed fits the others on complete data); make a column with one "
                           "id per combination of h and g and group by it"),
     # the parser's own messages where the grouping is not the problem
-    ("y ~ x + (1 | g) + (0 + x | g)", "2 random-effects terms; mlmi fits one grouping factor"),
-    ("y ~ x + (1 | `a b`) + (1 | h)", "2 random-effects terms"),
+    ("y ~ x + (1 | g) + (0 + x | g)", "random terms (1 | g), (0 + x | g); this step handles one grouping column"),
+    ("y ~ x + (1 | `a b`) + (1 | h)", "random terms (1 | `a b`), (1 | h); this step handles one grouping column"),
+    ("y ~ x + (1 + x || g)", "random terms (1 | g), (0 + x | g); this step handles one grouping column"),
     ("y ~ x + (1 | g", "unbalanced parentheses (1 '(' and 0 ')'); close every '('"),
 ])
 def test_random_effects_mlmi_cannot_fit_say_what_it_fits(user, formula, expected):

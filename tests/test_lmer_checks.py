@@ -17,7 +17,8 @@ from mlmi import io, stages
 from mlmi.fit import fit_mixed
 from mlmi.formula import parse_formula
 from mlmi.inputs import InputError, check_inputs
-from mlmi.lmer_checks import RANK_TOL, aliased_columns, random_effects_problem
+from mlmi.lmer_checks import RANK_TOL, aliased_columns, random_effects_problem, term_sizes
+from mlmi.random_design import random_effects
 
 DATA = Path(__file__).parent / "data"
 LME4 = json.loads((DATA / "lme4_checks.json").read_text())
@@ -86,7 +87,7 @@ def test_random_effects_lme4_identifies_are_fitted(case):
 @pytest.mark.parametrize("case", REFUSED + FITTED)
 def test_the_start_up_verdict_is_the_fits(case):
     data, formula = data_of(case), parse_formula(LME4[case]["formula"])
-    problem = random_effects_problem(len(data), data[formula.group].nunique(), formula)
+    problem = random_effects_problem(len(data), term_sizes(random_effects(data, formula)))
     assert (problem is None) == (LME4[case]["error"] is None)
     assert problem is None or problem.startswith(LME4[case]["error"])
 

@@ -89,9 +89,11 @@ def parse_or_formula_error(text: str) -> None:
         assert str(error).startswith("model.formula"), str(error)
         assert len(str(error).splitlines()) == 1, str(error)
         return
-    assert NAME.match(parsed.response) and NAME.match(parsed.group), parsed
-    assert all(NAME.match(slope) for slope in parsed.random_terms), parsed
-    assert len(set(parsed.random_terms)) == len(parsed.random_terms), parsed
+    assert NAME.match(parsed.response) and parsed.bars, parsed
+    for bar in parsed.bars:
+        assert bar.factors and all(NAME.match(factor) for factor in bar.factors), parsed
+        assert not bar.plain_slopes or all(NAME.match(slope) for slope in bar.slopes), parsed
+        assert len(set(bar.slopes)) == len(bar.slopes), parsed
     assert parsed.fixed and "|" not in parsed.fixed and "~" not in parsed.fixed, parsed
 
 
@@ -172,26 +174,37 @@ def test_several_tildes_are_rejected(case, data):
 
 @fuzz(100)
 @given(valid_formulas())
-def test_double_bar_is_rejected(case):
-    assert "'||'" in assert_formula_error(case[0].replace("|", "||"))
+def test_double_bar_splits_into_uncorrelated_terms_as_lme4(case):
+    """``(1 + a + b || g)`` is ``(1 | g) + (0 + a | g) + (0 + b | g)`` (lme4's expandDoubleVerts)."""
+    text, _, _, slopes, intercept, group = case
+    parsed = parse_formula(text.replace("|", "||"))
+    assert [(bar.intercept, bar.slopes) for bar in parsed.bars] == \
+        [(True, ())] * intercept + [(False, (slope,)) for slope in slopes]
+    assert all(bar.factors == (group,) for bar in parsed.bars)
 
 
 @fuzz(100)
 @given(valid_formulas(), names, st.sampled_from(["/", ":"]), blank, blank)
-def test_nested_or_interaction_grouping_is_rejected(case, inner, operator, before, after):
+def test_nested_and_interaction_grouping_expand_as_lme4(case, inner, operator, before, after):
+    """``(x | g/h)`` is ``(x | h:g) + (x | g)`` (lme4's expandSlash); ``(x | g:h)`` groups by g:h."""
     text, group = case[0], case[5]
     bar = text.rindex("|")
     close = text.rindex(")")
-    grouped = text[:bar + 1] + f" {group}{before}{operator}{after}{inner} " + text[close:]
-    assert_formula_error(grouped)
+    parsed = parse_formula(text[:bar + 1] + f" {group}{before}{operator}{after}{inner} " + text[close:])
+    expected = [(inner, group), (group,)] if operator == "/" else [(group, inner)]
+    assert [bar.factors for bar in parsed.bars] == expected
+    assert [bar.group for bar in parsed.bars] == [":".join(factors) if len(factors) > 1 else factors[0]
+                                                 for factors in expected]
 
 
 @fuzz(100)
 @given(valid_formulas(), valid_formulas(), blank)
-def test_two_random_parts_are_rejected(case, other, ws):
+def test_two_random_parts_are_two_terms(case, other, ws):
     text, second = case[0], other[0]
     random_part = second[second.index("("):second.rindex(")") + 1]
-    assert "random-effects terms" in assert_formula_error(f"{text}{ws}+{ws}{random_part}")
+    parsed = parse_formula(f"{text}{ws}+{ws}{random_part}")
+    assert [bar.factors for bar in parsed.bars] == [(case[5],), (other[5],)] and not parsed.single
+    assert [(bar.intercept, bar.slopes) for bar in parsed.bars] == [(case[4], case[3]), (other[4], other[3])]
 
 
 SIMULATED_FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"

@@ -1,4 +1,4 @@
-"""lme4's profiled deviance for one grouping factor, and everything that comes with it.
+"""lme4's profiled deviance for one random term, and everything that comes with it.
 
 lme4 (Bates et al. 2015, JSS 67(1), section 3) fits by minimising a deviance profiled over
 the fixed effects and sigma, as a function of theta alone: the lower-triangular factor
@@ -48,11 +48,6 @@ class Solution:
 def theta_size(q: int) -> int:
     """Number of free elements of a q x q lower-triangular Lambda."""
     return q * (q + 1) // 2
-
-
-def q_of(theta) -> int:
-    """q of a theta vector with q (q + 1) / 2 elements."""
-    return int(round((np.sqrt(8 * len(theta) + 1) - 1) / 2))
 
 
 def lambda_of(theta: np.ndarray, q: int) -> np.ndarray:
@@ -148,14 +143,24 @@ class _Factor:
 
 
 def _deviance(log_det_l: float, pwrss: float, log_det_rx: float, cp: CrossProducts, reml: bool) -> float:
+    """The profiled deviance of a one-factor model (``profiled`` with its n and p)."""
+    return profiled(log_det_l, pwrss, log_det_rx, cp.n, cp.ztx.shape[2], reml)
+
+
+def profiled(log_det_l: float, pwrss: float, log_det_rx: float, n: int, p: int, reml: bool) -> float:
     """lme4's profiled deviance (REML criterion when ``reml``) from its three pieces (Bates et al. 2015, Eq. 34, 41)."""
-    dof = _dof(cp, reml)
-    return float(log_det_l + dof * (1 + np.log(2 * np.pi * pwrss / dof)) + log_det_rx)
+    divisor = dof(n, p, reml)
+    return float(log_det_l + divisor * (1 + np.log(2 * np.pi * pwrss / divisor)) + log_det_rx)
 
 
 def _dof(cp: CrossProducts, reml: bool) -> int:
+    """The divisor of sigma^2's estimate of a one-factor model."""
+    return dof(cp.n, cp.ztx.shape[2], reml)
+
+
+def dof(n: int, p: int, reml: bool) -> int:
     """The divisor of sigma^2's estimate: n - p for REML, n for ML."""
-    return cp.n - cp.ztx.shape[2] if reml else cp.n
+    return n - p if reml else n
 
 
 def _forward(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -175,16 +180,47 @@ def _lower_solve(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
     return x
 
 
-def gradient(theta: np.ndarray, cp: CrossProducts, reml: bool, step: float = 1e-5) -> np.ndarray:
-    """Gradient of the deviance in theta by central differences (defined for any sign of theta)."""
+def gradient(deviance, theta: np.ndarray, step: float = 1e-5) -> np.ndarray:
+    """Gradient of ``deviance`` (a function of theta) by central differences (defined for any sign of theta)."""
     theta = np.asarray(theta, dtype=float)
     steps = np.eye(len(theta)) * step
-    return np.array([(criterion(theta + e, cp, reml) - criterion(theta - e, cp, reml)) / (2 * step)
-                     for e in steps])
+    return np.array([(deviance(theta + e) - deviance(theta - e)) / (2 * step) for e in steps])
 
 
-def projected(grad: np.ndarray, theta: np.ndarray, tol: float = 1e-8) -> np.ndarray:
+def projected(grad: np.ndarray, theta: np.ndarray, bounds: list, tol: float = 1e-8) -> np.ndarray:
     """The gradient that counts at a bounded optimum: zero where a diagonal element sits on
     its bound 0 and the deviance rises into the feasible region."""
-    on_bound = np.array([low is not None for low, _ in lower_bounds(q_of(theta))]) & (np.asarray(theta) <= tol)
+    on_bound = np.array([low is not None for low, _ in bounds]) & (np.asarray(theta) <= tol)
     return np.where(on_bound & (grad > 0), 0.0, grad)
+
+
+class OneFactor:
+    """The deviance of a model of one random term as a function of theta alone, with what an optimizer asks
+    of it: its bounds, lme4's start, a start without correlations; ``solve`` for the full solution.
+    ``mlmi.deviance_factors.Terms`` answers the same for several terms."""
+
+    def __init__(self, cp: CrossProducts, reml: bool):
+        self.cp, self.reml, self.q = cp, reml, cp.ztx.shape[1]
+
+    @property
+    def bounds(self) -> list:
+        """lme4's bounds on theta."""
+        return lower_bounds(self.q)
+
+    @property
+    def start(self) -> np.ndarray:
+        """lme4's start: Lambda = identity (random effects with the residual's SD, uncorrelated)."""
+        return np.eye(self.q)[np.tril_indices(self.q)]
+
+    def uncorrelated(self, theta: np.ndarray) -> np.ndarray:
+        """theta with the same random-effect SDs and every correlation zero."""
+        lam = lambda_of(theta, self.q)
+        return np.diag(np.sqrt(np.sum(lam**2, axis=1)))[np.tril_indices(self.q)]
+
+    def criterion(self, theta: np.ndarray) -> float:
+        """The deviance at theta (``criterion``)."""
+        return criterion(theta, self.cp, self.reml)
+
+    def solve(self, theta: np.ndarray) -> Solution:
+        """The full solution at theta (``solve``)."""
+        return solve(theta, self.cp, self.reml)

@@ -254,28 +254,30 @@ def forest_plot(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputation: pd.D
     return figure
 
 
-def random_values(record: dict) -> dict[str, float]:
-    """A fit's (or the truth's) SDs, correlations and residual SD by broom.mixed term name."""
-    return {row["term"]: row["estimate"] for row in random_effect_parameters(record)}
+def random_values(record: dict) -> dict[tuple[str, str], float]:
+    """A fit's (or the truth's) SDs, correlations and residual SD by group and broom.mixed term name."""
+    return {(row["group"], row["term"]): row["estimate"] for row in random_effect_parameters(record)}
 
 
 def random_effects_plot(fits: dict[str, dict], listwise: dict, random: pd.DataFrame, truth: dict | None,
                         response: str, link_scale: str | None = None) -> Figure:
     """One panel per random-effect parameter: listwise, each pooled imputation, the pooled mean and the truth."""
     values = [random_values(fit) for fit in fits.values()]
+    several = random.loc[random["group"] != "Residual", "group"].nunique() > 1  # a GLMM has no Residual row
     figure = Figure(figsize=(WIDTH, 3.0), layout="constrained")
     for ax, row in zip(panel_grid(figure, len(random), len(random)), random.itertuples(index=False)):
-        ax.plot([0], [random_values(listwise)[row.term]], **SERIES["listwise"])
-        ax.plot(range(1, len(fits) + 1), [v[row.term] for v in values], **SERIES["imputation"])
+        key = (row.group, row.term)
+        ax.plot([0], [random_values(listwise)[key]], **SERIES["listwise"])
+        ax.plot(range(1, len(fits) + 1), [v[key] for v in values], **SERIES["imputation"])
         ax.axhline(row.estimate, **SERIES["pooled mean"])
         if truth is not None:
-            ax.axhline(random_values(truth)[row.term], **SERIES["truth"])
+            ax.axhline(random_values(truth)[key], **SERIES["truth"])
         ax.set_xticks(range(len(fits) + 1), ["listwise", *fits], fontsize=8)
         ax.set_xlim(-0.6, len(fits) + 0.5)
         ax.set_xlabel("imputation")
         ax.set_ylabel("correlation" if row.term.startswith("cor__")
                       else f"SD ({units(response, row.term.removeprefix('sd__'), link_scale)})")
-        ax.set_title(row.term, loc="left", fontsize=9)
+        ax.set_title(f"{row.term} ({row.group})" if several else row.term, loc="left", fontsize=9)
     shown = ["listwise", "imputation", "pooled mean"] + (["truth"] if truth is not None else [])
     figure.legend([legend_handle(SERIES[s]) for s in shown], shown, loc="outside upper center", ncols=len(shown),
                   fontsize=9)
@@ -283,11 +285,12 @@ def random_effects_plot(fits: dict[str, dict], listwise: dict, random: pd.DataFr
 
 
 def caterpillar_plot(ranef: pd.DataFrame, response: str, link_scale: str | None = None) -> Figure:
-    """One panel per random term: every level's pooled conditional mode with its 95% interval, ranked."""
-    terms = list(ranef["term"].unique())
+    """One panel per grouping factor and random term: every level's pooled conditional mode with its 95%
+    interval, ranked."""
+    panels = list(dict.fromkeys(zip(ranef["group"], ranef["term"])))
     figure = Figure(figsize=(WIDTH, 3.4), layout="constrained")
-    for ax, term in zip(panel_grid(figure, len(terms), len(terms)), terms):
-        rows = ranef[ranef["term"] == term].sort_values("estimate")
+    for ax, (group, term) in zip(panel_grid(figure, len(panels), len(panels)), panels):
+        rows = ranef[(ranef["group"] == group) & (ranef["term"] == term)].sort_values("estimate")
         ranks = np.arange(1, len(rows) + 1)
         ax.errorbar(ranks, rows["estimate"], yerr=Z95 * rows["std_error"], fmt="o", markersize=2.5, color="black",
                     ecolor="#999999", elinewidth=0.8)

@@ -17,10 +17,11 @@ import scipy
 from scipy import optimize
 from threadpoolctl import threadpool_limits
 
-from mlmi import deviance
+from mlmi import deviance, deviance_factors
 from mlmi.fit_record import GRAD_TOL, failure
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
-from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message
+from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message, term_sizes
+from mlmi.random_design import random_effects
 
 #: lme4's ``isSingular`` tolerance on the relative covariance factor's diagonal.
 SINGULAR_TOL = 1e-4
@@ -57,17 +58,23 @@ class Design:
         self.fe_names, self.X, self.factors = [fixed.names[j] for j in keep], fixed.X[:, keep], fixed.factors
         self.dropped = [fixed.names[j] for j in aliased]
         self.y = data[formula.response].to_numpy(dtype=float)
-        columns = ([np.ones(len(data))] if formula.random_intercept else []) + [
-            data[t].to_numpy(dtype=float) for t in formula.random_terms]
-        self.Z = np.column_stack(columns)
-        self.re_names = formula.re_names
-        self.group = formula.group
-        self.groups = data[formula.group].to_numpy()
-        self.levels = np.unique(self.groups)
-        problem = random_effects_problem(len(data), len(self.levels), formula)
+        self.structure = structure = random_effects(data, formula)
+        problem = random_effects_problem(len(data), term_sizes(structure))
         if problem:
             raise ValueError(problem)
-        self.has_slopes = bool(formula.random_terms)
+        self.single = len(structure.blocks) == 1
+        block, factor = structure.blocks[0], structure.factors[0]
+        self.Z, self.re_names, self.group, self.levels = block.Z, block.names, factor.name, factor.levels
+        self.codes = factor.codes
+        self.groups = data[factor.name].to_numpy() if factor.name in data.columns else factor.codes
+        self.has_slopes = any(name != "(Intercept)" for b in structure.blocks for name in b.names)
+
+    def objective(self, reml: bool):
+        """lme4's profiled deviance of this design as a function of theta (``mkLmerDevfun``): the dense
+        per-group path for one random term, the two-block sparse one for several."""
+        if self.single:
+            return deviance.OneFactor(cross_products(self), reml)
+        return deviance_factors.Terms(self.y, self.X, self.structure, reml)
 
 
 def complete_cases(data: pd.DataFrame, formula: str) -> pd.DataFrame:
@@ -93,39 +100,39 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     design = Design(data, parse_formula(formula))
     start = time.perf_counter()
     with threadpool_limits(limits=1):
-        cp = cross_products(design)
-        attempts = _optimize(design, cp, reml)
+        objective = design.objective(reml)
+        attempts = _optimize(design, objective)
         theta = np.array(_kept(attempts)["theta"])
-        record = _describe(design, deviance.solve(theta, cp, reml), theta, reml)
-    record["convergence"] = _convergence(theta, attempts, design)
+        record = _describe(design, objective.solve(theta), theta, reml)
+    record["convergence"] = _convergence(theta, attempts, design, objective.bounds)
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
                   versions={"nlopt": nlopt.__version__, "scipy": scipy.__version__})
     return record
 
 
-def _optimize(design: Design, cp: deviance.CrossProducts, reml: bool) -> list[dict]:
+def _optimize(design: Design, objective) -> list[dict]:
     """Minimise lme4's deviance from lme4's start by BOBYQA; every attempt is recorded.
 
     A variance that ends on its bound 0 may be a stationary point by symmetry even when the deviance
     falls away from it, so each such element is restarted off the bound. Then, until an attempt that
     converged has the lowest criterion found, the rescues of ``RESCUES`` follow one by one.
     """
-    q = design.Z.shape[1]
-    attempts = [_minimize(cp, reml, _identity(np.zeros(deviance.theta_size(q))), "lme4 default", "BOBYQA")]
+    attempts = [_minimize(objective, objective.start, "lme4 default", "BOBYQA")]
     best = _best(attempts)
-    for i in _on_bound(np.array(best["theta"])):
+    for i in _on_bound(np.array(best["theta"]), objective.bounds):
         escape = np.array(best["theta"])
         escape[i] = BOUNDARY_ESCAPE
-        attempts.append(_minimize(cp, reml, escape, f"off the bound in theta[{i}]", "L-BFGS-B"))
+        attempts.append(_minimize(objective, escape, f"off the bound in theta[{i}]", "L-BFGS-B"))
     for method, start, move in RESCUES:
         if _settled(attempts):
             break
         best = _best(attempts)
-        theta0, start_warnings = move(np.array(best["theta"]), design, reml)
+        theta0, start_warnings = move(np.array(best["theta"]), design, objective)
         if theta0 is None:
             attempts[-1]["warnings"] += start_warnings
             continue
-        attempts.append(_minimize(cp, reml, _feasible(theta0), start.format(n=attempts.index(best) + 1), method))
+        attempts.append(_minimize(objective, _feasible(theta0, objective.bounds),
+                                  start.format(n=attempts.index(best) + 1), method))
         attempts[-1]["warnings"] = start_warnings + attempts[-1]["warnings"]
     return attempts
 
@@ -164,63 +171,70 @@ def _outcome(attempt: dict, kept: dict) -> str:
     return f"converged, criterion {attempt['criterion'] - kept['criterion']:.3g} above the kept attempt's"
 
 
-def _identity(theta: np.ndarray) -> np.ndarray:
+def _same(theta: np.ndarray, objective) -> np.ndarray:
+    """The best attempt's theta itself."""
+    return np.asarray(theta)
+
+
+def _identity(theta: np.ndarray, objective) -> np.ndarray:
     """lme4's start: Lambda = identity (random effects with the residual's SD, uncorrelated)."""
-    q = deviance.q_of(theta)
-    return np.eye(q)[np.tril_indices(q)]
+    return objective.start
 
 
-def _uncorrelated(theta: np.ndarray) -> np.ndarray:
+def _uncorrelated(theta: np.ndarray, objective) -> np.ndarray:
     """theta with the same random-effect SDs and every correlation zero."""
-    q = deviance.q_of(theta)
-    lam = deviance.lambda_of(theta, q)
-    return np.diag(np.sqrt(np.sum(lam**2, axis=1)))[np.tril_indices(q)]
+    return objective.uncorrelated(theta)
 
 
 def _jittered(j: int):
     """The j-th jitter of theta: each element moved by N(0, JITTER_SD) times (|theta| + 0.1), a fixed seed."""
-    def move(theta: np.ndarray) -> np.ndarray:
+    def move(theta: np.ndarray, objective) -> np.ndarray:
         noise = np.random.default_rng(JITTER_SEED).normal(0, JITTER_SD, (JITTERED_STARTS, len(theta)))[j]
         return theta + noise * (np.abs(theta) + BOUNDARY_ESCAPE)
     return move
 
 
-def _feasible(theta: np.ndarray) -> np.ndarray:
+def _feasible(theta: np.ndarray, bounds: list) -> np.ndarray:
     """theta inside lme4's bounds (negative diagonal elements set to 0)."""
-    lower = [-np.inf if low is None else low for low, _ in deviance.lower_bounds(deviance.q_of(theta))]
+    lower = [-np.inf if low is None else low for low, _ in bounds]
     return np.maximum(theta, lower)
 
 
 def _from_best(move):
-    """A rescue start computed from the best attempt's theta alone (no warnings of its own)."""
-    return lambda theta, design, reml: (move(theta), [])
+    """A rescue start computed from the best attempt's theta and the objective alone (no warnings of its own)."""
+    return lambda theta, design, objective: (move(theta, objective), [])
 
 
 #: Rescues of a fit not yet converged, in order: optimizer, start (``{n}``: the best attempt so far, from 1)
-#: and the start, a function of that attempt's theta, the design and REML giving (theta0 or None, warnings).
+#: and the start, a function of that attempt's theta, the design and the objective giving (theta0 or None,
+#: warnings).
 #: A gradient-based polish of the best point first, then statsmodels' own optimum (a different algorithm's
 #: answer), derivative-free optimizers from the best point, since a noisy gradient is the usual trouble;
 #: then starts away from it: no correlations, lme4's, jittered.
-RESCUES = [("L-BFGS-B", "optimum of attempt {n}", _from_best(np.asarray)),
-           ("L-BFGS-B", "statsmodels MixedLM", lambda theta, design, reml: _statsmodels_start(design, reml)),
-           ("Nelder-Mead", "optimum of attempt {n}", _from_best(np.asarray)),
-           ("Powell", "optimum of attempt {n}", _from_best(np.asarray)),
+RESCUES = [("L-BFGS-B", "optimum of attempt {n}", _from_best(_same)),
+           ("L-BFGS-B", "statsmodels MixedLM", lambda theta, design, objective: _statsmodels_start(design, objective)),
+           ("Nelder-Mead", "optimum of attempt {n}", _from_best(_same)),
+           ("Powell", "optimum of attempt {n}", _from_best(_same)),
            ("L-BFGS-B", "optimum of attempt {n} without correlations", _from_best(_uncorrelated)),
            ("Nelder-Mead", "lme4 default", _from_best(_identity)),
            *[("L-BFGS-B", f"optimum of attempt {{n}}, jittered ({j + 1})", _from_best(_jittered(j)))
              for j in range(JITTERED_STARTS)]]
 
 
-def _on_bound(theta: np.ndarray) -> list[int]:
+def _on_bound(theta: np.ndarray, bounds: list) -> list[int]:
     """Indices of theta's diagonal elements that sit on their bound 0 (lme4's isSingular test)."""
-    bounded = [low is not None for low, _ in deviance.lower_bounds(deviance.q_of(theta))]
+    bounded = [low is not None for low, _ in bounds]
     return [i for i, (is_diag, value) in enumerate(zip(bounded, theta)) if is_diag and value < SINGULAR_TOL]
 
 
-def _statsmodels_start(design: Design, reml: bool):
-    """theta of statsmodels' own MixedLM fit, or None (with its warnings) when it fails."""
+def _statsmodels_start(design: Design, objective):
+    """theta of statsmodels' own MixedLM fit, or None (with its warnings) when it fails or cannot fit the
+    design (several random terms)."""
+    if not design.single:
+        return None, []
     import statsmodels.api as sm  # a rescue only: the import alone costs more than most fits
 
+    reml = objective.reml
     model = sm.MixedLM(design.y, design.X, design.groups, exog_re=design.Z)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -234,21 +248,21 @@ def _statsmodels_start(design: Design, reml: bool):
     return theta, [f"statsmodels MixedLM: {w.message}" for w in seen]
 
 
-def _minimize(cp: deviance.CrossProducts, reml: bool, theta0: np.ndarray, start: str, method: str) -> dict:
+def _minimize(objective, theta0: np.ndarray, start: str, method: str) -> dict:
     """One bounded minimisation of the deviance; returns the attempt's record."""
-    objective = lambda theta: _deviance(theta, cp, reml)  # noqa: E731
-    jac = (lambda theta: deviance.gradient(theta, cp, reml)) if method == "L-BFGS-B" else None
-    bounds = deviance.lower_bounds(deviance.q_of(theta0))
+    value = lambda theta: _deviance(theta, objective)  # noqa: E731
+    jac = (lambda theta: deviance.gradient(objective.criterion, theta)) if method == "L-BFGS-B" else None
+    bounds = objective.bounds
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         if method == "BOBYQA":
-            result = _bobyqa(objective, theta0, bounds)
+            result = _bobyqa(value, theta0, bounds)
         else:
-            result = optimize.minimize(objective, theta0, jac=jac, method=method, bounds=bounds,
+            result = optimize.minimize(value, theta0, jac=jac, method=method, bounds=bounds,
                                        options=OPTIONS[method])
     theta = np.asarray(result.x, dtype=float)
     return {"start": start, "optimizer": method, "criterion": float(result.fun), "theta": theta.tolist(),
-            "max_abs_gradient": _max_gradient(theta, cp, reml), "converged": bool(result.success),
+            "max_abs_gradient": _max_gradient(theta, objective), "converged": bool(result.success),
             "message": str(result.message), "warnings": [f"{method}: {w.message}" for w in seen]}
 
 
@@ -283,23 +297,23 @@ NLOPT_RESULTS = {1: "NLOPT_SUCCESS", 2: "NLOPT_STOPVAL_REACHED", 3: "NLOPT_FTOL_
                  5: "NLOPT_MAXEVAL_REACHED", 6: "NLOPT_MAXTIME_REACHED"}
 
 
-def _max_gradient(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> float:
+def _max_gradient(theta: np.ndarray, objective) -> float:
     """lme4's max|grad| (``checkConv``): per element the smaller of the projected gradient and the gradient
     scaled by the Hessian's inverse Cholesky factor; the raw gradient alone where the Hessian is not positive
     definite. The scaling judges a badly scaled parameter (an uncentred random slope, say) by what a Newton
     step would gain rather than by its units."""
-    grad = deviance.projected(deviance.gradient(theta, cp, reml), theta)
+    grad = deviance.projected(deviance.gradient(objective.criterion, theta), theta, objective.bounds)
     try:
-        scaled = np.linalg.solve(np.linalg.cholesky(_hessian(theta, cp, reml)).T, grad)
+        scaled = np.linalg.solve(np.linalg.cholesky(_hessian(theta, objective)).T, grad)
     except np.linalg.LinAlgError:
         return float(np.max(np.abs(grad)))
     return float(np.max(np.minimum(np.abs(scaled), np.abs(grad))))
 
 
-def _hessian(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> np.ndarray:
+def _hessian(theta: np.ndarray, objective) -> np.ndarray:
     """Hessian of the deviance in theta by central differences (step HESSIAN_STEP, lme4's ``deriv12`` delta)."""
     steps = np.eye(len(theta)) * HESSIAN_STEP
-    value = lambda at: deviance.criterion(at, cp, reml)  # noqa: E731
+    value = objective.criterion
     hessian = np.empty((len(theta), len(theta)))
     for i, j in zip(*np.triu_indices(len(theta))):
         hessian[i, j] = hessian[j, i] = (value(theta + steps[i] + steps[j]) - value(theta + steps[i] - steps[j])
@@ -308,32 +322,32 @@ def _hessian(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> np.nd
     return hessian
 
 
-def _deviance(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> float:
+def _deviance(theta: np.ndarray, objective) -> float:
     """The deviance, or +inf where rounding made it NaN, so that every optimizer steps back from there."""
-    value = deviance.criterion(theta, cp, reml)
+    value = objective.criterion(theta)
     return value if np.isfinite(value) else np.inf
 
 
-def _describe(design: Design, solution: deviance.Solution, theta: np.ndarray, reml: bool) -> dict:
-    """Everything design §5.1 lists, from lme4's solution at the optimum."""
-    q = design.Z.shape[1]
-    lam = deviance.lambda_of(theta, q)
-    cov_re = solution.sigma2 * lam @ lam.T
+def _describe(design: Design, solution, theta: np.ndarray, reml: bool) -> dict:
+    """Everything design §5.1 lists, from lme4's solution at the optimum. A model of one random term keeps
+    ``random_effects`` and ``ranef`` as one mapping each; with several terms each is a list of them, one per
+    term in lme4's order (``_random_parts``)."""
+    random = _random_parts(design, solution, theta)
     se = np.sqrt(np.diag(solution.vcov))
     loglik = -solution.deviance / 2
     n_obs = len(design.y)
-    npar = len(solution.beta) + deviance.theta_size(q) + 1
+    npar = len(solution.beta) + len(theta) + 1
     return {
         "reml": reml,
         "n_obs": n_obs,
-        "n_groups": {design.group: len(design.levels)},
-        "n_levels": 1,
+        "n_groups": {factor.name: factor.n_levels for factor in design.structure.factors},
+        "n_levels": len(design.structure.factors),
         "dropped": design.dropped,
         "fixed_effects": [{"term": t, "estimate": b, "std_error": s, "statistic": b / s}
                           for t, b, s in zip(design.fe_names, solution.beta.tolist(), se.tolist())],
         "vcov": {"terms": design.fe_names, "matrix": solution.vcov.tolist()},
         "factors": design.factors,
-        "random_effects": _variance_components(design, cov_re),
+        "random_effects": random["random_effects"],
         "sigma": float(np.sqrt(solution.sigma2)),
         "theta": theta.tolist(),
         "reml_criterion": solution.deviance if reml else None,
@@ -343,12 +357,33 @@ def _describe(design: Design, solution: deviance.Solution, theta: np.ndarray, re
         "aic": -2 * loglik + 2 * npar,
         "bic": -2 * loglik + np.log(n_obs) * npar,
         "dfcom": n_obs - npar,
-        "ranef": {"group": design.group, "levels": [_plain(v) for v in design.levels], "terms": design.re_names,
-                  "modes": solution.modes.tolist(), "cond_var": solution.cond_var.tolist()},
+        "ranef": random["ranef"],
     }
 
 
-def _convergence(theta: np.ndarray, attempts: list[dict], design: Design) -> dict:
+def _random_parts(design: Design, solution, theta: np.ndarray) -> dict:
+    """The variance components (lme4's ``VarCorr``) and conditional modes with their variances (``ranef``) per
+    random term: one mapping each for one term, lists of them (lme4's term order) for several."""
+    if design.single:
+        lam = deviance.lambda_of(theta, design.Z.shape[1])
+        return {"random_effects": _variance_components(design.group, design.re_names, solution.sigma2 * lam @ lam.T),
+                "ranef": _ranef(design.group, design.levels, design.re_names, solution.modes, solution.cond_var)}
+    lams = deviance_factors.lambdas(theta, [block.k for block in design.structure.blocks])
+    parts = {"random_effects": [], "ranef": []}
+    for block, lam, modes, cond_var in zip(design.structure.blocks, lams, solution.modes, solution.cond_var):
+        factor = design.structure.factors[block.factor]
+        parts["random_effects"].append(_variance_components(factor.name, block.names, solution.sigma2 * lam @ lam.T))
+        parts["ranef"].append(_ranef(factor.name, factor.levels, block.names, modes, cond_var))
+    return parts
+
+
+def _ranef(group: str, levels: list, names: list[str], modes: np.ndarray, cond_var: np.ndarray) -> dict:
+    """One term's conditional modes (levels x terms) and conditional variances (levels x terms x terms)."""
+    return {"group": group, "levels": [_plain(v) for v in levels], "terms": names, "modes": modes.tolist(),
+            "cond_var": cond_var.tolist()}
+
+
+def _convergence(theta: np.ndarray, attempts: list[dict], design: Design, bounds: list) -> dict:
     """The kept attempt's verdict, optimizer, max |gradient| and singular flag, the warnings that are true of
     the kept fit, and every attempt with why it was kept or not.
 
@@ -363,7 +398,7 @@ def _convergence(theta: np.ndarray, attempts: list[dict], design: Design) -> dic
     verdict = {"converged": converged, "optimizer": f"{kept['optimizer']} from {kept['start']}",
                "message": (f"converged: max|grad| = {max_grad:.2g} < {GRAD_TOL} (lme4's check)" if converged else
                            f"not converged: max|grad| = {max_grad:.3g}, not below {GRAD_TOL} (lme4's check)"),
-               "max_abs_gradient": max_grad, "singular": bool(_on_bound(theta)), "warnings": [],
+               "max_abs_gradient": max_grad, "singular": bool(_on_bound(theta, bounds)), "warnings": [],
                "kept": attempts.index(kept) + 1,
                "attempts": [{**attempt, "outcome": _outcome(attempt, kept)} for attempt in attempts]}
     if design.dropped:
@@ -391,13 +426,12 @@ def _plain(value):
     return value.item() if hasattr(value, "item") else value
 
 
-def _variance_components(design: Design, cov_re: np.ndarray) -> dict:
-    """SDs, correlations (named ``a.b`` as broom.mixed does) and the covariance matrix."""
+def _variance_components(group: str, names: list[str], cov_re: np.ndarray) -> dict:
+    """One term's SDs, correlations (named ``a.b`` as broom.mixed does) and covariance matrix."""
     sd = np.sqrt(np.diag(cov_re))
-    names = design.re_names
     cor = {f"{names[i]}.{names[j]}": float(cov_re[i, j] / (sd[i] * sd[j])) if sd[i] * sd[j] > 0 else float("nan")
            for i in range(len(names)) for j in range(i + 1, len(names))}
-    return {"group": design.group, "terms": names, "sd": dict(zip(names, sd.tolist())), "cor": cor,
+    return {"group": group, "terms": names, "sd": dict(zip(names, sd.tolist())), "cor": cor,
             "cov": cov_re.tolist()}
 
 
@@ -416,12 +450,13 @@ def relative_factor(psi: np.ndarray) -> np.ndarray:
 
 
 def cross_products(design: Design) -> deviance.CrossProducts:
-    """The per-group cross-products of a design, all the deviance and the likelihood need of the data."""
+    """The per-group cross-products of a design of one random term, all the deviance and the likelihood need of
+    the data."""
     return deviance.CrossProducts.of(design.y, design.X, design.Z, _blocks(design))
 
 
 def _blocks(design: Design) -> list[np.ndarray]:
     """Row indices of each group, in the order of ``design.levels``."""
-    order = np.argsort(design.groups, kind="stable")
-    bounds = np.searchsorted(design.groups[order], design.levels)
+    order = np.argsort(design.codes, kind="stable")
+    bounds = np.searchsorted(design.codes[order], np.arange(len(design.levels)))
     return np.split(order, bounds[1:])

@@ -56,3 +56,9 @@ def wald_table(fit: dict, conf_level: float = 0.95) -> pd.DataFrame:
     half = special.ndtri(0.5 + conf_level / 2) * table["std_error"]
     return table.assign(p_value=2 * special.ndtr(-np.abs(table["statistic"])),
                         conf_low=table["estimate"] - half, conf_high=table["estimate"] + half)
+
+
+def per_term(part) -> list[dict]:
+    """A record's ``random_effects`` or ``ranef`` as a list with one mapping per random term: a model of one
+    term holds the mapping itself (the record shape of one grouping factor), a model of several a list."""
+    return part if isinstance(part, list) else [part]

@@ -1,8 +1,9 @@
 """Parse lme4 model formulas into the pieces mlmi's fit needs, and check them.
 
-Supported: ``y ~ fixed terms + (re_terms | group)`` with exactly one random-effects term
-and one grouping factor, the shape MixedLM fits well. Anything else (crossed or nested
-grouping, ``||``, several random terms) is rejected with a message, never fitted wrongly.
+Supported: lme4's random-effects structures, ``y ~ fixed terms + (terms | group) + ...``: several
+random terms, crossed or nested grouping factors (``(1 | a) + (1 | b)``, ``(1 | a/b)``, ``a:b``),
+uncorrelated terms (``||``), terms without intercept (``0 + x``) and random slopes of factors, expanded
+as lme4's ``findbars`` expands them (``RandomTerm``). Anything else is rejected with a message.
 Column names that are not plain names (spaces, other signs) are quoted in backticks, as
 in R and formulaic: ``score ~ `ses score` + (1 + `ses score` | school.id)``.
 
@@ -27,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import model_matrix
+from formulaic import Formula, model_matrix
 from formulaic.transforms.contrasts import C, TreatmentContrasts
 from formulaic.utils.sentinels import UNSET
 
@@ -37,7 +38,6 @@ _TOKEN = re.compile(r"[A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00")
 _PLAIN = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _QUOTED = re.compile(r"`([^`]*)`")
 _MASKED = re.compile(r"\x00(\d+)\x00")
-_RANDOM = re.compile(r"\(([^()]*?)(\|\|?)([^()]*)\)")
 _CBIND = re.compile(r"^cbind\s*\(([^,()]*),([^,()]*)\)$")
 _CODED = re.compile(r"\b(?:C|factor)\(\s*([A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00)")
 #: A formulaic column of a factor: ``sex[T.girl]`` (treatment) or ``sex[girl]`` (full dummy coding).
@@ -74,27 +74,97 @@ class ForbiddenPiece(FormulaError):
 
 
 @dataclass(frozen=True)
-class MixedFormula:
-    """One linear mixed model: response, fixed-effects right-hand side, random part.
+class RandomTerm:
+    """One ``(terms | group)`` term as lme4's ``findbars`` expands it: ``(1 + x || g)`` is ``(1 | g)`` and
+    ``(0 + x | g)``, ``(1 | a/b)`` is ``(1 | b:a)`` and ``(1 | a)``.
 
-    ``response``, ``random_terms`` and ``group`` are column names as in the data (quotes
-    removed); ``fixed`` is formulaic text (quotes kept), checked against the allow-list, with
-    R's ``^`` inside a function written as Python's ``**``.
+    ``terms`` is the term's model matrix as formulaic text (``1 + x``, ``0 + x``), checked against the
+    allow-list; ``intercept`` whether that matrix has an intercept and ``slopes`` its other terms (a column
+    unquoted, an expression as formulaic writes it). ``factors`` are the grouping columns whose interaction
+    (lme4's ``%i%``: the combinations that occur) is the grouping factor, and ``group`` that factor's
+    name as lme4 writes it, such as ``class:school``.
+    """
+
+    terms: str
+    intercept: bool
+    slopes: tuple[str, ...]
+    plain_slopes: bool
+    factors: tuple[str, ...]
+    group: str
+
+    @property
+    def plain(self) -> bool:
+        """Whether the term is what the imputation layer knows: one grouping column, slopes plain columns."""
+        return len(self.factors) == 1 and self.plain_slopes
+
+    @property
+    def lme4_text(self) -> str:
+        """The term as lme4 names it (``1 + x | g``): the intercept spelled out, as the parsed term no longer
+        knows how it was written."""
+        slopes = [lme4_name(s) for s in self.slopes] if self.plain_slopes else list(self.slopes)
+        group = lme4_name(self.group) if len(self.factors) == 1 else self.group
+        return " + ".join(["1" if self.intercept else "0", *slopes]) + f" | {group}"
+
+
+@dataclass(frozen=True)
+class MixedFormula:
+    """One mixed model: response, fixed-effects right-hand side, random terms (lme4's expansion).
+
+    ``response`` is a column name as in the data (quotes removed), a binomial ``cbind``'s successes; ``fixed``
+    is formulaic text (quotes kept), checked against the allow-list, with R's ``^`` inside a function written
+    as Python's ``**``. ``bars``
+    are the random terms in the order lme4's ``findbars`` gives them (the fit orders them as ``mkReTrms``).
+    ``group``, ``random_terms``, ``random_intercept`` and ``re_names`` describe a model of one plain term,
+    ``(1 + x | g)``, the shape the imputation layer models; for any other they raise FormulaError.
     """
 
     text: str
     response: str
     fixed: str
-    random_terms: tuple[str, ...]
-    random_intercept: bool
-    group: str
+    bars: tuple[RandomTerm, ...]
     #: ``cbind(successes, failures)``'s failures as signed columns: ``((1, "size"), (-1, "incidence"))`` for
     #: ``cbind(incidence, size - incidence)``; empty for a one-column response (then ``response`` is it).
     failures: tuple[tuple[int, str], ...] = ()
 
     @property
+    def single(self) -> bool:
+        """Whether the model has one random term on one grouping column with plain slopes (``(1 + x | g)``)."""
+        return len(self.bars) == 1 and self.bars[0].plain
+
+    @property
+    def groups(self) -> list[str]:
+        """The grouping factors' names as lme4 writes them, each once, in the order of the terms."""
+        return list(dict.fromkeys(bar.group for bar in self.bars))
+
+    def single_term(self) -> RandomTerm:
+        """The one plain random term, or a FormulaError saying that the step asking (the workflow's imputation
+        and checks, the multilevel sampler) models only that shape; ``mlmi.fit.fit_mixed`` fits them all."""
+        if not self.single:
+            raise FormulaError(f"model.formula {self.text!r}: random terms "
+                               f"{', '.join(f'({bar.lme4_text})' for bar in self.bars)}; this step handles one "
+                               "grouping column with random intercept and slopes of plain columns, "
+                               "such as '(1 + x | school)'")
+        return self.bars[0]
+
+    @property
+    def group(self) -> str:
+        """The grouping column of a one-term model."""
+        return self.single_term().factors[0]
+
+    @property
+    def random_terms(self) -> tuple[str, ...]:
+        """The random slopes (columns) of a one-term model."""
+        return self.single_term().slopes
+
+    @property
+    def random_intercept(self) -> bool:
+        """Whether a one-term model has a random intercept."""
+        return self.single_term().intercept
+
+    @property
     def re_names(self) -> list[str]:
-        """Random-effect term names as lme4 prints them: ``(Intercept)`` first, quoted names in backticks."""
+        """Random-effect term names of a one-term model as lme4 prints them: ``(Intercept)`` first, quoted
+        names in backticks."""
         return (["(Intercept)"] if self.random_intercept else []) + [lme4_name(t) for t in self.random_terms]
 
     @property
@@ -289,10 +359,12 @@ class _Allowed:
 
 
 def parse_formula(text: str) -> MixedFormula:
-    """Split an lme4 formula into response, fixed part and one ``(terms | group)`` part.
+    """Split an lme4 formula into response, fixed part and random terms, expanded as lme4's ``findbars`` does.
 
-    The fixed part is checked against the allow-list (module docstring) before anything reads it
-    as Python, and returned as formulaic text.
+    Random terms are ``(terms | group)`` parts joined to the rest by ``+``: several of them, on crossed or
+    nested factors (``a/b``, ``a:b``), uncorrelated (``||``), with any terms the allow-list takes
+    (``0 + x``, a factor ``sex``). The fixed part and each term's model part are checked against the
+    allow-list (module docstring) before anything reads them as Python, and returned as formulaic text.
 
     Raises
     ------
@@ -308,34 +380,20 @@ def parse_formula(text: str) -> MixedFormula:
     _lexemes(text, masked)  # no character or name mlmi does not allow, anywhere
     lhs, rhs = (part.strip() for part in masked.split("~"))
     lhs, failures = _parse_response(text, lhs, quoted)
-    randoms = list(_RANDOM.finditer(rhs))
-    if not randoms and "|" in rhs:
-        raise FormulaError(
-            f"model.formula {text!r}: cannot read the random part; write it as '(1 + x | group)' "
-            "with plain column names (functions of columns are not supported there)")
-    if not randoms:
+    spans = _random_spans(text, rhs)
+    if not spans and "|" in rhs:
+        raise FormulaError(f"model.formula {text!r}: a '|' outside parentheses; write random terms in their own, "
+                           "as in 'y ~ x + (1 + x | group)'")
+    if not spans:
         raise FormulaError(f"model.formula {text!r}: no random-effects term; add one such as '(1 | group)'")
-    if len(randoms) > 1:
-        raise FormulaError(
-            f"model.formula {text!r}: {len(randoms)} random-effects terms; mlmi fits one "
-            "grouping factor, so combine them as '(1 + x | group)'")
-    _check_separated(text, rhs, randoms[0], quoted)
-    terms, bars, group = randoms[0].groups()
-    if bars == "||":
-        raise FormulaError(f"model.formula {text!r}: '||' (uncorrelated random effects) is not supported; use '|'")
-    group = group.strip()
-    if not _NAME.match(group):
-        raise FormulaError(
-            f"model.formula {text!r}: grouping factor {_unmask(group, quoted)!r} must be one column name "
-            "(nested 'a/b' or interaction 'a:b' grouping is not supported)")
-    intercept, slopes = _parse_random_terms(text, terms, quoted)
-    fixed = _RANDOM.sub("", rhs).strip()
-    fixed = re.sub(r"^\s*\+|\+\s*$", "", re.sub(r"\+\s*\+", "+", fixed)).strip() or "1"
+    for start, end in spans:
+        _check_separated(text, rhs, start, end, quoted)
+    bars = tuple(bar for start, end in spans for bar in _expanded(text, rhs[start + 1:end - 1], quoted))
+    fixed = "".join(rhs[a:b] for a, b in zip([0] + [end for _, end in spans], [start for start, _ in spans] + [None]))
+    fixed = re.sub(r"^\s*\+|\+\s*$", "", re.sub(r"\+(\s*\+)+", "+", fixed).strip()).strip() or "1"
     if "|" in fixed:
         raise FormulaError(f"model.formula {text!r}: stray '|' outside a '(terms | group)' term")
-    return MixedFormula(text, _unmask(lhs, quoted, False), _checked_fixed(text, fixed, quoted),
-                        tuple(_unmask(s, quoted, False) for s in slopes), intercept, _unmask(group, quoted, False),
-                        failures)
+    return MixedFormula(text, _unmask(lhs, quoted, False), _checked_fixed(text, fixed, quoted), bars, failures)
 
 
 def _parse_response(text: str, lhs: str, quoted: list[str]) -> tuple[str, tuple[tuple[int, str], ...]]:
@@ -358,34 +416,183 @@ def _parse_response(text: str, lhs: str, quoted: list[str]) -> tuple[str, tuple[
     return successes, tuple((-1 if sign == "-" else 1, _unmask(name, quoted, False)) for sign, name in pieces)
 
 
-def _check_separated(text: str, rhs: str, random: re.Match, quoted: list[str]) -> None:
-    """The random part must be a term of its own: '+' (or nothing) on each side, as in 'y ~ a + (1 | g)'."""
-    before, after = rhs[:random.start()].rstrip(), rhs[random.end():].lstrip()
+def _random_spans(text: str, rhs: str) -> list[tuple[int, int]]:
+    """(start, end) in ``rhs`` of each outermost parenthesised part with a '|' outside any inner parentheses."""
+    spans, depth, opened = [], 0, 0
+    for i, char in enumerate(rhs):
+        if char == "(":
+            opened = i if depth == 0 else opened
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth < 0:
+                raise FormulaError(f"model.formula {text!r}: a ')' closes no '('")
+            if depth == 0 and _top_level_bar(rhs[opened + 1:i]) is not None:
+                spans.append((opened, i + 1))
+    return spans
+
+
+def _top_level_bar(inner: str) -> tuple[int, int] | None:
+    """(start, end) of the first '|' or '||' of ``inner`` outside parentheses, or None."""
+    depth = 0
+    for i, char in enumerate(inner):
+        depth += (char == "(") - (char == ")")
+        if char == "|" and depth == 0:
+            return i, i + 2 if inner[i + 1:i + 2] == "|" else i + 1
+    return None
+
+
+def _check_separated(text: str, rhs: str, start: int, end: int, quoted: list[str]) -> None:
+    """A random part must be a term of its own: '+' (or nothing) on each side, as in 'y ~ a + (1 | g)'."""
+    before, after = rhs[:start].rstrip(), rhs[end:].lstrip()
     if (before and not before.endswith("+")) or (after and not after.startswith("+")):
-        raise FormulaError(f"model.formula {text!r}: the random part {_unmask(random.group(0), quoted)!r} is not "
+        raise FormulaError(f"model.formula {text!r}: the random part {_unmask(rhs[start:end], quoted)!r} is not "
                            "joined to the other terms by '+'; write e.g. 'y ~ a + (1 | g)'")
 
 
-def _parse_random_terms(text: str, terms: str, quoted: list[str]) -> tuple[bool, tuple[str, ...]]:
-    """Read ``1 + x``, ``x`` or ``0 + x`` as (has intercept, slope names)."""
+def _expanded(text: str, inner: str, quoted: list[str]) -> list[RandomTerm]:
+    """The random terms one ``terms | group`` (or ``||``) part stands for, in lme4's order: ``||`` first split
+    into an intercept term and one ``0 + term`` per term (``expandDoubleVerts``), then each grouping
+    ``a/b`` into ``b:a`` and ``a`` (``expandSlash``)."""
+    start, end = _top_level_bar(inner)
+    terms, grouping = inner[:start].strip(), inner[end:].strip()
+    if "|" in grouping or "|" in terms:
+        raise FormulaError(f"model.formula {text!r}: more than one '|' in {_unmask(inner, quoted)!r}; "
+                           "write one '(terms | group)' part per grouping factor")
+    if not terms:
+        raise FormulaError(f"model.formula {text!r}: the random part {_unmask(inner, quoted)!r} has no terms "
+                           "before '|'; write e.g. '(1 | g)'")
+    _checked_fixed(text, terms, quoted)                                   # the allow-list, as for the fixed part
+    _check_repeats(text, terms, quoted)
+    intercept, slopes, labels, plain = _plain_terms(terms, quoted) or _formulaic_terms(text, inner, terms, quoted)
+    if not intercept and not labels:
+        raise FormulaError(f"model.formula {text!r}: the random part {_unmask(inner, quoted)!r} has no terms")
+    pieces = [(intercept, slopes, ("1" if intercept else "0") + "".join(f" + {label}" for label in labels))]
+    if inner[start:end] == "||":
+        pieces = ([(True, (), "1")] if intercept else []) + [
+            (False, (slope,), f"0 + {label}") for slope, label in zip(slopes, labels)]
+    groupings = _slash_expanded(text, _grouping_tree(text, grouping, quoted), quoted)
+    return [RandomTerm(formulaic, has_intercept, these, plain, _leaves(tree, quoted), _group_name(tree, quoted))
+            for has_intercept, these, formulaic in pieces for tree in groupings]
+
+
+def _plain_terms(terms: str, quoted: list[str]) -> tuple | None:
+    """A random part of column names, ``1``, ``0`` and ``-1`` joined by '+' (``1 + x``, ``0 + x``, ``x``), read
+    without formulaic: (intercept, slopes, slopes as formulaic text, True); None for anything else."""
     intercept, slopes = True, []
-    for raw in re.split(r"\s*\+\s*", terms.strip()):
-        token = raw.strip()
-        if token == "1":
-            intercept = True
-        elif token in ("0", "-1"):
-            intercept = False
+    for token in (piece.strip() for piece in terms.split("+")):
+        if token in ("1", "0", "-1"):
+            intercept = token == "1"
         elif _NAME.match(token):
-            slopes.append(token)
+            slopes.append(_unmask(token, quoted, keep_quotes=False))
         else:
-            raise FormulaError(
-                f"model.formula {text!r}: random-effects term {_unmask(token, quoted)!r} is not "
-                "supported; random slopes must be plain column names")
-    if not intercept and not slopes:
-        raise FormulaError(f"model.formula {text!r}: the random part has no terms")
-    if len(set(slopes)) != len(slopes):
-        raise FormulaError(f"model.formula {text!r}: a random slope is repeated")
-    return intercept, tuple(slopes)
+            return None
+    return intercept, tuple(slopes), [s if s.isidentifier() else f"`{s}`" for s in slopes], True
+
+
+def _formulaic_terms(text: str, inner: str, terms: str, quoted: list[str]) -> tuple:
+    """Any other random part (``x:z``, ``log(x)``, ``x * z``) as formulaic parses it: (intercept, slopes as
+    formulaic writes them, the same as formulaic text, whether each slope is one column); formulaic's
+    objections as a one-line FormulaError."""
+    try:
+        parsed = Formula(_checked_fixed(text, terms, quoted))
+    except Exception as error:  # formulaic's errors are many classes, some several lines long
+        raise FormulaError(f"model.formula {text!r}: cannot read the random part {_unmask(inner, quoted)!r}: "
+                           f"{str(error).strip().splitlines()[0]}") from None
+    others = [term for term in parsed if str(term) != "1"]
+    plain = all(len(term.factors) == 1 and term.factors[0].eval_method.value == "lookup" for term in others)
+    labels = [_term_text(term) for term in others]
+    return len(others) < len(list(parsed)), tuple(str(t) if plain else label for t, label in zip(others, labels)), \
+        labels, plain
+
+
+def _check_repeats(text: str, terms: str, quoted: list[str]) -> None:
+    """A term written twice in one random part (``1 + x + x``) is a slip: said, not silently merged."""
+    written = [piece.strip() for piece in re.split(r"\s*\+\s*", terms) if piece.strip()]
+    if len(set(written)) != len(written):
+        raise FormulaError(f"model.formula {text!r}: a random slope is repeated in {_unmask(terms, quoted)!r}")
+
+
+def _term_text(term) -> str:
+    """A formulaic term as formulaic text again: columns of names that need it in backticks."""
+    return ":".join(f"`{factor}`" if factor.eval_method.value == "lookup" and not str(factor).isidentifier()
+                    else str(factor) for factor in term.factors)
+
+
+def _grouping_tree(text: str, grouping: str, quoted: list[str]):
+    """A grouping expression (masked) as a tree: a name, or (operator, left, right) for ':' and '/', both
+    left-associative and ':' binding tighter, as in R."""
+    tokens = [t for t in re.findall(r"\x00\d+\x00|[A-Za-z_.][A-Za-z0-9_.]*|[:/()]|\S", grouping)]
+    position = 0
+
+    def fail():
+        return FormulaError(f"model.formula {text!r}: cannot read the grouping factor {_unmask(grouping, quoted)!r}; "
+                            "write a column name, 'a:b' (their combinations) or 'a/b' (b within a)")
+
+    def expression(operators):
+        nonlocal position
+        tree = atom() if operators == ":" else expression(":")
+        while position < len(tokens) and tokens[position] == operators:
+            position += 1
+            tree = (operators, tree, atom() if operators == ":" else expression(":"))
+        return tree
+
+    def atom():
+        nonlocal position
+        if position >= len(tokens):
+            raise fail()
+        token = tokens[position]
+        position += 1
+        if token == "(":
+            tree = expression("/")
+            if position >= len(tokens) or tokens[position] != ")":
+                raise fail()
+            position += 1
+            return tree
+        if not _NAME.match(token):
+            raise fail()
+        return token
+
+    tree = expression("/")
+    if position != len(tokens):
+        raise fail()
+    return tree
+
+
+def _slash_expanded(text: str, tree, quoted: list[str]) -> list:
+    """lme4's ``expandSlash``: ``a/b`` is ``b:a`` then ``a``; ``a/b/c`` is ``c:(b:a)``, ``b:a``, ``a``."""
+    if not _has_slash(tree):
+        return [tree]
+    if tree[0] != "/" or _has_slash(tree[2]):
+        raise FormulaError(f"model.formula {text!r}: cannot read the nesting {_deparse(tree, quoted)!r}; write "
+                           "'a/b' or 'a/b/c' (each factor within the one before)")
+    outer = _slash_expanded(text, tree[1], quoted)
+    return [(":", tree[2], outer[0]), *outer]
+
+
+def _has_slash(tree) -> bool:
+    """Whether a grouping tree holds a '/'."""
+    return isinstance(tree, tuple) and (tree[0] == "/" or _has_slash(tree[1]) or _has_slash(tree[2]))
+
+
+def _leaves(tree, quoted: list[str]) -> tuple[str, ...]:
+    """The columns of a grouping tree, left to right, as column names."""
+    if isinstance(tree, str):
+        return (_unmask(tree, quoted, keep_quotes=False),)
+    return _leaves(tree[1], quoted) + _leaves(tree[2], quoted)
+
+
+def _group_name(tree, quoted: list[str]) -> str:
+    """A grouping factor's name: a column's name as it is, an interaction as lme4 writes it (``class:school``)."""
+    return _unmask(tree, quoted, keep_quotes=False) if isinstance(tree, str) else _deparse(tree, quoted)
+
+
+def _deparse(tree, quoted: list[str]) -> str:
+    """A grouping tree as R deparses it: ``a:b:c`` left-nested, ``c:(b:a)`` right-nested, names as lme4's."""
+    if isinstance(tree, str):
+        return lme4_name(_unmask(tree, quoted, keep_quotes=False))
+    right = _deparse(tree[2], quoted)
+    return f"{_deparse(tree[1], quoted)}{tree[0]}{f'({right})' if isinstance(tree[2], tuple) else right}"
 
 
 @dataclass(frozen=True)
@@ -412,9 +619,10 @@ def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
         raise ValueError(str(error).strip().splitlines()[0]) from None
     columns = set(data.columns)
     contrasts = {str(factor): state for factor, state in matrix.model_spec.factor_contrasts.items()}
-    factors = {lme4_term(factor, columns): {"levels": [_label(v) for v in state.levels], "reference": _reference(state)}
+    factors = {lme4_term(factor, columns): {"levels": [level_label(v) for v in state.levels],
+                                            "reference": _reference(state)}
                for factor, state in contrasts.items()}
-    labels = {factor: {str(v): _label(v) for v in state.levels} for factor, state in contrasts.items()}
+    labels = {factor: {str(v): level_label(v) for v in state.levels} for factor, state in contrasts.items()}
     names = [":".join(_piece(part, columns, labels) for part in name.split(":")) for name in matrix.columns]
     return FixedDesign(names, np.asarray(matrix, dtype=float), factors)
 
@@ -443,7 +651,7 @@ def _piece(part: str, columns: set, labels: dict) -> str:
     return lme4_term(factor, columns) + labels[factor].get(label, label)
 
 
-def _label(level) -> str:
+def level_label(level) -> str:
     """A level as R prints it: whole numbers without '.0' (as.character(2) is "2"), text as it is."""
     if isinstance(level, (bool, np.bool_)):
         return str(level)
@@ -457,4 +665,4 @@ def _reference(state) -> str | None:
     contrasts = state.contrasts
     if not isinstance(contrasts, TreatmentContrasts):
         return None
-    return _label(state.levels[0] if contrasts.base is UNSET else contrasts.base)
+    return level_label(state.levels[0] if contrasts.base is UNSET else contrasts.base)

@@ -86,7 +86,7 @@ class GlmmDesign:
         else:
             self.response = Response(self.base.y, np.ones(len(data)) if prior is None else prior, np.ones(len(data)))
         self.family = family
-        self.code = np.searchsorted(self.base.levels, self.base.groups)
+        self.code = self.base.codes
         self.starts = np.flatnonzero(np.r_[True, self.code[1:] != self.code[:-1]])
 
     @staticmethod
@@ -458,7 +458,7 @@ def describe(design: GlmmDesign, objective: Objective, pars: np.ndarray, value: 
                           for t, b, s in zip(base.fe_names, beta.tolist(), se.tolist())],
         "vcov": {"terms": base.fe_names, "matrix": vcov.tolist()},
         "factors": base.factors,
-        "random_effects": _variance_components(base, lam @ lam.T),
+        "random_effects": _variance_components(base.group, base.re_names, lam @ lam.T),
         "sigma": 1.0,
         "theta": theta.tolist(),
         "reml_criterion": None,

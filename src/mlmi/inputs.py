@@ -22,7 +22,7 @@ from mlmi.damage import parquet_problem
 from mlmi.families import family_of, response_problem
 from mlmi.formula import ForbiddenPiece, FormulaError, fixed_design, parse_formula
 from mlmi.levels import level2_columns
-from mlmi.lmer_checks import random_effects_problem
+from mlmi.lmer_checks import TermSize, random_effects_problem
 from mlmi.pool_compare import METHODS, fixed_terms_differ, nesting_problem, reml_problem
 from mlmi.pool_tests import HypothesisError, hypothesis
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
@@ -35,8 +35,8 @@ VIGNETTE_ROLES = {"exclude": ["schid", "meanses"], "categorical": ["minority", "
 #: Schools in the trial data set that checks generator and missingness settings at start-up.
 TRIAL_SCHOOLS = 40
 #: What mlmi's fit takes (design §7).
-SUPPORTED_RANDOM = ("mlmi fits one grouping factor with correlated random intercept and slopes, "
-                    "such as '(1 + x | school)'")
+SUPPORTED_RANDOM = ("the workflow imputes and pools models of one grouping factor with correlated random intercept "
+                    "and slopes, such as '(1 + x | school)'; mlmi.fit.fit_mixed fits the others on complete data")
 #: The grouping factor of each '(terms | group)' part of a formula.
 _GROUPING = re.compile(r"\|\|?([^()|]*)\)")
 #: JSON Schema's types and bounds as a config's author reads them.
@@ -240,7 +240,9 @@ def model_formula(config: dict):
     after any piece the allow-list refuses)."""
     text = config["model"]["formula"]
     try:
-        return parse_formula(text)
+        formula = parse_formula(text)
+        formula.single_term()             # the workflow's imputation and checks model one plain term
+        return formula
     except FormulaError as error:
         grouping = None if isinstance(error, ForbiddenPiece) else _grouping_problem(text)
         raise InputError(grouping or str(error)) from None
@@ -561,7 +563,9 @@ def _check_groups(path: str, data: pd.DataFrame, formula, warn) -> None:
     if len(groups) < 2:
         raise InputError(f"{path}: grouping column {formula.group!r} has a single level ({_show(groups.index[0])}); "
                          "a multilevel model needs at least 2 groups: check the grouping factor of model.formula")
-    problem = random_effects_problem(len(data), len(groups), formula)  # every row: each imputation has them all
+    term = formula.single_term()
+    size = TermSize(term.lme4_text, term.group, len(groups), int(term.intercept) + len(term.slopes))
+    problem = random_effects_problem(len(data), [size])  # every row: each imputation has them all
     if problem:
         raise InputError(f"{path}: {problem}")
     singles = groups[groups == 1]

@@ -7,9 +7,9 @@ Random effects that the data cannot identify stop the fit (``check.nlev.gtr.1``,
 by default (``check.nobs.vs.rankZ``, ``check.nlev.gtreq.5``) are off here too. The functions are
 pure, so the fit and the start-up check of the user's data give the same verdict.
 """
-import numpy as np
+from dataclasses import dataclass
 
-from mlmi.formula import MixedFormula, lme4_name
+import numpy as np
 
 #: lme4's ``chkRank.drop.cols`` tolerance: ``qr(X, tol = 1e-7)``.
 RANK_TOL = 1e-7
@@ -47,35 +47,45 @@ def rank_message(dropped: list[str]) -> str:
             "each a linear combination of the columns before it in the formula; remove them from the formula")
 
 
-def random_effects_term(formula: MixedFormula) -> str:
-    """The random part as lme4 names its term, such as ``1 + x | g``.
+@dataclass(frozen=True)
+class TermSize:
+    """What lme4's checks need of one random term: its name (``1 + x | g``), its grouping factor's name and
+    number of levels, and its number of effects per level."""
 
-    lme4 prints the term as it was written; this spells the intercept out (``1 + x | g`` for ``(x | g)``,
-    ``0 + x | g`` for ``(-1 + x | g)``), as the parsed formula no longer knows how it was written."""
-    return " + ".join(["1" if formula.random_intercept else "0", *map(lme4_name, formula.random_terms)]) \
-        + f" | {lme4_name(formula.group)}"
+    term: str
+    group: str
+    n_levels: int
+    k: int
 
 
-def random_effects_problem(n_obs: int, n_levels: int, formula: MixedFormula) -> str | None:
-    """Why lme4 refuses to fit ``formula``'s random effects to ``n_obs`` rows in ``n_levels`` groups, or None.
+def term_sizes(structure) -> list[TermSize]:
+    """The sizes of a ``mlmi.random_design.RandomEffects``' terms."""
+    return [TermSize(block.term, structure.factors[block.factor].name, structure.factors[block.factor].n_levels,
+                     block.k) for block in structure.blocks]
 
-    lme4's checks in its order, with its words and then what to do: a single group; as many
-    groups as rows; no more rows than random effects (groups x terms per group), where the
-    random-effect variances cannot be told from the residual's.
+
+def random_effects_problem(n_obs: int, terms: list[TermSize]) -> str | None:
+    """Why lme4 refuses to fit random terms of these sizes to ``n_obs`` rows, or None.
+
+    lme4's checks in its order, with its words and then what to do: a grouping factor of a single
+    level; a factor with as many levels as rows; a term with no fewer random effects than rows
+    (levels x effects per level), where its variances cannot be told from the residual's.
     """
-    group = formula.group
-    if n_levels < 2:
-        return (f"grouping factors must have > 1 sampled level ({group!r} has {n_levels}); "
+    factors = dict((term.group, term.n_levels) for term in terms)
+    single = [(group, n) for group, n in factors.items() if n < 2]
+    if single:
+        return (f"grouping factors must have > 1 sampled level ({single[0][0]!r} has {single[0][1]}); "
                 "a mixed model needs several groups: check the grouping factor of the formula")
-    if n_levels >= n_obs:
-        return (f"number of levels of each grouping factor must be < number of observations (problems: {group}): "
-                f"{n_levels} groups in {n_obs} rows; a group needs more than one row: check the grouping factor "
-                "of the formula")
-    n_terms = int(formula.random_intercept) + len(formula.random_terms)
-    n_random = n_levels * n_terms
-    if n_obs <= n_random:
-        return (f"number of observations (={n_obs}) <= number of random effects (={n_random}) for term "
-                f"({random_effects_term(formula)}); the random-effects parameters and the residual variance "
-                f"(or scale parameter) are probably unidentifiable; {n_levels} groups with {n_terms} random "
-                f"effects each need more than {n_random} rows: drop a random slope, or give more rows per group")
+    crowded = [group for group, n in factors.items() if n >= n_obs]
+    if crowded:
+        return (f"number of levels of each grouping factor must be < number of observations (problems: "
+                f"{', '.join(crowded)}): {factors[crowded[0]]} groups in {n_obs} rows; a group needs more than one "
+                "row: check the grouping factor of the formula")
+    for term in terms:
+        n_random = term.n_levels * term.k
+        if n_obs <= n_random:
+            return (f"number of observations (={n_obs}) <= number of random effects (={n_random}) for term "
+                    f"({term.term}); the random-effects parameters and the residual variance (or scale parameter) "
+                    f"are probably unidentifiable; {term.n_levels} groups with {term.k} random effects each need "
+                    f"more than {n_random} rows: drop a random slope, or give more rows per group")
     return None

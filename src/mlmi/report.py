@@ -223,7 +223,8 @@ def random_context(varcorr, random, ranef, truth: dict | None, images: dict) -> 
     """VarCorr, each parameter's mean and spread over imputations (truth first when known), levels per group."""
     stats = random[["group", "term"]].copy()
     if truth is not None:
-        stats["truth"] = random["term"].map(figures.random_values(truth))
+        truth_values = figures.random_values(truth)
+        stats["truth"] = [truth_values.get(key, float("nan")) for key in zip(random["group"], random["term"])]
     stats["mean over imputations"] = random["estimate"]
     stats["SD over imputations"] = random["between_sd"]
     levels = ranef.groupby("group", sort=False)["level"].nunique()

@@ -7,6 +7,7 @@ m fits and Rubin-pooled with their conditional variances.
 import numpy as np
 import pandas as pd
 
+from mlmi.fit_record import per_term
 from mlmi.pool import rubin
 
 
@@ -17,10 +18,12 @@ def has_residual(fit: dict) -> bool:
 
 
 def random_effect_parameters(fit: dict) -> list[dict]:
-    """One fit's SDs, correlations and residual SD (a linear mixed model's), named as broom.mixed names them."""
-    re = fit["random_effects"]
-    rows = [{"group": re["group"], "term": f"sd__{name}", "estimate": value} for name, value in re["sd"].items()]
-    rows += [{"group": re["group"], "term": f"cor__{pair}", "estimate": value} for pair, value in re["cor"].items()]
+    """One fit's SDs, correlations and residual SD, named as broom.mixed names them: per random term (lme4's
+    order) its SDs, then its correlations; the residual SD last (a linear mixed model's only)."""
+    rows = []
+    for re in per_term(fit["random_effects"]):
+        rows += [{"group": re["group"], "term": f"sd__{name}", "estimate": value} for name, value in re["sd"].items()]
+        rows += [{"group": re["group"], "term": f"cor__{pair}", "estimate": value} for pair, value in re["cor"].items()]
     residual = [{"group": "Residual", "term": "sd__Observation", "estimate": fit["sigma"]}] if has_residual(fit) else []
     return rows + residual
 
@@ -38,16 +41,19 @@ def varcorr(fits: list[dict]) -> pd.DataFrame:
     vcov is derived from the averaged SDs and correlations (sd^2 and cor * sd_i * sd_j), so
     each row's two columns describe the same averaged matrix.
     """
-    stats = random_effect_stats(fits).set_index("term")["estimate"]
-    re = fits[0]["random_effects"]
-    names = re["terms"]
-    rows = [(re["group"], name, None, stats[f"sd__{name}"] ** 2, stats[f"sd__{name}"]) for name in names]
-    for i, first in enumerate(names):
-        for second in names[i + 1:]:
-            cor = stats[f"cor__{first}.{second}"]
-            rows.append((re["group"], first, second, cor * stats[f"sd__{first}"] * stats[f"sd__{second}"], cor))
+    stats = random_effect_stats(fits).set_index(["group", "term"])["estimate"]
+    rows = []
+    for re in per_term(fits[0]["random_effects"]):
+        group, names = re["group"], re["terms"]
+        sd = {name: stats[(group, f"sd__{name}")] for name in names}
+        rows += [(group, name, None, sd[name] ** 2, sd[name]) for name in names]
+        for i, first in enumerate(names):
+            for second in names[i + 1:]:
+                cor = stats[(group, f"cor__{first}.{second}")]
+                rows.append((group, first, second, cor * sd[first] * sd[second], cor))
     if has_residual(fits[0]):
-        rows.append(("Residual", None, None, stats["sd__Observation"] ** 2, stats["sd__Observation"]))
+        residual = stats[("Residual", "sd__Observation")]
+        rows.append(("Residual", None, None, residual ** 2, residual))
     return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
 
@@ -55,13 +61,22 @@ def pool_ranef(fits: list[dict]) -> pd.DataFrame:
     """Conditional modes averaged over ALL m fits, SEs Rubin-pooled from conditional variances.
 
     merTools' ``ranef(modList)`` divides the first fit's modes by m; this is the mean of every
-    fit's modes, with std_error = sqrt(ubar + (1 + 1/m) b) per level and term.
+    fit's modes, with std_error = sqrt(ubar + (1 + 1/m) b) per level and term; rows ``group, level, term``,
+    random terms in lme4's order.
     """
-    first = fits[0]["ranef"]
-    if any(fit["ranef"]["levels"] != first["levels"] for fit in fits):
-        raise ValueError("the fits have different levels of the grouping factor; cannot pool conditional modes")
-    modes = np.array([fit["ranef"]["modes"] for fit in fits])
-    variances = np.array([np.diagonal(np.asarray(fit["ranef"]["cond_var"]), axis1=1, axis2=2) for fit in fits])
+    per_fit = [per_term(fit["ranef"]) for fit in fits]
+    return pd.concat([_pool_term([terms[i] for terms in per_fit]) for i in range(len(per_fit[0]))],
+                     ignore_index=True)
+
+
+def _pool_term(terms: list[dict]) -> pd.DataFrame:
+    """One random term's conditional modes pooled over the fits (``pool_ranef``)."""
+    first = terms[0]
+    if any(term["levels"] != first["levels"] for term in terms):
+        raise ValueError(f"the fits have different levels of the grouping factor {first['group']!r}; cannot pool "
+                         "conditional modes")
+    modes = np.array([term["modes"] for term in terms])
+    variances = np.array([np.diagonal(np.asarray(term["cond_var"]), axis1=1, axis2=2) for term in terms])
     m, n_levels, q = modes.shape
     pooled = rubin(pd.DataFrame(modes.reshape(m, -1)), pd.DataFrame(variances.reshape(m, -1)))
     return pd.DataFrame({
@@ -73,13 +88,20 @@ def pool_ranef(fits: list[dict]) -> pd.DataFrame:
     })
 
 
+def groups_cell(n_groups: dict[str, int]) -> int | str:
+    """A fit's groups in one cell: the count of its one grouping factor, or ``"class:school 100; school 25"``."""
+    if len(n_groups) == 1:
+        return next(iter(n_groups.values()))
+    return "; ".join(f"{name} {count}" for name, count in n_groups.items())
+
+
 def model_info(fits: dict[str, dict]) -> pd.DataFrame:
     """One row per fit (imputation label to record): size, criteria, sigma and convergence."""
     return pd.DataFrame([{
         "imputation": label,
         "n_obs": fit["n_obs"],
         "n_levels": fit["n_levels"],
-        "n_groups": sum(fit["n_groups"].values()),
+        "n_groups": groups_cell(fit["n_groups"]),
         "aic": fit["aic"], "bic": fit["bic"], "loglik": fit["loglik"],
         "reml_criterion": fit["reml_criterion"], "sigma": fit["sigma"],
         "converged": fit["convergence"]["converged"],

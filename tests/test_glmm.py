@@ -173,6 +173,15 @@ def test_agq_needs_one_scalar_random_effect():
         glmm.fit_glmm(data, "y ~ x + (1 + x | g)", "binomial", n_agq=5)
 
 
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g) + (0 + x | g)", "y ~ x + (1 + x || g)", "y ~ x + (1 | g/z)"])
+def test_a_glmm_takes_one_grouping_column(formula):
+    """Several random terms (crossed, nested, '||') are for linear mixed models: said in one line, not fitted."""
+    data = pd.read_csv(DATA / "binary_slope.csv")
+    with pytest.raises(ValueError, match="generalized linear mixed model of one grouping column") as error:
+        glmm.fit_glmm(data, formula, "binomial")
+    assert "\n" not in str(error.value)
+
+
 def test_cbind_is_parsed_never_evaluated():
     formula = parse_formula("cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)")
     assert formula.response == "incidence" and formula.failures == ((1, "size"), (-1, "incidence"))

@@ -60,6 +60,12 @@ def test_family_keys_that_do_not_fit_are_one_line(binary, change, expected):
         assert message(binary).startswith(expected)
 
 
+def test_a_binomial_config_of_several_random_terms_stops_at_start_up(binary):
+    binary["model"]["formula"] = "y ~ x + z + (1 | g) + (0 + x | g)"
+    assert message(binary).startswith("model.formula 'y ~ x + z + (1 | g) + (0 + x | g)': random terms (1 | g), "
+                                      "(0 + x | g); this step handles one grouping column")
+
+
 def test_gaussian_takes_no_glmm_keys_and_no_cbind(binary):
     binary["model"].update(family="gaussian", reml=True, link="logit")
     assert message(binary).startswith("model.link: only for family binomial or poisson")

@@ -1,6 +1,7 @@
 """Fit one generalized linear mixed model as lme4's ``glmer`` does by default, and report it to lme4's definitions.
 
-One grouping factor with any number of random terms on it (``(1 + x | g)``), binomial (logit,
+One random term on one grouping column with any number of plain slopes (``(1 + x | g)``; several
+terms are ``mlmi.fit.fit_mixed``'s, for linear mixed models only), binomial (logit,
 probit) or Poisson (log) responses (``mlmi.families``). The stages are lme4's (``R/modular.R``,
 ``src/external.cpp`` of lme4 1.1-31):
 
@@ -413,6 +414,10 @@ def fit_glmm(data: pd.DataFrame, formula: str, family: str = "binomial", link: s
     The response must fit the family (``mlmi.families``), else ValueError with a one-line message.
     """
     parsed = parse_formula(formula)
+    if not parsed.single:
+        raise ValueError(f"model.formula {formula!r}: mlmi fits a generalized linear mixed model of one grouping "
+                         "column with random intercept and slopes of plain columns, such as '(1 + x | g)' "
+                         "(mlmi.fit.fit_mixed fits linear mixed models of several)")
     fam = family_of(family, link)
     if not 1 <= n_agq <= MAX_AGQ:
         raise ValueError(f"model.nagq {n_agq}: lme4 takes 1 (Laplace) to {MAX_AGQ} quadrature points")

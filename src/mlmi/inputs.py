@@ -433,6 +433,7 @@ def _check_compare(config: dict, formula) -> None:
         seen.add(name)
         try:
             nested = parse_formula(text)
+            nested.single_term()              # compared as model.formula is: one plain random term
         except FormulaError as error:
             raise InputError(f"pooling.compare {name!r}: formula {str(error).removeprefix('model.formula ')}") from None
         problem = nesting_problem(formula, nested)

@@ -609,6 +609,10 @@ def test_nested_comparisons_pass():
      "itself; drop fixed or random terms to make the smaller model"),
     ([{"name": "c", "formula": "mathach ~ ses"}], False,
      "pooling.compare 'c': formula 'mathach ~ ses': no random-effects term; add one such as '(1 | group)'"),
+    ([{"name": "c", "formula": "mathach ~ ses + (1 | schid) + (0 + ses | schid)"}], False,
+     "pooling.compare 'c': formula 'mathach ~ ses + (1 | schid) + (0 + ses | schid)': random terms (1 | schid), "
+     "(0 + ses | schid); this step handles one grouping column with random intercept and slopes of plain columns, "
+     "such as '(1 + x | school)'"),
     ([{"name": "c", "formula": NO_SLOPE}], True,
      "pooling.compare 'c': D3 evaluates the likelihood at the pooled fixed effects and needs ML fits (mitml refits "
      "REML fits with ML for it): set model.reml: false, or ask for methods: [D2] (REML likelihoods of the same "

@@ -314,3 +314,7 @@ def test_comparison_models_are_fitted_as_their_own_jobs(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", done.stdout, flags=re.MULTILINE))
     assert counts["fit_compare"] == "4" and counts["fit"] == "2" and counts["pool"] == "1"
+    done = run_workflow(tmp_path, config)  # and for real: the jobs run and the pool writes their tests
+    assert done.returncode == 0, done.stderr[-4000:]
+    tests = pd.read_csv(next(tmp_path.glob("results/*/pooled/tests.csv")))
+    assert sorted(tests["method"]) == ["D2", "D2", "D3"], tests

@@ -48,7 +48,8 @@ dispersed starts are in their stationary range within about 50 iterations (their
 of 50 iterations do not drift). ``chain_diagnostics`` over the second halves (chains of seeds 1-4)
 gives, at burn_in = 1000, rank-normalised split R-hat <= 1.008 for every parameter and bulk ESS from
 192 (``sd__ses``, the slowest) to 419 of the 400 kept draws; at burn_in = 500, R-hat 1.019 for
-``sd__ses`` (the rest <= 1.008) and its bulk ESS 123. Hence ``DEFAULT_BURN_IN`` = 1000, jomo's default ``nburn`` too. Without the blocked draw of
+``sd__ses`` (the rest <= 1.008) and its bulk ESS 123. Hence ``DEFAULT_BURN_IN`` = 1000, jomo's default
+``nburn`` too. Without the blocked draw of
 beta and the interweaving step, ``sd__ses`` had a bulk ESS of 15 in 300 draws.
 
 Supported formulas: every fixed-effect column must be affine in the one imputed variable it

@@ -41,7 +41,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlmi.study import scenario_key, summarize_study
+from mlmi.plan import scenario_key
+from mlmi.study import summarize_study
 
 R_SCRIPT = Path(__file__).with_name("r_multilevel.R")
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"

@@ -17,7 +17,7 @@ rule fit:
         mem_mb=1024,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/fit.py"
 
@@ -41,6 +41,6 @@ rule fit_listwise:
         mem_mb=1024,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/fit.py"

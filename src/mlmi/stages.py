@@ -145,7 +145,7 @@ def log_label(path) -> str:
 def load(source_path, data_path, checks_path=None, *, na_values=(), warnings=()) -> None:
     """Copy a user's CSV or Parquet data set into the workflow as Parquet, its missing-value codes
     (data.na_values) made missing (the file is only read); record the start-up check's ``warnings`` about it in
-    ``checks_path`` (``mlmi.results.CHECKS``), which the report reads, and log them for people."""
+    ``checks_path`` (``mlmi.layout.CHECKS``), which the report reads, and log them for people."""
     from mlmi.inputs import read_table
 
     for text in warnings:
@@ -168,7 +168,8 @@ def replication(estimates_path, *, pooled_path, random_effects_path, listwise_pa
 
 def study_summary(summary_path, html_path, *, estimate_paths, runs, truth_paths, scenarios) -> None:
     """Performance of each method in each scenario over all replications, as a table and a page."""
-    from mlmi.study import run_parts, summarize_study
+    from mlmi.plan import run_parts
+    from mlmi.study import summarize_study
     from mlmi.study_report import write_study_report
 
     estimates = pd.concat([pd.read_csv(path).assign(**dict(zip(("scenario", "replication"), run_parts(run))))

@@ -282,7 +282,7 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
                          "the files were imputed from (for the listwise fit)")
     if source == "simulate":
         _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1], columns=SIMULATED_COLUMNS),
-                       formula, config, imputation_roles(config))
+                       formula, config)
         _check_simulation(config)
         _check_tests(config, formula, _trial_data(config))
         return []
@@ -331,9 +331,9 @@ def _check_file_name(key: str, path: str) -> None:
                          "rename the file (or a copy of it) without them")
 
 
-def _check_columns(where: str, data: pd.DataFrame, formula, config: dict, roles: dict) -> None:
-    """Every column the formula and the imputation settings (``roles``: imputation.exclude, .categorical and
-    .level2 made explicit; {} for external imputations) name must be in ``data``."""
+def _check_columns(where: str, data: pd.DataFrame, formula, config: dict, users_data: bool = False) -> None:
+    """Every column the formula and the imputation settings name must be in ``data`` (the user's data when
+    ``users_data``: level 2 is found in it, not read again)."""
     columns = list(data.columns)
     absent = [c for c in (formula.response, formula.group, *formula.random_terms) if c not in columns]
     if absent:
@@ -343,6 +343,8 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict, roles:
     except ValueError as error:  # formulaic names the unknown variable in its own words
         raise InputError(f"{where}: the fixed part {formula.fixed!r} of model.formula cannot be built "
                          f"from the columns {columns}: {error}") from None
+    roles = {} if config["imputation"]["method"] == "external" else \
+        imputation_roles(config, data if users_data else None)
     for key, listed in roles.items():
         absent = [c for c in listed if c not in columns]
         if absent:
@@ -420,8 +422,7 @@ def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
     numbers belong, observed and varying model variables, a group for every row, several groups, random
     effects lme4 can identify (and, with random slopes, no group of one)."""
     data = read_table(path, na_values=config["data"]["na_values"])
-    external = config["imputation"]["method"] == "external"
-    _check_columns(path, data, formula, config, {} if external else imputation_roles(config, data))
+    _check_columns(path, data, formula, config, users_data=True)
     used = formula.variables(data.columns)
     if config["imputation"]["method"] != "external":  # every column not excluded predicts the imputations
         excluded = listed_roles(config)["exclude"]   # level 2 would read the file again
@@ -572,7 +573,7 @@ def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, c
         first = imputed if first is None else first
         if list(imputed.columns) != list(first.columns):
             raise InputError(f"{path}: columns {list(imputed.columns)} differ from {files[0]}'s {list(first.columns)}")
-        _check_columns(path, imputed, formula, config, {})
+        _check_columns(path, imputed, formula, config)
         if len(imputed) != len(data):
             raise InputError(f"{path}: {len(imputed)} rows, but {source} has {len(data)}; every imputed data set "
                              f"must have the rows of the incomplete data, in its order: give the files imputed from "

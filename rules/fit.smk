@@ -60,6 +60,7 @@ rule fit_compare:
     params:
         formula=get_compare_formula,
         reml=get_param("model", "reml"),
+        family=get_family,
         listwise=False,
         label=get_label,
     threads: 1

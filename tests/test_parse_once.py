@@ -13,6 +13,10 @@ from test_workflow import REPO, estimates, finished
 #: A user's data with one school of a single pupil: a warning of the start-up check, which load_data records.
 OWN = {"scenario": "own", "data": {"source": "school.csv"}, "imputation": {"m": 2, "iterations": 2},
        "model": {"formula": "mathach ~ ses + (1 + ses | schid)"}}
+#: Simulated data with a nested model compared by D2 and D3 (pooling.compare), fitted by ML.
+COMPARED = {"scenario": "compared", "data": {"simulate": {"n_schools": 20}}, "imputation": {"m": 2, "iterations": 2},
+            "model": {"reml": False}, "pooling": {"compare": [
+                {"name": "no_slope", "formula": "mathach ~ minority + female + ses + meanses + (1 | schid)"}]}}
 
 
 def remote_job(workdir, target: str, rule: str) -> subprocess.CompletedProcess:
@@ -65,3 +69,18 @@ def test_a_job_on_its_own_runs_no_check(own):
         (workdir / "school.csv").write_bytes(data)
     assert estimates(results / "fits" / "imp_1.json") == fit
     assert (results / "pooled" / "ranef.csv").read_bytes() == pooled
+
+
+def test_a_comparison_job_on_its_own_makes_what_the_main_process_made(tmp_path):
+    """fit_compare and pool read pooling.compare and model.family from the config as given, in a job that skipped
+    the start-up checks: the nested model's fit and the D2 and D3 rows come out the same."""
+    results = finished(tmp_path, COMPARED)
+    fit_path, tests_path = results / "fits" / "compare" / "no_slope" / "imp_1.json", results / "pooled" / "tests.csv"
+    fit, tests = estimates(fit_path), tests_path.read_bytes()
+    assert pd.read_csv(tests_path)["method"].tolist() == ["D2", "D3"]
+    for target, rule in (("fit_compare:run=compared,comparison=no_slope,k=1", "fit_compare"),
+                         ("pool:run=compared", "pool")):
+        done = remote_job(tmp_path, target, rule)
+        assert done.returncode == 0, done.stderr[-3000:]
+    assert estimates(fit_path) == fit
+    assert tests_path.read_bytes() == tests

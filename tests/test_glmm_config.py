@@ -39,6 +39,13 @@ def message(config) -> str:
     return str(error.value)
 
 
+def test_a_comparison_of_generalized_models_is_one_line(binary):
+    """pooling.compare's D2 and D3 are for linear mixed models (D3's likelihood is a Gaussian one)."""
+    binary["pooling"]["compare"] = [{"name": "no_x", "formula": "y ~ z + (1 + x | g)"}]
+    assert message(binary).startswith("pooling.compare: D2 and D3 compare linear mixed models, and model.family "
+                                      "is binomial")
+
+
 def test_a_binomial_config_passes(binary):
     assert schema_problem(binary, SCHEMA) is None
     assert check_inputs(binary) == []

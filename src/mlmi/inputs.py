@@ -401,9 +401,14 @@ def _check_tests(config: dict, formula, data: pd.DataFrame) -> None:
 def _check_compare(config: dict, formula) -> None:
     """Every comparison of ``pooling.compare`` has a name no test or other comparison has, a formula mlmi fits
     that is nested in model.formula (``mlmi.pool_compare.nesting_problem``), and methods the fits allow: D3
-    needs ML fits, and D2 with REML fits the same fixed terms (``reml_problem``)."""
+    needs ML fits, and D2 with REML fits the same fixed terms (``reml_problem``). D2 and D3 are computed (and
+    checked against mitml) for linear mixed models only: D3's likelihood at the pooled values is a Gaussian one."""
     pooling = config.get("pooling", {})
     comparisons = pooling.get("compare", [])
+    family = config["model"].get("family", "gaussian")
+    if comparisons and family != "gaussian":
+        raise InputError(f"pooling.compare: D2 and D3 compare linear mixed models, and model.family is {family}; "
+                         "test the coefficients with pooling.tests (D1) instead, or remove pooling.compare")
     seen = {test["name"] for test in pooling.get("tests", [])}
     for comparison in comparisons:
         name, text = comparison["name"], comparison["formula"]

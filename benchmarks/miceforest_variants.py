@@ -23,10 +23,11 @@ from mlmi.fit import complete_cases, fit_mixed
 from mlmi.impute import impute
 from mlmi.imputation_models import method_settings
 from mlmi.inputs import imputation_roles
+from mlmi.plan import merge, scenario_key
 from mlmi.pool import pool
 from mlmi.seeds import int_seed_for, rng_for
 from mlmi.simulate import simulate_hsb
-from mlmi.study import merge, replication_estimates, scenario_key, summarize_study
+from mlmi.study import replication_estimates, summarize_study
 from mlmi.summarize import random_effect_stats
 
 REPO = Path(__file__).resolve().parents[1]

@@ -42,11 +42,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-import numpy as np
-
-from mlmi.study import scenario_key, summarize_study, truth_by_term
+from mlmi.plan import scenario_key
+from mlmi.study import summarize_study, truth_by_term
 
 R_SCRIPT = Path(__file__).with_name("r_multilevel.R")
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"

@@ -1,6 +1,6 @@
 """mlmi beside the R vignette workflow (Amelia + lme4 + merTools), on the same machine, in one go (issue 15).
 
-usage: python benchmarks/vs_r.py [--m 5 50] [--repeats 7] [--study-replications 320]
+usage: python benchmarks/vs_r.py [--m 5 50] [--repeats 7] [--study-replications 320] [--only plan]
 
 Prints seconds and ratios (mlmi / R) for:
 
@@ -12,7 +12,8 @@ Prints seconds and ratios (mlmi / R) for:
   ``vs_r_m<m>``, every job forced) against the R script ``benchmarks/vignette.R`` (Rscript's start, loading
   the packages, Amelia, the listwise and m lmer fits, merTools' pooling) on that run's own incomplete data;
 - ``snakemake -n`` on config/studies/quick.yaml grown to ``--study-replications`` replications (320: about
-  10,000 jobs), the time to plan a study.
+  10,000 jobs), the time to plan a study, with the CPU seconds it used (on a busy machine the wall clock
+  mostly measures waiting); ``--only plan`` measures this alone, without R.
 
 and the machine's load average before and after, since the seconds move with it (the ratios less so).
 
@@ -22,6 +23,7 @@ r-cran-lme4 r-cran-mertools); installs nothing itself.
 """
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -31,10 +33,47 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import yaml
+
+from mlmi.plan import scenarios
 
 REPO = Path(__file__).resolve().parents[1]
 R_SCRIPT = Path(__file__).with_name("vignette.R")
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
+#: Snakemake's own cost of planning: the quick study's DAG (per run: simulate, ampute, m imputations and fits, the
+#: listwise and complete fits, pool, replication; then a summary) with rules that do nothing, take no params and
+#: call no function, each with a log, a benchmark, resources and a script as mlmi's rules have.
+FLOOR_SNAKEFILE = """
+RUNS = [f"s/{i}" for i in range(config["runs"])]
+M = range(1, config["imputations"] + 1)
+wildcard_constraints:
+    run=r"s/\\d+", k=r"\\d+"
+rule all:
+    input: "summary"
+rule summary:
+    input: expand("{run}/estimates", run=RUNS)
+    output: "summary"
+    script: "noop.py"
+""" + "".join(f"""
+rule {name}:
+    input: {inputs}
+    output: {outputs}
+    log: "{{run}}/logs/{name}{wildcard}"
+    benchmark: "{{run}}/benchmarks/{name}{wildcard}"
+    threads: 1
+    resources: mem_mb=1024, runtime=1
+    script: "noop.py"
+""" for name, inputs, outputs, wildcard in [
+    ("simulate", "[]", '"{run}/complete", "{run}/truth"', ""),
+    ("ampute", '"{run}/complete"', '"{run}/missing"', ""),
+    ("impute", '"{run}/missing"', '"{run}/imp_{k}", "{run}/chains_{k}", "{run}/trace_{k}"', "_{k}"),
+    ("fit", '"{run}/imp_{k}"', '"{run}/fit_{k}"', "_{k}"),
+    ("fit_listwise", '"{run}/missing"', '"{run}/listwise"', ""),
+    ("fit_complete", '"{run}/complete"', '"{run}/complete_fit"', ""),
+    ("pool", 'expand("{{run}}/fit_{k}", k=M), "{run}/listwise"', '"{run}/pooled", "{run}/random_effects"', ""),
+    ("replication", '"{run}/pooled", "{run}/random_effects", "{run}/listwise", "{run}/complete_fit"',
+     '"{run}/estimates"', ""),
+])
 
 
 def wall(command: list[str], **kwargs) -> float:
@@ -80,8 +119,6 @@ def one_fit_seconds(m: int) -> float:
 
 def impute_seconds(m: int) -> tuple[float, float]:
     """The run's median impute job (Snakemake's benchmark file), and one imputation alone in this process."""
-    import yaml
-
     from mlmi.impute import impute
     from mlmi.imputation_models import method_settings
     from mlmi.inputs import imputation_roles
@@ -97,17 +134,41 @@ def impute_seconds(m: int) -> tuple[float, float]:
     return jobs, time.perf_counter() - start
 
 
-def plan_seconds(folder: Path) -> tuple[float, int]:
-    """Seconds of ``snakemake -n`` on the quick study grown to ARGS.study_replications, and its number of jobs."""
+def plan_seconds(folder: Path) -> tuple[float, float, int]:
+    """Seconds and CPU seconds of ``snakemake -n`` on the quick study grown to ARGS.study_replications, and its
+    number of jobs."""
     grown = folder / "study.yaml"
     grown.write_text(f"study: {{replications: {ARGS.study_replications}}}\n")
     command = [sys.executable, "-m", "snakemake", "-n", "--configfile", str(REPO / "config/studies/quick.yaml"),
                str(grown)]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), children_cpu_seconds()
     done = subprocess.run(command, cwd=REPO, check=True, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu
     total = next(line for line in done.stdout.splitlines() if line.startswith("total"))
-    return seconds, int(total.split()[1])
+    return seconds, cpu, int(total.split()[1])
+
+
+def floor_seconds(folder: Path) -> tuple[float, float, int]:
+    """Seconds and CPU seconds of ``snakemake -n`` on FLOOR_SNAKEFILE with the study's runs and m, and its jobs."""
+    floor = folder / "floor"
+    floor.mkdir()
+    (floor / "Snakefile").write_text(FLOOR_SNAKEFILE)
+    (floor / "noop.py").write_text("")
+    study = yaml.safe_load((REPO / "config/studies/quick.yaml").read_text())
+    runs = ARGS.study_replications * len(scenarios(study["study"]))
+    command = [sys.executable, "-m", "snakemake", "-n", "--config", f"runs={runs}",
+               f"imputations={study['imputation']['m']}"]
+    start, cpu = time.perf_counter(), children_cpu_seconds()
+    done = subprocess.run(command, cwd=floor, check=True, capture_output=True, text=True)
+    seconds, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu
+    total = next(line for line in done.stdout.splitlines() if line.startswith("total"))
+    return seconds, cpu, int(total.split()[1])
+
+
+def children_cpu_seconds() -> float:
+    """User and system CPU seconds of this process's finished child processes."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def row(what: str, r: float, mlmi: float) -> str:
@@ -119,7 +180,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     lines = [f"{'':<52} {'R s':>8} {'mlmi s':>8} {'mlmi/R':>8}"]
     with tempfile.TemporaryDirectory() as tmp:
-        for m in ARGS.m:
+        for m in ARGS.m if ARGS.only != "plan" else []:
             pipeline = run_pipeline(m, Path(tmp))
             script, steps = run_r(m)
             if m == ARGS.m[0]:
@@ -129,9 +190,13 @@ def main() -> None:
                 lines.append(row("imputation per data set: mlmi's impute job", per_set, job))
                 lines.append(row("imputation per data set: the imputation alone", per_set, alone))
             lines.append(row(f"default pipeline end to end, m = {m}", script, pipeline))
-        plan, jobs = plan_seconds(Path(tmp))
-    print("\n".join(lines))
-    print(f"snakemake -n on a study of {jobs} jobs: {plan:.1f} s (R has no counterpart)")
+        plan, cpu, jobs = plan_seconds(Path(tmp))
+        floor, floor_cpu, floor_jobs = floor_seconds(Path(tmp))
+    if ARGS.only != "plan":
+        print("\n".join(lines))
+    print(f"snakemake -n on a study of {jobs} jobs: {plan:.1f} s, {cpu:.1f} CPU s (R has no counterpart)")
+    print(f"snakemake -n on the same DAG of rules that do nothing ({floor_jobs} jobs), Snakemake's own floor: "
+          f"{floor:.1f} s, {floor_cpu:.1f} CPU s")
     print(f"load average (1 min) before: {load:.2f}, after: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
 
 
@@ -141,5 +206,6 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=7, help="fits timed for the one-fit median (default 7)")
     parser.add_argument("--study-replications", type=int, default=320,
                         help="replications of config/studies/quick.yaml for the planning time (default 320)")
+    parser.add_argument("--only", choices=["plan"], help="measure only this: plan, the study's dry run (no R)")
     ARGS = parser.parse_args()
     main()

@@ -1,40 +1,53 @@
+import functools
+import inspect
 import os
 import sys
 
 import yaml
+from snakemake.common import overwrite_function_params
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
 from mlmi.damage import remove_damaged
-from mlmi.imputation_models import method_settings
-from mlmi.inputs import InputError, check_inputs, imputation_roles, model_formula, schema_problem
-from mlmi.io import release_stale_lock
-from mlmi.pool_compare import METHODS
-from mlmi.results import CHECKS, FIGURES, compare_fit_paths, figure_paths, pooled_tables
-from mlmi.study import NAME, data_key, plan_study, run_parts, scenario_key
+from mlmi.layout import CHECKS, FIGURES, compare_fit_paths, figure_paths, pooled_tables
+from mlmi.plan import NAME, InputError, Plan, imputation_files, run_parts, scenario_key
 
-# Check everything the user gave before any job runs; a problem is one line and a stop.
+# Check everything the user gave before any job runs; a problem is one line and a stop. The checks run once, in
+# the main process: a job that reads this file again on its own (each cluster job does) takes the config the
+# main process checked, and reads no data unless its own params need them (a run's 'auto' lists, Plan).
 with open(workflow.source_path("../config/schema.yaml")) as stream:
     SCHEMA = yaml.safe_load(stream)
-PROBLEM = schema_problem(config, SCHEMA)
-if PROBLEM:
-    sys.exit(f"mlmi: {PROBLEM}")
+if workflow.is_main_process:
+    from mlmi.inputs import check_inputs, schema_problem
+    from mlmi.study import plan_study
+
+    PROBLEM = schema_problem(config, SCHEMA)
+    if PROBLEM:
+        sys.exit(f"mlmi: {PROBLEM}")
 validate(config, schema="../config/schema.yaml")  # Snakemake's own check; it also fills in defaults
 INPUT_WARNINGS = []  # inputs the run goes on with but the user should look at; said once every check passed
 try:
-    IMPUTED_FILES = check_inputs(config, warn=INPUT_WARNINGS.append)  # the base config's problems first
-    STUDY = plan_study(config, SCHEMA)  # before the base's 'auto' lists are resolved: each scenario finds its own
-    config["imputation"].update(imputation_roles(config))  # 'auto' lists made explicit, for the rules and provenance
+    if workflow.is_main_process:
+        IMPUTED_FILES = check_inputs(config, warn=INPUT_WARNINGS.append)  # the base config's problems first
+        PLAN = Plan(config, resolved=plan_study(config, SCHEMA))  # each scenario checked, its 'auto' lists found
+    else:
+        PLAN = Plan(config)
+        IMPUTED_FILES = imputation_files(config["imputation"]["files"]) \
+            if config["imputation"]["method"] == "external" else []
 except InputError as error:
     sys.exit(f"mlmi: {error}")
+STUDY = PLAN.scenarios
 if workflow.is_main_process:  # each job re-reads this file: say them once
     for text in INPUT_WARNINGS:
         print(f"mlmi: warning: {text}", file=sys.stderr)
 # A run killed by SIGKILL leaves Snakemake's lock behind; free it (only when no run is alive here) so
 # `snakemake --rerun-incomplete` alone resumes, without `--unlock`.
-if workflow.is_main_process and release_stale_lock():
-    print("mlmi: removed the lock left in .snakemake/locks by a killed run, resuming its unfinished jobs",
-          file=sys.stderr)
+if workflow.is_main_process:
+    from mlmi.io import release_stale_lock
+
+    if release_stale_lock():
+        print("mlmi: removed the lock left in .snakemake/locks by a killed run, resuming its unfinished jobs",
+              file=sys.stderr)
 # A Parquet output cut short (a full disk, a killed copy) would fail the job reading it on every rerun: remove
 # it, and ask for it again (get_final_outputs), so that Snakemake makes it, and what depends on it, again.
 # Only mlmi's own outputs are looked at.
@@ -47,55 +60,107 @@ RUN = "results/{run}"
 SIMULATED = config["data"]["source"] == "simulate"
 EXTERNAL = config["imputation"]["method"] == "external"
 M = len(IMPUTED_FILES) if EXTERNAL else config["imputation"]["m"]
+# envs/mlmi.yaml under --software-deployment-method conda only, so `snakemake --archive` needs no conda. Decided
+# here, once: a function in `conda:` is called for every job.
+CONDA_ENV = "../envs/mlmi.yaml" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else None
 
 
-def run_config(run):
-    """The config of one run: the study scenario's, or the config as given."""
-    parts = run_parts(run)
-    return STUDY[parts[0]] if parts else config
+def input_function(function):
+    """``function``, an input or params function, with its signature worked out once: Snakemake reads the
+    signature of each such function for each job (inspect.signature, some 150,000 times for a 10,000-job study),
+    unless the function carries it (``snakemake.common.overwrite_function_params``)."""
+    overwrite_function_params(function, inspect.signature(function).parameters)
+    return function
 
 
 def get_param(*keys):
     """An input function reading ``keys`` from the config of the run being made."""
 
+    resolve = keys[0] == "imputation"  # only imputation has 'auto' lists to resolve (which may read the data)
+
     def fetch(wildcards):
-        value = run_config(wildcards.run)
+        value = PLAN.run_config(wildcards.run) if resolve else PLAN.given(wildcards.run)
         for key in keys:
             value = value[key]
         return value
 
-    return fetch
+    return input_function(fetch)
 
 
+@input_function
 def get_family(wildcards):
     """The run's model.family with what goes with it (link, nagq, weights): what the fit passes to glmer's engine."""
-    model = run_config(wildcards.run)["model"]
+    model = PLAN.given(wildcards.run)["model"]
     return {key: model.get(key) for key in ("family", "link", "nagq", "weights")}
 
 
+@input_function
+def get_run_config(wildcards):
+    """The whole config of the single run, its 'auto' lists made explicit, for its report and provenance."""
+    return PLAN.resolved()
+
+
+@input_function
+def get_categorical(wildcards):
+    """imputation.categorical of the single run, made explicit, for its report."""
+    return PLAN.resolved()["imputation"]["categorical"]
+
+
+@input_function
+def get_input_warnings(wildcards):
+    """The start-up check's warnings, which load_data records in checks.json for the report. A job that reads
+    this file on its own (a cluster job) skipped the check: it checks its data again to find them."""
+    return INPUT_WARNINGS if workflow.is_main_process else rechecked_warnings()
+
+
+@functools.cache
+def rechecked_warnings():
+    """The start-up check's warnings, found by checking the inputs again (once per process)."""
+    from mlmi.inputs import check_inputs  # pandas and the data: the load_data job's own
+
+    said = []
+    check_inputs(config, warn=said.append)
+    return said
+
+
+@input_function
 def get_imputation_settings(wildcards):
     """The imputation settings the run's method takes, so a study scenario may vary any of them."""
-    return method_settings(run_config(wildcards.run)["imputation"])
+    from mlmi.imputation_models import method_settings  # pandas and formulaic: an impute job's own imports
+
+    return method_settings(PLAN.run_config(wildcards.run)["imputation"])
 
 
+@input_function
 def get_group(wildcards):
     """The grouping column of the run's model.formula (the clusters of level-2 amputation)."""
-    return model_formula(run_config(wildcards.run)).group
+    return grouping_column(PLAN.given(wildcards.run)["model"]["formula"])
 
 
+@functools.cache
+def grouping_column(formula):
+    """The grouping column of a model.formula (checked at start-up), parsed once per formula."""
+    from mlmi.formula import parse_formula  # formulaic and pandas: an ampute job's own imports
+
+    return parse_formula(formula).group
+
+
+@input_function
 def get_seed_prefix(wildcards):
     """Seeds of a study run derive from (master, scenario, replication); the single run's from master."""
     parts = run_parts(wildcards.run)
     return [scenario_key(parts[0]), parts[1]] if parts else []
 
 
+@input_function
 def get_data_seed_prefix(wildcards):
     """Seeds of a study run's data derive from (master, its data and missingness settings, replication), so
     scenarios that differ only in their methods share their data sets; the single run's from master."""
     parts = run_parts(wildcards.run)
-    return [data_key(run_config(wildcards.run)), parts[1]] if parts else []
+    return [PLAN.data_key(parts[0]), parts[1]] if parts else []
 
 
+@input_function
 def get_fits(wildcards=None):
     """The m per-imputation fit records of a run, in imputation order."""
     run = wildcards.run if wildcards else config["scenario"]
@@ -104,26 +169,34 @@ def get_fits(wildcards=None):
 
 def run_m(run):
     """The number of imputations of a run."""
-    return M if run_parts(run) is None else run_config(run)["imputation"]["m"]
+    parts = run_parts(run)
+    return STUDY[parts[0]]["imputation"]["m"] if parts else M
 
 
+@input_function
 def get_compare_formula(wildcards):
     """The formula of the run's comparison model ``wildcards.comparison`` (pooling.compare)."""
-    comparisons = run_config(wildcards.run)["pooling"]["compare"]
+    comparisons = PLAN.given(wildcards.run)["pooling"]["compare"]
     return next(c["formula"] for c in comparisons if c["name"] == wildcards.comparison)
 
 
+@input_function
 def get_compare_fits(wildcards=None):
     """Every comparison model's m fit records of a run (pooling.compare), comparison by comparison."""
     run = wildcards.run if wildcards else config["scenario"]
-    comparisons = run_config(run)["pooling"]["compare"]
+    comparisons = PLAN.given(run)["pooling"]["compare"]
     return [path for c in comparisons for path in compare_fit_paths(f"results/{run}", c["name"], run_m(run))]
 
 
+@input_function
 def get_d3_imputations(wildcards):
     """The run's imputed data sets when a comparison asks for D3 (the likelihood at the pooled estimates is
     evaluated on each); else none, and the pool job does not wait for them."""
-    comparisons = run_config(wildcards.run)["pooling"]["compare"]
+    comparisons = PLAN.given(wildcards.run)["pooling"]["compare"]
+    if not comparisons:
+        return []
+    from mlmi.pool_compare import METHODS  # numpy and pandas: a pool job's own imports
+
     if not any("D3" in c.get("methods", METHODS) for c in comparisons):
         return []
     return [f"results/{wildcards.run}/imputations/imp_{k}.parquet" for k in range(1, run_m(wildcards.run) + 1)]
@@ -178,6 +251,7 @@ def get_truth():
     return f"{OUT}/data/truth.json" if SIMULATED else []
 
 
+@input_function
 def get_imputed_file(wildcards):
     """The k-th external imputed file (natural order: imp2 before imp10)."""
     return IMPUTED_FILES[int(wildcards.k) - 1]
@@ -268,11 +342,7 @@ def get_study_truths():
     return [f"{OUT}/{name}/rep_1/data/truth.json" for name in STUDY]
 
 
-def get_conda_env(wildcards):
-    """envs/mlmi.yaml under --software-deployment-method conda only, so `snakemake --archive` needs no conda."""
-    return "../envs/mlmi.yaml" if DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method else None
-
-
+@input_function
 def get_label(wildcards):
     """The label of a per-imputation fit: its imputation number."""
     return wildcards.k

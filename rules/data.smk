@@ -17,7 +17,7 @@ if SIMULATED:
             mem_mb=1024,
             runtime=1,
         conda:
-            get_conda_env
+            CONDA_ENV
         script:
             "../scripts/simulate.py"
 
@@ -40,7 +40,7 @@ if SIMULATED:
             mem_mb=1024,
             runtime=1,
         conda:
-            get_conda_env
+            CONDA_ENV
         script:
             "../scripts/ampute.py"
 
@@ -58,12 +58,12 @@ else:
             f"{OUT}/benchmarks/load_data.tsv"
         params:
             na_values=config["data"]["na_values"],
-            warnings=INPUT_WARNINGS,  # the start-up check's warnings, recorded in checks.json for the report
+            warnings=get_input_warnings,  # the start-up check's warnings, recorded in checks.json for the report
         threads: 1
         resources:
             mem_mb=1024,
             runtime=1,
         conda:
-            get_conda_env
+            CONDA_ENV
         script:
             "../scripts/load_data.py"

@@ -18,7 +18,7 @@ rule fit:
         mem_mb=1024,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/fit.py"
 
@@ -43,7 +43,7 @@ rule fit_listwise:
         mem_mb=1024,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/fit.py"
 
@@ -68,6 +68,6 @@ rule fit_compare:
         mem_mb=1024,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/fit.py"

@@ -17,7 +17,7 @@ if EXTERNAL:
             mem_mb=1024,
             runtime=1,
         conda:
-            get_conda_env
+            CONDA_ENV
         script:
             "../scripts/load_data.py"
 
@@ -45,7 +45,7 @@ else:
             mem_mb=1024,
             runtime=1,
         conda:
-            get_conda_env
+            CONDA_ENV
         script:
             "../scripts/impute.py"
 
@@ -66,6 +66,6 @@ else:
             mem_mb=512,
             runtime=1,
         conda:
-            get_conda_env
+            CONDA_ENV
         script:
             "../scripts/imputation_models.py"

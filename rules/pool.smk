@@ -20,6 +20,6 @@ rule pool:
         mem_mb=512,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/pool.py"

@@ -9,7 +9,7 @@ rule provenance:
     benchmark:
         f"{OUT}/benchmarks/provenance.tsv"
     params:
-        config=config,
+        config=get_run_config,
         m=M,
         benchmarks=get_run_benchmarks("report"),
     threads: 1
@@ -17,6 +17,6 @@ rule provenance:
         mem_mb=512,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/provenance.py"

@@ -23,8 +23,8 @@ rule report:
     params:
         scenario=config["scenario"],
         formula=config["model"]["formula"],
-        categorical=config["imputation"]["categorical"],
-        config=config,
+        categorical=get_categorical,
+        config=get_run_config,
         m=M,
         benchmarks=get_run_benchmarks(),
     threads: 1
@@ -32,6 +32,6 @@ rule report:
         mem_mb=1024,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/report.py"

@@ -18,7 +18,7 @@ rule fit_complete:
         mem_mb=1024,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/fit.py"
 
@@ -40,7 +40,7 @@ rule replication:
         mem_mb=512,
         runtime=1,
     conda:
-        get_conda_env
+        CONDA_ENV
     script:
         "../scripts/replication.py"
 
@@ -66,6 +66,6 @@ if STUDY:
             mem_mb=1024,
             runtime=1,
         conda:
-            get_conda_env
+            CONDA_ENV
         script:
             "../scripts/study_summary.py"

@@ -22,9 +22,9 @@ from mlmi import io, stages
 from mlmi.console import summary
 from mlmi.fit import GRAD_TOL, RESCUES, fit_mixed
 from mlmi.inputs import schema_problem
+from mlmi.layout import POOLED_TABLES
 from mlmi.failed_fits import FailedFitError
 from mlmi.pool import pool
-from mlmi.results import POOLED_TABLES
 from mlmi.report import gather_warnings, model_info_section
 from test_workflow import REPO, run_workflow
 
@@ -33,7 +33,7 @@ REFERENCE = json.loads((DATA / "small_lme4.json").read_text())
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
 #: An uncentring of ses that no optimizer and start of mlmi's brings to lme4's convergence criterion.
 HOPELESS = 3000
-TABLES = tuple(POOLED_TABLES)  # every table the pool stage writes (mlmi.results)
+TABLES = tuple(POOLED_TABLES)  # every table the pool stage writes (mlmi.layout)
 
 
 @pytest.fixture(scope="module")

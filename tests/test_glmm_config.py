@@ -130,8 +130,8 @@ def test_pooled_glmm_has_no_residual_and_mice_dfcom(glmm_fits):
 
 def test_summary_of_a_binomial_run_shows_odds_ratios(tmp_path, glmm_fits):
     """mlmi summary on a results folder of GLMM fits: glmer's model line and the odds ratios."""
+    from mlmi.layout import POOLED_TABLES
     from mlmi.stages import pool_fits
-    from mlmi.results import POOLED_TABLES
 
     run = tmp_path / "results" / "cbpp"
     (run / "fits").mkdir(parents=True)

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.inputs import InputError, check_inputs, imputation_files, imputation_roles, natural_key, schema_problem
+from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
+from mlmi.plan import imputation_files, natural_key
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())

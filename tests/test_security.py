@@ -19,8 +19,9 @@ import yaml
 from mlmi.fit import fit_mixed
 from mlmi.formula import FormulaError, parse_formula
 from mlmi.inputs import InputError, check_inputs, schema_problem
+from mlmi.plan import NAME, scenarios
 from mlmi.provenance import sha256
-from mlmi.study import NAME, plan_study, scenarios
+from mlmi.study import plan_study
 from test_workflow import TINY, run_workflow, snakemake_command
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"

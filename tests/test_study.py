@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from mlmi.inputs import InputError
-from mlmi.study import (data_key, dotted, merge, performance, plan_study, replication_estimates, run_parts,
-                        scenario_key, scenarios, summarize_study)
+from mlmi.plan import data_key, dotted, merge, run_parts, scenario_key, scenarios
+from mlmi.study import performance, plan_study, replication_estimates, summarize_study
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())

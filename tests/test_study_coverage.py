@@ -17,7 +17,8 @@ from mlmi.impute import impute_once
 from mlmi.pool import pool
 from mlmi.seeds import int_seed_for, rng_for
 from mlmi.simulate import simulate_hsb
-from mlmi.study import replication_estimates, scenario_key, summarize_study
+from mlmi.plan import scenario_key
+from mlmi.study import replication_estimates, summarize_study
 from mlmi.summarize import random_effect_stats
 
 R, M, SEED = 100, 3, 20261124

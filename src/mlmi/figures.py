@@ -31,7 +31,7 @@ NOTHING_IMPUTED = "No value was missing, so nothing was imputed."
 #: Normal quantile of the 95% intervals drawn around per-imputation estimates and conditional modes.
 Z95 = 1.959963984540054
 
-#: The alt text of each figure of the page (``mlmi.results.FIGURES`` names them).
+#: The alt text of each figure of the page (``mlmi.layout.FIGURES`` names them).
 ALT = {
     "missingness_patterns": "missingness patterns: one row per pattern, missing cells dark",
     "imputation_diagnostics": "observed and imputed distributions per imputed variable, and the imputation chains",

@@ -8,7 +8,6 @@ the run can go on with (groups of one in a random-slope model) is one line passe
 import collections
 import csv
 import difflib
-import glob
 import os
 import re
 import warnings
@@ -23,6 +22,7 @@ from mlmi.families import family_of, response_problem
 from mlmi.formula import ForbiddenPiece, FormulaError, fixed_design, parse_formula
 from mlmi.levels import level2_columns
 from mlmi.lmer_checks import TermSize, random_effects_problem
+from mlmi.plan import InputError, imputation_files
 from mlmi.pool_compare import METHODS, fixed_terms_differ, nesting_problem, reml_problem
 from mlmi.pool_tests import HypothesisError, hypothesis
 from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
@@ -51,10 +51,8 @@ LARGEST = 1e75
 #: How far an imputed file's number may be from the data's observed one, relative: round-off of a CSV
 #: copy (R's write.csv keeps 15 significant digits), never a change of the value.
 RTOL = 1e-6
-
-
-class InputError(ValueError):
-    """A config, data file or imputed file mlmi cannot use; the message says why and what to do."""
+#: Trial data sets by their generator settings (``_trial_data``).
+_TRIALS = {}
 
 
 def _is_number(checker, instance) -> bool:
@@ -193,17 +191,17 @@ def _as_number(code) -> float | None:
         return None
 
 
-def imputation_roles(config: dict) -> dict[str, list[str]]:
+def imputation_roles(config: dict, data: pd.DataFrame | None = None) -> dict[str, list[str]]:
     """imputation.exclude, .categorical and .level2 with ``auto`` made explicit.
 
     ``auto`` is the vignette's lists for simulated data; for the user's data, the model's
     grouping column is excluded, and the columns the formula wraps in ``C()`` or
     ``factor()`` are categorical (text columns always are: see ``mlmi.impute``). The multilevel
     method excludes nothing by default: it needs the grouping column and every model variable.
-    Level 2 is found in the data (see ``level2_roles``).
+    Level 2 is found in the data (see ``level2_roles``; ``data``: the user's, when read already).
     """
     roles = listed_roles(config)
-    return roles | {"level2": level2_roles(config, roles["exclude"])}
+    return roles | {"level2": level2_roles(config, roles["exclude"], data)}
 
 
 def listed_roles(config: dict) -> dict[str, list[str]]:
@@ -220,17 +218,20 @@ def listed_roles(config: dict) -> dict[str, list[str]]:
     return {key: list(auto[key]) if imputation[key] == "auto" else imputation[key] for key in auto}
 
 
-def level2_roles(config: dict, exclude) -> list[str]:
+def level2_roles(config: dict, exclude, data: pd.DataFrame | None = None) -> list[str]:
     """imputation.level2, ``auto`` made explicit: the columns neither excluded nor declared cluster means
     that are constant within every cluster of the model's grouping factor (``mlmi.levels.level2_columns``),
-    in the user's data, or in a trial data set of the generator ([] for external imputations)."""
+    in the user's data (``data``, or read from data.source), or in a trial data set of the generator ([] for
+    external imputations)."""
     imputation = config["imputation"]
     if imputation["level2"] != "auto":
         return imputation["level2"]
     if imputation["method"] == "external":
         return []
-    data = _trial_data(config) if config["data"]["source"] == "simulate" else \
-        read_table(config["data"]["source"], na_values=config["data"]["na_values"])
+    if config["data"]["source"] == "simulate":
+        data = _trial_data(config)
+    elif data is None:
+        data = read_table(config["data"]["source"], na_values=config["data"]["na_values"])
     return level2_columns(data, model_formula(config).group,
                           [c for c in data.columns if c not in {*exclude, *imputation["cluster_means"]}])
 
@@ -265,27 +266,6 @@ def _grouping_problem(text: str) -> str | None:
         return (f"model.formula {text!r}: crossed random effects of {' and '.join(map(repr, dict.fromkeys(groups)))} "
                 f"are not supported ({SUPPORTED_RANDOM}); keep one grouping factor")
     return None
-
-
-def natural_key(path: str) -> list:
-    """Sort key that puts imp2 before imp10."""
-    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path)]
-
-
-def imputation_files(spec: list[str]) -> list[str]:
-    """The external imputed files: a list of paths, or one glob, in natural order."""
-    if not spec:
-        raise InputError("imputation.files: empty; list the imputed data sets, or give one glob such as 'imp/imp*.csv'")
-    if len(spec) == 1 and glob.has_magic(spec[0]):
-        files = sorted(glob.glob(spec[0]), key=natural_key)
-        if not files:
-            raise InputError(f"imputation.files: the glob {spec[0]!r} matches no file "
-                             f"(relative to the working directory {os.getcwd()})")
-        return files
-    for path in spec:
-        if not os.path.isfile(path):
-            raise InputError(f"imputation.files: {path}: no such file")
-    return list(spec)
 
 
 def warn_user(text: str) -> None:
@@ -459,8 +439,9 @@ def _check_file_name(key: str, path: str) -> None:
                          "rename the file (or a copy of it) without them")
 
 
-def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> None:
-    """Every column the formula and the imputation settings name must be in ``data``."""
+def _check_columns(where: str, data: pd.DataFrame, formula, config: dict, users_data: bool = False) -> None:
+    """Every column the formula and the imputation settings name must be in ``data`` (the user's data when
+    ``users_data``: level 2 is found in it, not read again)."""
     columns = list(data.columns)
     absent = [c for c in (formula.response, formula.group, *formula.random_terms) if c not in columns]
     if absent:
@@ -470,7 +451,8 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict) -> Non
     except ValueError as error:  # formulaic names the unknown variable in its own words
         raise InputError(f"{where}: the fixed part {formula.fixed!r} of model.formula cannot be built "
                          f"from the columns {columns}: {error}") from None
-    roles = imputation_roles(config) if config["imputation"]["method"] != "external" else {}
+    roles = {} if config["imputation"]["method"] == "external" else \
+        imputation_roles(config, data if users_data else None)
     for key, listed in roles.items():
         absent = [c for c in listed if c not in columns]
         if absent:
@@ -497,12 +479,16 @@ def _filled(data: pd.DataFrame) -> pd.DataFrame:
 
 
 def _trial_data(config: dict) -> pd.DataFrame:
-    """A small complete data set of the generator's settings, for checks at start-up."""
+    """A small complete data set of the generator's settings, for checks at start-up (a copy: simulated once
+    per settings, which a study's scenarios mostly share)."""
     settings = {**config["data"]["simulate"], "n_schools": TRIAL_SCHOOLS}
-    try:
-        return simulate_hsb(settings, np.random.default_rng(0))[0]
-    except ValueError as error:
-        raise InputError(f"data.simulate: {error}") from None
+    key = repr(settings)
+    if key not in _TRIALS:
+        try:
+            _TRIALS[key] = simulate_hsb(settings, np.random.default_rng(0))[0]
+        except ValueError as error:
+            raise InputError(f"data.simulate: {error}") from None
+    return _TRIALS[key].copy()
 
 
 def _check_cluster_means(where: str, columns: list, means: dict, roles: dict) -> None:
@@ -544,7 +530,7 @@ def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
     numbers belong, observed and varying model variables, a group for every row, several groups, random
     effects lme4 can identify (and, with random slopes, no group of one)."""
     data = read_table(path, na_values=config["data"]["na_values"])
-    _check_columns(path, data, formula, config)
+    _check_columns(path, data, formula, config, users_data=True)
     used = formula.variables(data.columns)
     if config["imputation"]["method"] != "external":  # every column not excluded predicts the imputations
         excluded = listed_roles(config)["exclude"]   # level 2 would read the file again

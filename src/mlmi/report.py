@@ -17,10 +17,11 @@ from mlmi.failed_fits import left_out
 from mlmi.fit_record import link_scale, model_kind, ratio_kind
 from mlmi.formula import parse_formula
 from mlmi.io import read_json, write_bytes
+from mlmi.layout import FIGURES  # noqa: F401 (FIGURES: the page's)
 from mlmi.missingness import summarize_missingness
 from mlmi.pool import exponentiated
 from mlmi.page import ENV, number, p_text, render_page, table  # noqa: F401 (number, p_text: the page's formats)
-from mlmi.results import FIGURES, RunResults, is_true, recorded_warnings  # noqa: F401 (FIGURES: the page's)
+from mlmi.results import RunResults, is_true, recorded_warnings
 from mlmi.run_warnings import gather_warnings, logged_warnings
 
 #: How a true/false column of a table reads.

@@ -99,7 +99,7 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     ``tests`` are ``pooling.tests``: D1 tests of the pooled fits, with the pooling's dfcom (n - npar, as
     mice::D1 takes it: Reiter's small-sample df); none gives tests.csv with its header only.
     ``comparisons`` are ``pooling.compare``: D2 and D3 rows after the D1 ones, from the nested model's fit
-    records ``compare_paths`` (``mlmi.results.compare_fit_paths``, comparison by comparison), the imputed data
+    records ``compare_paths`` (``mlmi.layout.compare_fit_paths``, comparison by comparison), the imputed data
     sets ``imputed_paths`` in imputation order (read for D3 only) and the analysis model's ``formula``.
     Fits that did not converge stop the job, or with ``on_failed_fit`` warn are left out of every
     pooled table (and a comparison leaves out the imputations where either model's fit failed);
@@ -195,7 +195,7 @@ def log_label(path) -> str:
 def load(source_path, data_path, checks_path=None, *, na_values=(), warnings=()) -> None:
     """Copy a user's CSV or Parquet data set into the workflow as Parquet, its missing-value codes
     (data.na_values) made missing (the file is only read); record the start-up check's ``warnings`` about it in
-    ``checks_path`` (``mlmi.results.CHECKS``), which the report reads, and log them for people."""
+    ``checks_path`` (``mlmi.layout.CHECKS``), which the report reads, and log them for people."""
     from mlmi.inputs import read_table
 
     for text in warnings:
@@ -218,7 +218,8 @@ def replication(estimates_path, *, pooled_path, random_effects_path, listwise_pa
 
 def study_summary(summary_path, html_path, *, estimate_paths, runs, truth_paths, scenarios) -> None:
     """Performance of each method in each scenario over all replications, as a table and a page."""
-    from mlmi.study import run_parts, summarize_study
+    from mlmi.plan import run_parts
+    from mlmi.study import summarize_study
     from mlmi.study_report import write_study_report
 
     estimates = pd.concat([pd.read_csv(path).assign(**dict(zip(("scenario", "replication"), run_parts(run))))

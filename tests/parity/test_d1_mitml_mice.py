@@ -104,7 +104,7 @@ def test_the_pool_stage_writes_the_configured_tests(tmp_path):
     """The pool stage's pooled/tests.csv on the factor case: a factor named by its name, and constraints, with
     mice::D1's dfcom (the fits' n - npar); the empty table keeps the header."""
     from mlmi import io, stages
-    from mlmi.results import pooled_tables
+    from mlmi.layout import pooled_tables
 
     ref = CASES["factor3_100x12_m5"]
     paths = []

@@ -21,6 +21,7 @@ from mlmi import deviance
 from mlmi.fit_record import GRAD_TOL, failure
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
 from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message
+from mlmi.vc_wald import wald_record
 
 #: lme4's ``isSingular`` tolerance on the relative covariance factor's diagonal.
 SINGULAR_TOL = 1e-4
@@ -96,7 +97,10 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
         cp = deviance.CrossProducts.of(design.y, design.X, design.Z, _blocks(design))
         attempts = _optimize(design, cp, reml)
         theta = np.array(_kept(attempts)["theta"])
-        record = _describe(design, deviance.solve(theta, cp, reml), theta, reml)
+        solution = deviance.solve(theta, cp, reml)
+        record = _describe(design, solution, theta, reml)
+        record["variance_parameters"] = wald_record(theta, solution.sigma2, cp, reml, design.re_names,
+                                                    singular=bool(_on_bound(theta)))
     record["convergence"] = _convergence(theta, attempts, design)
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
                   versions={"nlopt": nlopt.__version__, "scipy": scipy.__version__})
@@ -290,22 +294,10 @@ def _max_gradient(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> 
     step would gain rather than by its units."""
     grad = deviance.projected(deviance.gradient(theta, cp, reml), theta)
     try:
-        scaled = np.linalg.solve(np.linalg.cholesky(_hessian(theta, cp, reml)).T, grad)
+        scaled = np.linalg.solve(np.linalg.cholesky(deviance.hessian(theta, cp, reml, HESSIAN_STEP)).T, grad)
     except np.linalg.LinAlgError:
         return float(np.max(np.abs(grad)))
     return float(np.max(np.minimum(np.abs(scaled), np.abs(grad))))
-
-
-def _hessian(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> np.ndarray:
-    """Hessian of the deviance in theta by central differences (step HESSIAN_STEP, lme4's ``deriv12`` delta)."""
-    steps = np.eye(len(theta)) * HESSIAN_STEP
-    value = lambda at: deviance.criterion(at, cp, reml)  # noqa: E731
-    hessian = np.empty((len(theta), len(theta)))
-    for i, j in zip(*np.triu_indices(len(theta))):
-        hessian[i, j] = hessian[j, i] = (value(theta + steps[i] + steps[j]) - value(theta + steps[i] - steps[j])
-                                         - value(theta - steps[i] + steps[j]) + value(theta - steps[i] - steps[j])
-                                         ) / (4 * HESSIAN_STEP**2)
-    return hessian
 
 
 def _deviance(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) -> float:

@@ -65,14 +65,17 @@ def imputation_models(missing_path, models_path, *, imputation: dict, formula: s
 
 
 def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: bool = False) -> None:
-    """Fit the model to one data set (its complete cases when ``listwise``) and write the record."""
+    """Fit the model to one data set (its complete cases when ``listwise``) and write the record, with its
+    multilevel R² (``mlmi.r2``: the null model is fitted here, where the data are)."""
     from mlmi.fit import complete_cases, fit_mixed
+    from mlmi.r2 import fit_r2
 
     data = io.read_parquet(data_path)
     if listwise:
         data = complete_cases(data, formula)
         log.info("listwise deletion keeps %d rows", len(data))
     record = fit_mixed(data, formula, reml=reml, label=label)
+    record["r2"] = fit_r2(data, record)
     for message in record["convergence"]["warnings"]:
         log.warning("%s: %s", label, message)
     io.write_json(record, fit_path)
@@ -82,7 +85,8 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     """Write every pooled table of design §4 from the m fit records and the listwise one.
 
     ``outputs`` maps fixed_effects, by_imputation, listwise, random_effects, varcorr,
-    ranef, model_info and tests to their paths, and mertools (merTools' legacy arithmetic) when asked.
+    ranef, model_info, tests, r2 (``mlmi.r2``) and variance_components (``mlmi.variance_components``) to their
+    paths, and mertools (merTools' legacy arithmetic) when asked.
     ``tests`` are ``pooling.tests``: D1 tests of the pooled fits, with the pooling's dfcom (n - npar, as
     mice::D1 takes it: Reiter's small-sample df); none gives tests.csv with its header only.
     Fits that did not converge stop the job, or with ``on_failed_fit`` warn are left out of every
@@ -93,6 +97,8 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     from mlmi.fit_record import wald_table
     from mlmi.mertools import mertools_fixed_effects
     from mlmi.pool_tests import d1_tests
+    from mlmi.r2 import pool_r2
+    from mlmi.variance_components import pool_variance_components
 
     paths = {str(k): str(path) for k, path in enumerate(fit_paths, start=1)}
     every = {k: io.read_json(path) for k, path in paths.items()}
@@ -111,6 +117,8 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     io.write_csv(summarize.pool_ranef(fits), outputs["ranef"])
     io.write_csv(info, outputs["model_info"])
     io.write_csv(d1_tests(fits, list(tests), dfcom=fits[0]["dfcom"]), outputs["tests"])
+    io.write_csv(pool_r2(kept), outputs["r2"])
+    io.write_csv(pool_variance_components(fits, labels=list(kept)), outputs["variance_components"])
     if "mertools" in outputs:
         io.write_csv(mertools_fixed_effects(fits), outputs["mertools"])
 

@@ -92,7 +92,7 @@ def r2_by_fit(fits: dict[str, dict]) -> pd.DataFrame:
 
 def pool_r2(fits: dict[str, dict]) -> pd.DataFrame:
     """``pooled/r2.csv``: each imputation's measures, then the ``pooled`` row, their mean over the imputations
-    (``mitml::multilevelR2`` on a list of fits: ``rowMeans`` of the per-fit values)."""
+    (``mitml::multilevelR2`` on a list of fits: ``rowMeans`` of the per-fit values; NaN in one fit, NaN pooled)."""
     by_fit = r2_by_fit(fits)
-    pooled = {"imputation": "pooled", **by_fit[list(MEASURES)].mean().to_dict()}
+    pooled = {"imputation": "pooled", **by_fit[list(MEASURES)].mean(skipna=False).to_dict()}
     return pd.concat([by_fit, pd.DataFrame([pooled])], ignore_index=True)[R2_COLUMNS]

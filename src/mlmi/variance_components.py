@@ -53,6 +53,9 @@ def pool_variance_components(fits: list[dict], conf_level: float = 0.95, labels=
                           conf_high=back("conf_high"), scale=scales, scaled_estimate=pooled["estimate"],
                           scaled_std_error=pooled["std_error"],
                           std_error=_slope(scales, pooled["estimate"].to_numpy()) * pooled["std_error"])
+    undefined = long.groupby("term", sort=False)["std_error"].apply(lambda se: se.isna().any())[pooled["term"]]
+    numbers = [c for c in VC_COLUMNS if c not in ("group", "term", "scale", "estimate", "scaled_estimate", "m")]
+    table.loc[undefined.to_numpy(), numbers] = np.nan      # pandas' means would skip the fit on the boundary
     return table[VC_COLUMNS]
 
 

@@ -18,7 +18,7 @@ from mlmi.pool import pool
 from mlmi.seeds import int_seed_for, rng_for
 from mlmi.simulate import simulate_hsb
 from mlmi.study import replication_estimates, scenario_key, summarize_study
-from mlmi.summarize import random_effect_stats
+from mlmi.variance_components import pool_variance_components
 
 R, M, SEED = 100, 3, 20261124
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
@@ -33,7 +33,7 @@ def replication(r: int) -> pd.DataFrame:
     fits = [fit_mixed(impute_once(missing, seed=int_seed_for(SEED, "impute", k, prefix), iterations=3,
                                   exclude=["schid", "meanses"], categorical=["minority", "female"])[0], FORMULA)
             for k in range(1, M + 1)]
-    estimates = replication_estimates(pooled=pool(fits), random_effects=random_effect_stats(fits),
+    estimates = replication_estimates(pooled=pool(fits), variance_components=pool_variance_components(fits),
                                       listwise=fit_mixed(complete_cases(missing, FORMULA), FORMULA),
                                       complete=fit_mixed(complete, FORMULA))
     return estimates.assign(scenario="coverage", replication=r), truth

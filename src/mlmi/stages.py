@@ -165,11 +165,12 @@ def load(source_path, data_path, checks_path=None, *, na_values=(), warnings=())
     io.write_parquet(data, data_path)
 
 
-def replication(estimates_path, *, pooled_path, random_effects_path, listwise_path, complete_path) -> None:
+def replication(estimates_path, *, pooled_path, variance_components_path, listwise_path, complete_path) -> None:
     """One study replication's estimates by method (complete, listwise, pooled), in one table."""
     from mlmi.study import replication_estimates
 
-    estimates = replication_estimates(pooled=pd.read_csv(pooled_path), random_effects=pd.read_csv(random_effects_path),
+    estimates = replication_estimates(pooled=pd.read_csv(pooled_path),
+                                      variance_components=pd.read_csv(variance_components_path),
                                       listwise=io.read_json(listwise_path), complete=io.read_json(complete_path))
     io.write_csv(estimates, estimates_path)
 

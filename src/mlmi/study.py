@@ -16,7 +16,7 @@ import pandas as pd
 
 from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
 from mlmi.fit_record import wald_table
-from mlmi.summarize import random_effect_parameters
+from mlmi.variance_components import wald_intervals
 
 METHODS = ("complete", "listwise", "pooled")
 #: A scenario's name, which names a folder: letters, digits and ``_.-``, not dots alone ('.' and '..'
@@ -27,7 +27,7 @@ NAME = r"(?!\.+(?:/|$))[A-Za-z0-9_.-]+"
 STUDY_WIDE = ("scenario", "study", "data.source", "data.na_values", "imputation.files", "pooling.mertools_legacy")
 SUMMARY_COLUMNS = ["scenario", "method", "term", "n_reps", "mean_estimate", "bias", "bias_mcse", "rel_bias",
                    "rel_bias_mcse", "emp_se", "emp_se_mcse", "model_se", "model_se_mcse", "rmse", "rmse_mcse",
-                   "coverage", "coverage_mcse", "width", "width_mcse", "fmi", "fmi_mcse"]
+                   "coverage", "coverage_mcse", "coverage_n", "width", "width_mcse", "fmi", "fmi_mcse"]
 
 
 def merge(base: dict, override: dict) -> dict:
@@ -140,16 +140,17 @@ def data_key(config: dict) -> int:
     return zlib.crc32(json.dumps(made_of, sort_keys=True).encode())
 
 
-def replication_estimates(*, pooled: pd.DataFrame, random_effects: pd.DataFrame, listwise: dict,
+def replication_estimates(*, pooled: pd.DataFrame, variance_components: pd.DataFrame, listwise: dict,
                           complete: dict) -> pd.DataFrame:
-    """One replication's estimates by method: fixed effects with SEs and intervals, and the
-    random-effect SDs, correlation and residual SD (point estimates only)."""
+    """One replication's estimates by method: fixed effects with SEs and intervals, and the random-effect SDs,
+    correlations and residual SD with their intervals on the log / Fisher-z scale (``mlmi.variance_components``:
+    the pooled table ``variance_components``, and each single fit's Wald interval), whose coverage the summary
+    shows. std_error is the delta method's SE on the original scale."""
+    fits = (("listwise", listwise), ("complete", complete))
     fixed = [pooled.assign(method="pooled"),
-             *(wald_table(fit).assign(method=name, fmi=np.nan) for name, fit in (("listwise", listwise),
-                                                                                  ("complete", complete)))]
-    variance = [random_effects[["term", "estimate"]].assign(method="pooled"),
-                *(pd.DataFrame(random_effect_parameters(fit))[["term", "estimate"]].assign(method=name)
-                  for name, fit in (("listwise", listwise), ("complete", complete)))]
+             *(wald_table(fit).assign(method=name, fmi=np.nan) for name, fit in fits)]
+    variance = [variance_components.assign(method="pooled"),
+                *(wald_intervals(fit).assign(method=name, fmi=np.nan) for name, fit in fits)]
     columns = ["method", "term", "estimate", "std_error", "conf_low", "conf_high", "fmi"]
     return pd.concat([*fixed, *variance], ignore_index=True).reindex(columns=columns)
 
@@ -162,7 +163,8 @@ def truth_by_term(truth: dict) -> dict[str, float]:
 
 
 def performance(estimates: pd.DataFrame, true_value: float) -> dict:
-    """Morris et al.'s measures for one scenario, method and term, each with its MCSE."""
+    """Morris et al.'s measures for one scenario, method and term, each with its MCSE. Coverage and width are over
+    the ``coverage_n`` replications that have an interval: a singular fit's SD has none (``mlmi.vc_wald``)."""
     theta, se = estimates["estimate"].to_numpy(), estimates["std_error"].to_numpy()
     low, high, fmi = (estimates[c].to_numpy() for c in ("conf_low", "conf_high", "fmi"))
     n = len(theta)
@@ -170,8 +172,11 @@ def performance(estimates: pd.DataFrame, true_value: float) -> dict:
     squared = (theta - true_value) ** 2
     mse = squared.mean()
     model_var = np.mean(se**2)
+    has_interval = np.isfinite(low) & np.isfinite(high)      # none: a point estimate only, or a singular fit's SD
+    n_intervals = int(has_interval.sum())
     covered = (low <= true_value) & (true_value <= high)
-    coverage = covered.mean() if np.isfinite(low).all() else np.nan
+    coverage = covered[has_interval].mean() if n_intervals else np.nan
+    widths = (high - low)[has_interval]
     return {
         "n_reps": n, "mean_estimate": theta.mean(),
         "bias": theta.mean() - true_value, "bias_mcse": emp_se / np.sqrt(n),
@@ -181,8 +186,11 @@ def performance(estimates: pd.DataFrame, true_value: float) -> dict:
         "model_se": np.sqrt(model_var), "model_se_mcse": np.sqrt(np.var(se**2, ddof=1) / (4 * n * model_var)),
         "rmse": np.sqrt(mse),
         "rmse_mcse": np.sqrt(np.sum((squared - mse) ** 2) / (n * (n - 1))) / (2 * np.sqrt(mse)) if mse > 0 else 0.0,
-        "coverage": coverage, "coverage_mcse": np.sqrt(coverage * (1 - coverage) / n),
-        "width": np.mean(high - low), "width_mcse": np.std(high - low, ddof=1) / np.sqrt(n),
+        "coverage": coverage,
+        "coverage_mcse": np.sqrt(coverage * (1 - coverage) / n_intervals) if n_intervals else np.nan,
+        "coverage_n": n_intervals,
+        "width": widths.mean() if n_intervals else np.nan,
+        "width_mcse": np.std(widths, ddof=1) / np.sqrt(n_intervals) if n_intervals > 1 else np.nan,
         "fmi": np.mean(fmi), "fmi_mcse": np.std(fmi, ddof=1) / np.sqrt(n),
     }
 

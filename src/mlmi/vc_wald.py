@@ -103,7 +103,8 @@ def wald_record(theta: np.ndarray, sigma2: float, cp: deviance.CrossProducts, re
     estimate = transformed(theta, sigma2)
     problem = None
     if singular:
-        problem = "singular fit: a variance at zero or a correlation at +-1 has no Wald interval on the log/atanh scale"
+        problem = ("singular fit: a variance at zero or a correlation at +-1 has no Wald interval on the log/atanh "
+                   "scale")
     else:
         try:
             cov = jacobian(theta) @ omega_covariance(theta, cp, reml) @ jacobian(theta).T

@@ -71,7 +71,8 @@ def test_r2_matches_mitml_per_fit_and_pooled(case, worst_differences):
         for ours_name, mitml_name in MITML.items():
             note(worst_differences, f"R2 {ref['name']}", ours_name, fit["r2"][ours_name], theirs["r2"][mitml_name])
             if relative(fit["r2"][ours_name], theirs["r2"][mitml_name]) > RTOL:
-                failures.append(f"fit {k} {ours_name}: mlmi {fit['r2'][ours_name]!r}, mitml {theirs['r2'][mitml_name]!r}")
+                failures.append(f"fit {k} {ours_name}: mlmi {fit['r2'][ours_name]!r}, "
+                                f"mitml {theirs['r2'][mitml_name]!r}")
     pooled = pool_r2({str(k): fit for k, fit in enumerate(fits, start=1)}).set_index("imputation").loc["pooled"]
     for ours_name, mitml_name in MITML.items():
         if relative(pooled[ours_name], ref["pooled_r2"][mitml_name]) > RTOL:

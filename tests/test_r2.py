@@ -54,3 +54,11 @@ def test_pool_r2_is_the_mean_over_imputations():
     pooled = table.iloc[-1]
     assert pooled["r2_marginal"] == pytest.approx(0.25) and pooled["r2_sb"] == pytest.approx(0.2)
     assert np.isnan(pooled["r2_rb2"])
+
+
+def test_a_record_without_r2_gives_nan_and_a_warning(caplog):
+    fits = {"1": {"r2": dict(zip(MEASURES, (0.2, 0.4, 0.1, 0.3, 0.15)))}, "2": {}}
+    with caplog.at_level("WARNING"):
+        table = pool_r2(fits)
+    assert table.iloc[1, 1:].isna().all() and table.iloc[2, 1:].isna().all()
+    assert "fit records 2 hold no R²" in caplog.text

@@ -115,3 +115,12 @@ def test_one_singular_imputation_leaves_that_pool_without_an_interval():
     fits = [record([0.4, -0.5, 1.8], [0.01, 0.04, 0.0004]), record([0.5, -0.3, 1.82], [np.nan] * 3)]
     assert by_imputation(fits)["std_error"].isna().sum() == 3
     assert pool_variance_components(fits)[["conf_low", "conf_high"]].isna().all().all()
+
+
+def test_a_record_from_before_the_intervals_gives_its_estimates_without_one():
+    old = {"random_effects": {"group": "g", "terms": ["(Intercept)", "x"], "sd": {"(Intercept)": 1.5, "x": 0.5},
+                              "cor": {"(Intercept).x": -0.3}}, "sigma": 6.0}
+    long = by_imputation([old])
+    assert list(long["term"]) == ["sd__(Intercept)", "sd__x", "cor__(Intercept).x", "sd__Observation"]
+    np.testing.assert_allclose(long["estimate"], [np.log(1.5), np.log(0.5), np.arctanh(-0.3), np.log(6.0)])
+    assert long["std_error"].isna().all()

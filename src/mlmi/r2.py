@@ -33,8 +33,12 @@ framework for defining R-squared measures. Psychological Methods 24, 309-338.
 Snijders, T. A. B. & Bosker, R. J. (1994). Modeled variance in two-level models. Sociological Methods & Research
 22, 342-363.
 """
+import logging
+
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 #: The measures, in the order of ``pooled/r2.csv``'s columns.
 MEASURES = ("r2_marginal", "r2_conditional", "r2_rb1", "r2_rb2", "r2_sb")
@@ -85,8 +89,13 @@ def fit_r2(data: pd.DataFrame, record: dict) -> dict:
 
 
 def r2_by_fit(fits: dict[str, dict]) -> pd.DataFrame:
-    """One row per fit (label to record) of the measures its record holds."""
-    return pd.DataFrame([{"imputation": label, **{name: fit["r2"][name] for name in MEASURES}}
+    """One row per fit (label to record) of the measures its record holds; NaN, with a warning, for a record
+    without them (written by an mlmi before R², or by ``fit_mixed`` outside the fit stage)."""
+    lacking = [label for label, fit in fits.items() if "r2" not in fit]
+    if lacking:
+        log.warning("fit records %s hold no R² (made before mlmi computed it, or outside the fit stage): their R² "
+                    "is NaN in pooled/r2.csv; fit them again to have it", ", ".join(lacking))
+    return pd.DataFrame([{"imputation": label, **{name: fit.get("r2", {}).get(name, np.nan) for name in MEASURES}}
                          for label, fit in fits.items()], columns=R2_COLUMNS)
 
 

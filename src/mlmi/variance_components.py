@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import special  # what scipy.stats calls, without its 1 s import
 
 from mlmi.pool import pool_long
+from mlmi.vc_wald import parameter_names, scales
 
 #: The columns of ``pooled/variance_components.csv``: broom's, and Rubin's quantities on the pooling scale.
 VC_COLUMNS = ["group", "term", "estimate", "std_error", "conf_low", "conf_high", "scale", "scaled_estimate",
@@ -32,13 +33,24 @@ def by_imputation(fits: list[dict], labels=None) -> pd.DataFrame:
     labels = range(1, len(fits) + 1) if labels is None else labels
     rows = []
     for label, fit in zip(labels, fits):
-        record = fit["variance_parameters"]
+        record = fit.get("variance_parameters") or _point_estimates(fit)
         variances = np.diag(np.asarray(record["vcov"], dtype=float))
         group = fit["random_effects"]["group"]
         for term, scale, value, variance in zip(record["terms"], record["scales"], record["estimate"], variances):
             rows.append({"imputation": label, "group": "Residual" if term == "sd__Observation" else group,
                          "term": term, "scale": scale, "estimate": value, "std_error": np.sqrt(variance)})
     return pd.DataFrame(rows)
+
+
+def _point_estimates(fit: dict) -> dict:
+    """``variance_parameters`` of a record written before mlmi kept them: the estimates on their scales from the
+    record's SDs, correlations and sigma, with no covariance (no interval)."""
+    re = fit["random_effects"]
+    names = parameter_names(re["terms"])
+    values = [*re["sd"].values(), *re["cor"].values(), fit["sigma"]]
+    phi = [np.arctanh(v) if name.startswith("cor__") else np.log(v) for name, v in zip(names, values)]
+    return {"terms": names, "scales": scales(re["terms"]), "estimate": phi,
+            "vcov": np.full((len(names), len(names)), np.nan)}
 
 
 def pool_variance_components(fits: list[dict], conf_level: float = 0.95, labels=None) -> pd.DataFrame:

@@ -29,12 +29,13 @@ VC_COLUMNS = ["group", "term", "estimate", "std_error", "conf_low", "conf_high",
 
 def by_imputation(fits: list[dict], labels=None) -> pd.DataFrame:
     """``imputation, group, term, scale, estimate, std_error`` of every fit's variance parameters on their
-    pooling scale (``mlmi.vc_wald``); std_error is NaN for a fit on the boundary."""
+    pooling scale (``mlmi.vc_wald``); std_error is NaN for a fit on the boundary (its ``vcov`` is None)."""
     labels = range(1, len(fits) + 1) if labels is None else labels
     rows = []
     for label, fit in zip(labels, fits):
         record = fit.get("variance_parameters") or _point_estimates(fit)
-        variances = np.diag(np.asarray(record["vcov"], dtype=float))
+        variances = (np.full(len(record["terms"]), np.nan) if record["vcov"] is None
+                     else np.diag(np.asarray(record["vcov"], dtype=float)))
         group = fit["random_effects"]["group"]
         for term, scale, value, variance in zip(record["terms"], record["scales"], record["estimate"], variances):
             rows.append({"imputation": label, "group": "Residual" if term == "sd__Observation" else group,
@@ -49,8 +50,7 @@ def _point_estimates(fit: dict) -> dict:
     names = parameter_names(re["terms"])
     values = [*re["sd"].values(), *re["cor"].values(), fit["sigma"]]
     phi = [np.arctanh(v) if name.startswith("cor__") else np.log(v) for name, v in zip(names, values)]
-    return {"terms": names, "scales": scales(re["terms"]), "estimate": phi,
-            "vcov": np.full((len(names), len(names)), np.nan)}
+    return {"terms": names, "scales": scales(re["terms"]), "estimate": phi, "vcov": None}
 
 
 def pool_variance_components(fits: list[dict], conf_level: float = 0.95, labels=None) -> pd.DataFrame:

@@ -20,7 +20,7 @@ so, with the profiled deviance's Hessian H_p (what lme4 minimises) and g = grad 
 and Cov(phi) = J Cov(omega) J' with J = d phi / d omega (exact, from Lambda). Under ML the fixed effects are
 profiled out, which leaves the (theta, s) block of the full inverse information unchanged; under REML they are
 integrated out. A fit on the boundary (a variance at zero, a correlation at +-1) has no such interval: its
-covariance is NaN, with the reason in ``problem``.
+covariance is None, with the reason in ``problem``.
 """
 import numpy as np
 
@@ -97,7 +97,7 @@ def omega_covariance(theta: np.ndarray, cp: deviance.CrossProducts, reml: bool) 
 
 def wald_record(theta: np.ndarray, sigma2: float, cp: deviance.CrossProducts, reml: bool, terms: list[str],
                 singular: bool) -> dict:
-    """The fit record's ``variance_parameters``: names, scales, phi and its covariance (NaN, and ``problem`` saying
+    """The fit record's ``variance_parameters``: names, scales, phi and its covariance (None, and ``problem`` saying
     why, on the boundary or where the information is not positive definite)."""
     names = parameter_names(terms)
     estimate = transformed(theta, sigma2)
@@ -110,7 +110,5 @@ def wald_record(theta: np.ndarray, sigma2: float, cp: deviance.CrossProducts, re
             cov = jacobian(theta) @ omega_covariance(theta, cp, reml) @ jacobian(theta).T
         except np.linalg.LinAlgError:
             problem = "the deviance's Hessian in theta is not positive definite at the optimum"
-    if problem:
-        cov = np.full((len(names), len(names)), np.nan)
-    return {"terms": names, "scales": scales(terms), "estimate": estimate.tolist(), "vcov": cov.tolist(),
-            "problem": problem}
+    return {"terms": names, "scales": scales(terms), "estimate": estimate.tolist(),
+            "vcov": None if problem else cov.tolist(), "problem": problem}

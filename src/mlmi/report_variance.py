@@ -16,13 +16,13 @@ VC_LABELS = {"group": "group", "term": "term", "estimate": "estimate", "conf_low
 
 
 def r2_context(r2: pd.DataFrame | None, legend: dict) -> dict | None:
-    """Each imputation's R² and their mean (the ``pooled`` row, highlighted), or None for an older run; ``legend``
+    """Each imputation's R² and their mean (the ``pooled`` row), or None for an older run; ``legend``
     says what each shown column is."""
     if r2 is None:
         return None
     shown = r2[list(R2_LABELS)].rename(columns=R2_LABELS)
     shown["imputation"] = shown["imputation"].astype(str)
-    return {"table": table(shown, flagged=list(shown["imputation"] == "pooled"), legend=legend),
+    return {"table": table(shown, legend=legend),
             "m": int((shown["imputation"] != "pooled").sum())}
 
 

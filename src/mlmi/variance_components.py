@@ -49,7 +49,8 @@ def _point_estimates(fit: dict) -> dict:
     re = fit["random_effects"]
     names = parameter_names(re["terms"])
     values = [*re["sd"].values(), *re["cor"].values(), fit["sigma"]]
-    phi = [np.arctanh(v) if name.startswith("cor__") else np.log(v) for name, v in zip(names, values)]
+    with np.errstate(divide="ignore", invalid="ignore"):          # an SD of 0, a correlation of +-1: infinite
+        phi = [float(np.arctanh(v) if name.startswith("cor__") else np.log(v)) for name, v in zip(names, values)]
     return {"terms": names, "scales": scales(re["terms"]), "estimate": phi, "vcov": None}
 
 
@@ -57,7 +58,9 @@ def pool_variance_components(fits: list[dict], conf_level: float = 0.95, labels=
     """``pooled/variance_components.csv``: every random-effect SD, correlation and sigma pooled by Rubin's rules
     on its scale (module docstring), with the estimate and the ``conf_level`` interval carried back."""
     long = by_imputation(fits, labels)
-    pooled = pool_long(long[["imputation", "term", "estimate", "std_error"]], dfcom=np.inf, conf_level=conf_level)
+    with np.errstate(all="ignore"):     # a singular fit's infinite log SD or atanh: NaN there, said in the report
+        pooled = pool_long(long[["imputation", "term", "estimate", "std_error"]], dfcom=np.inf,
+                           conf_level=conf_level)
     first = long.drop_duplicates("term").set_index("term").loc[pooled["term"]]
     scales = first["scale"].to_numpy()
     back = lambda column: _back(scales, pooled[column].to_numpy())  # noqa: E731
@@ -72,13 +75,16 @@ def pool_variance_components(fits: list[dict], conf_level: float = 0.95, labels=
 
 
 def _back(scales: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Values on their pooling scale carried back: exp for ``log``, tanh for ``atanh``."""
-    return np.where(scales == "atanh", np.tanh(values), np.exp(values))
+    """Values on their pooling scale carried back: exp for ``log``, tanh for ``atanh`` (both are evaluated: exp of
+    an infinite atanh overflows, unused)."""
+    with np.errstate(over="ignore"):
+        return np.where(scales == "atanh", np.tanh(values), np.exp(values))
 
 
 def _slope(scales: np.ndarray, values: np.ndarray) -> np.ndarray:
     """The derivative of ``_back`` at ``values``: the delta method's factor from the pooling scale's SE."""
-    return np.where(scales == "atanh", 1 - np.tanh(values) ** 2, np.exp(values))
+    with np.errstate(over="ignore"):
+        return np.where(scales == "atanh", 1 - np.tanh(values) ** 2, np.exp(values))
 
 
 def wald_intervals(fit: dict, conf_level: float = 0.95) -> pd.DataFrame:

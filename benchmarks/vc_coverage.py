@@ -36,9 +36,13 @@ SHOWN = ["scenario", "method", "term", "n_reps", "bias", "bias_mcse", "coverage"
 
 
 def planned(study_path: Path) -> dict[str, dict]:
-    """The study's scenarios, each its whole config, as the workflow plans them."""
+    """The study's scenarios, each its whole config, as the workflow plans them: the schema's defaults filled in by
+    Snakemake's own ``validate`` first (they take part in the data's seeds, ``data_key``)."""
+    from snakemake.utils import validate
+
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
     config = merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), yaml.safe_load(study_path.read_text()))
+    validate(config, schema=str(REPO / "config" / "schema.yaml"))
     return plan_study(config, schema)
 
 

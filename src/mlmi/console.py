@@ -89,7 +89,7 @@ def variance_components_block(vc: pd.DataFrame | None) -> list[str]:
         return []
     interval = [f"[{low}, {high}]" if low != "nan" else "(none: a singular fit)"
                 for low, high in zip(column(vc["conf_low"], 4), column(vc["conf_high"], 4))]
-    cells = zip(vc["group"], vc["term"], column(vc["estimate"], 4), interval)
+    cells = zip((f" {group}" for group in vc["group"]), vc["term"], column(vc["estimate"], 4), interval)
     return ["", "Variance components (Rubin's rules on log SD / Fisher z, back-transformed):",
             *aligned([[" Groups", "Term", "Estimate", "95% CI"], *map(list, cells)], left=2)]
 

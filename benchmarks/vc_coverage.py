@@ -41,7 +41,8 @@ def planned(study_path: Path) -> dict[str, dict]:
     from snakemake.utils import validate
 
     schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
-    config = merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()), yaml.safe_load(study_path.read_text()))
+    config = merge(yaml.safe_load((REPO / "config" / "config.yaml").read_text()),
+                   yaml.safe_load(study_path.read_text()))
     validate(config, schema=str(REPO / "config" / "schema.yaml"))
     return plan_study(config, schema)
 

@@ -54,7 +54,8 @@ def transformed(theta: np.ndarray, sigma2: float) -> np.ndarray:
 
 
 def jacobian(theta: np.ndarray) -> np.ndarray:
-    """d phi / d (theta, s), s = log sigma^2, from Psi = Lambda Lambda' (d Psi / d Lambda_ab = E_ab Lambda' + Lambda E_ba)."""
+    """d phi / d (theta, s), s = log sigma^2, from Psi = Lambda Lambda'
+    (d Psi / d Lambda_ab = E_ab Lambda' + Lambda E_ba)."""
     theta = np.asarray(theta, dtype=float)
     q = deviance.q_of(theta)
     lam = deviance.lambda_of(theta, q)

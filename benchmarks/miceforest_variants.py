@@ -29,6 +29,7 @@ from mlmi.seeds import int_seed_for, rng_for
 from mlmi.simulate import simulate_hsb
 from mlmi.study import replication_estimates, summarize_study
 from mlmi.summarize import random_effect_stats
+from mlmi.variance_components import pool_variance_components
 
 REPO = Path(__file__).resolve().parents[1]
 DESIGN = {"data": {"simulate": {"n_schools": 60}},
@@ -68,8 +69,8 @@ def replication(r: int) -> tuple[pd.DataFrame, dict]:
                                  **method_settings(imputation))[0], formula)
                 for k in range(1, imputation["m"] + 1)]
         estimates.append(replication_estimates(pooled=pool(fits), random_effects=random_effect_stats(fits),
-                                               listwise=listwise, complete=complete_fit).assign(scenario=name,
-                                                                                                replication=r))
+                                               variance_components=pool_variance_components(fits), listwise=listwise,
+                                               complete=complete_fit).assign(scenario=name, replication=r))
     return pd.concat(estimates, ignore_index=True), truth
 
 

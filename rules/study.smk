@@ -27,6 +27,7 @@ rule replication:
     input:
         pooled=f"{RUN}/pooled/fixed_effects.csv",
         random_effects=f"{RUN}/pooled/random_effects.csv",
+        variance_components=f"{RUN}/pooled/variance_components.csv",
         listwise=f"{RUN}/fits/listwise.json",
         complete=f"{RUN}/fits/complete.json",
     output:

@@ -148,3 +148,26 @@ def test_model_comparisons_follow_the_wald_tests(text):
     assert lines[1].split()[:3] == ["no_slope", "D2", "y"] and "0.0458" in lines[1]
     assert lines[2].split()[:2] == ["no_slope", "D3"] and "0.0381" in lines[2]
     assert text.index("Pooled Wald tests") < text.index("Pooled likelihood-ratio") < text.index("Error terms")
+def test_variance_components_with_intervals_follow_the_error_terms(text, results):
+    lines = block(text, "Variance components (Rubin's rules on log SD / Fisher z, back-transformed):")
+    vc = pd.read_csv(results / "pooled" / "variance_components.csv")
+    assert lines[0].split() == ["Groups", "Term", "Estimate", "95%", "CI"]
+    for line, row in zip(lines[1:], vc.itertuples(index=False)):
+        group, term, estimate, low, high = line.replace("[", "").replace(",", "").replace("]", "").split()
+        assert (group, term) == (row.group, row.term)
+        assert printed_equals(estimate, row.estimate) and printed_equals(low, row.conf_low)
+        assert printed_equals(high, row.conf_high)
+    assert text.index("Error terms") < text.index("Variance components (Rubin")
+
+
+def test_pooled_r2_line(text):
+    line = next(line for line in text.splitlines() if line.startswith("R2 (mean over 2 imputations)"))
+    assert "marginal 0.1923, conditional 0.2575" in line and "SB 0.1959" in line
+
+
+def test_no_r2_or_intervals_in_an_older_run(tmp_path):
+    write_fixture(tmp_path)
+    for name in ("r2.csv", "variance_components.csv"):
+        (tmp_path / "pooled" / name).unlink()
+    text = summary(tmp_path)
+    assert "Variance components" not in text and "R2 (" not in text

@@ -84,6 +84,22 @@ def write_pooled(pooled):
         "p_value": [3.1e-17, 0.4137, 0.04582, 0.03806], "riv": [0.0312, 0.0027, 0.2342, 0.0986],
         "dfcom": [34.0, 34.0, None, None], "method": ["D1", "D1", "D2", "D3"], "m": [2, 2, 2, 2],
     }).to_csv(pooled / "tests.csv", index=False)
+    pd.DataFrame({
+        "imputation": ["1", "2", "pooled"], "r2_marginal": [0.1912, 0.1934, 0.1923],
+        "r2_conditional": [0.2561, 0.2589, 0.2575], "r2_rb1": [0.1101, 0.1123, 0.1112],
+        "r2_rb2": [0.6411, 0.6497, 0.6454], "r2_sb": [0.1949, 0.1969, 0.1959],
+    }).to_csv(pooled / "r2.csv", index=False)
+    pd.DataFrame({
+        "group": ["g", "g", "g", "Residual"],
+        "term": ["sd__(Intercept)", "sd__x", "cor__(Intercept).x", "sd__Observation"],
+        "estimate": [1.5252737, 0.6707452, -0.4945112, 5.9850758], "std_error": [0.11, 0.25, 0.21, 0.05],
+        "conf_low": [1.3061, 0.3215, -0.8102, 5.8885], "conf_high": [1.7812, 1.3993, 0.0152, 6.0832],
+        "scale": ["log", "log", "atanh", "log"], "scaled_estimate": [0.42218, -0.39937, -0.54207, 1.78927],
+        "scaled_std_error": [0.0792, 0.3751, 0.2856, 0.0083], "df": [2.1e5, 1.9e4, 1.2e3, 3.3e5],
+        "ubar": [0.00627, 0.1406, 0.0815, 6.9e-5], "b": [2.3e-5, 0.00072, 0.0013, 3.2e-7],
+        "t": [0.00631, 0.1417, 0.0835, 6.9e-5], "riv": [0.0055, 0.0077, 0.0240, 0.0069],
+        "lambda": [0.0055, 0.0076, 0.0234, 0.0069], "fmi": [0.0055, 0.0076, 0.0234, 0.0069], "m": [2] * 4,
+    }).to_csv(pooled / "variance_components.csv", index=False)
 
 
 def write_data(root, truth: bool) -> pd.DataFrame:
@@ -451,7 +467,7 @@ def test_tests_section_shows_the_pooled_tests_and_what_d1_assumes(page):
     tests = section_text(page, "Tests and model comparison").split("<h3>")[0]
     for shown in ("x_and_z", "x = 0, z = 0", "equal", "x - z = 0", "93.52", "41.27", "0.4137", "< 2e-16"):
         assert f">{shown}<" in tests, shown
-    header = re.findall(r"<th>(.+?)</th>", tests.replace("<wbr>", ""))
+    header = re.findall(r"<th>(.+?)</th>", tests.split("</table>")[0].replace("<wbr>", ""))  # the first table
     assert header == ["test", "hypothesis", "F", "df1", "df2", "p", "riv", "dfcom", "m"]
     assert "<td>2</td>" in tests and "<td>2.0</td>" not in tests           # df1 is a count
     assert "Reiter's (2007)" in tests and "about the same fraction" in tests
@@ -459,12 +475,13 @@ def test_tests_section_shows_the_pooled_tests_and_what_d1_assumes(page):
 
 def test_tests_section_says_how_to_ask_when_none_were(bare):
     tests = section_text(bare, "Tests and model comparison")
-    assert "<table" not in tests
+    assert "<table" not in tests.split("<h3>")[0]                 # the R² subsection has its own table
     assert "No tests were asked for" in tests and "pooling: {tests: [{name:" in tests
 
 
 def test_tests_section_shows_the_comparisons_and_what_d2_and_d3_assume(page):
     compared = section_text(page, "Tests and model comparison").split("<h3>Comparisons with nested models</h3>")[1]
+    compared = compared.split("<h3>")[0]                                  # not the R² subsection after it
     header = re.findall(r"<th>(.+?)</th>", compared.replace("<wbr>", ""))
     assert header == ["comparison", "nested model", "method", "F", "df1", "df2", "p", "riv", "m"]
     for shown in ("no_slope", "y ~ x + z + (1 | g)", "D2", "D3", "3.217", "300.2", "0.03806"):
@@ -482,3 +499,29 @@ def test_a_comparison_that_keeps_the_random_terms_tests_no_boundary():
                           "riv": [0.1, 0.2], "dfcom": [None, None], "method": ["D3", "D2"], "m": [5, 5]})
     context = tests_context(tests, parse_formula(FORMULA))
     assert context["table"] is None and context["methods"] == ["D2", "D3"] and context["boundary"] == ["no_slope"]
+def test_r2_subsection_shows_each_imputation_and_the_mean(page):
+    tests = section_text(page, "Tests and model comparison")
+    assert "<h3>Variance explained (R²)</h3>" in tests
+    header = re.findall(r"<th>(.+?)</th>", tests[tests.index("Variance explained"):].replace("<wbr>", ""))
+    assert header[:6] == ["imputation", "marginal", "conditional", "RB1", "RB2", "SB"]
+    assert "<td>pooled</td>" in tests and "<td>0.1923</td>" in tests
+    assert "mean over the 2 imputations" in tests and "mitml::multilevelR2" in tests
+
+
+def test_variance_components_with_intervals_lead_the_random_effects(page):
+    random = section_text(page, "Random effects")
+    start = random.index("Standard deviations and correlations with 95% intervals")
+    assert start < random.index("VarCorr (mean over imputations)")
+    shown = random[start:random.index("VarCorr (mean over imputations)")]
+    for value in ("1.525", "1.306", "1.781", "-0.4945", "5.985", "atanh", "1.54"):   # 1.54: the truth
+        assert f"<td>{value}</td>" in shown, value
+    assert "geometric mean" in shown and "not symmetric" in shown and "no interval" not in shown
+
+
+def test_a_run_before_r2_and_intervals_says_so(tmp_path):
+    paths = write_fixture(tmp_path)
+    for name in ("r2.csv", "variance_components.csv"):
+        (tmp_path / "pooled" / name).unlink()
+    write_report(tmp_path / "report.html", formula=FORMULA, scenario="old", **paths)
+    page = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "predates the R² table" in page and "predates the table of variance components" in page

@@ -96,7 +96,7 @@ def test_performance_against_hand_computation():
     assert got["fmi"] == pytest.approx(0.25) and got["rel_bias"] == pytest.approx(0.0, abs=1e-15)
 
 
-def test_variance_parameters_have_bias_but_no_coverage():
+def test_point_estimates_alone_have_bias_but_no_coverage():
     reps = pd.DataFrame({"estimate": [1.5, 1.6], "std_error": np.nan, "conf_low": np.nan, "conf_high": np.nan,
                          "fmi": np.nan})
     got = performance(reps, 1.54)
@@ -106,15 +106,24 @@ def test_variance_parameters_have_bias_but_no_coverage():
 def fit_record(shift: float) -> dict:
     fixed = [{"term": "(Intercept)", "estimate": 14 + shift, "std_error": 0.2, "statistic": (14 + shift) / 0.2}]
     return {"fixed_effects": fixed, "random_effects": {"group": "schid", "sd": {"(Intercept)": 1.5 + shift},
-                                                        "cor": {}}, "sigma": 6.0}
+                                                        "cor": {}}, "sigma": 6.0,
+            "variance_parameters": {"groups": ["schid", "Residual"], "terms": ["sd__(Intercept)", "sd__Observation"],
+                                    "scales": ["log", "log"],
+                                    "estimate": [np.log(1.5 + shift), np.log(6.0)],
+                                    "vcov": [[0.01, 0.0], [0.0, 0.0004]], "problem": None}}
 
 
 def test_replication_estimates_and_summary_by_method():
     pooled = pd.DataFrame({"term": ["(Intercept)"], "estimate": [14.1], "std_error": [0.25], "conf_low": [13.6],
                            "conf_high": [14.6], "fmi": [0.1]})
-    random_effects = pd.DataFrame({"term": ["sd__(Intercept)", "sd__Observation"], "estimate": [1.5, 6.0]})
-    one = replication_estimates(pooled=pooled, random_effects=random_effects, listwise=fit_record(0.2),
-                                complete=fit_record(0.0))
+    groups = {"group": ["schid", "Residual"], "term": ["sd__(Intercept)", "sd__Observation"]}
+    random_effects = pd.DataFrame({**groups, "estimate": [1.52, 6.0], "between_sd": [0.1, 0.05]})
+    variance_components = pd.DataFrame({**groups, "estimate": [1.5, 6.0], "std_error": [0.15, 0.12],
+                                        "conf_low": [1.2, 5.8], "conf_high": [1.9, 6.2], "fmi": [0.1, 0.05]})
+    one = replication_estimates(pooled=pooled, random_effects=random_effects, variance_components=variance_components,
+                                listwise=fit_record(0.2), complete=fit_record(0.0))
+    pooled_sd = one[(one["method"] == "pooled") & (one["term"] == "sd__(Intercept)")].iloc[0]
+    assert pooled_sd["estimate"] == 1.52 and pooled_sd["conf_low"] == 1.2   # merTools' mean, the log-scale interval
     assert sorted(set(one["method"])) == ["complete", "listwise", "pooled"]
     listwise = one[(one["method"] == "listwise") & (one["term"] == "(Intercept)")].iloc[0]
     assert listwise["conf_low"] == pytest.approx(14.2 - 1.959963984540054 * 0.2)
@@ -125,6 +134,19 @@ def test_replication_estimates_and_summary_by_method():
     assert summary.loc[("listwise", "(Intercept)"), "bias"] == pytest.approx(0.2)
     assert summary.loc[("pooled", "(Intercept)"), "coverage"] == 1.0
     assert summary.loc[("complete", "sd__Observation"), "bias"] == pytest.approx(0.0)
+    complete_sd = one[(one["method"] == "complete") & (one["term"] == "sd__(Intercept)")].iloc[0]
+    assert complete_sd["conf_low"] == pytest.approx(1.5 * np.exp(-1.959963984540054 * 0.1))    # log-scale Wald
+    assert summary.loc[("pooled", "sd__(Intercept)"), "coverage"] == 1.0
+    assert summary.loc[("listwise", "sd__(Intercept)"), "coverage"] == 1.0
+
+
+def test_coverage_counts_the_replications_with_an_interval():
+    """A singular fit's SD has no interval: coverage over the others, their number in coverage_n."""
+    reps = pd.DataFrame({"estimate": [1.5, 1.6, 0.0], "std_error": [0.1, 0.1, np.nan], "conf_low": [1.3, 1.55, np.nan],
+                         "conf_high": [1.7, 1.8, np.nan], "fmi": [0.1, 0.1, 0.1]})
+    got = performance(reps, 1.54)
+    assert got["coverage_n"] == 2 and got["coverage"] == 0.5
+    assert got["coverage_mcse"] == pytest.approx(np.sqrt(0.25 / 2)) and got["width"] == pytest.approx(0.325)
 
 
 def test_run_names_give_scenario_and_replication():

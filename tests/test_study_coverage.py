@@ -20,6 +20,7 @@ from mlmi.simulate import simulate_hsb
 from mlmi.plan import scenario_key
 from mlmi.study import replication_estimates, summarize_study
 from mlmi.summarize import random_effect_stats
+from mlmi.variance_components import pool_variance_components
 
 R, M, SEED = 100, 3, 20261124
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
@@ -35,6 +36,7 @@ def replication(r: int) -> pd.DataFrame:
                                   exclude=["schid", "meanses"], categorical=["minority", "female"])[0], FORMULA)
             for k in range(1, M + 1)]
     estimates = replication_estimates(pooled=pool(fits), random_effects=random_effect_stats(fits),
+                                      variance_components=pool_variance_components(fits),
                                       listwise=fit_mixed(complete_cases(missing, FORMULA), FORMULA),
                                       complete=fit_mixed(complete, FORMULA))
     return estimates.assign(scenario="coverage", replication=r), truth

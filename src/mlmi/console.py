@@ -109,6 +109,30 @@ def error_terms_block(varcorr: pd.DataFrame) -> list[str]:
     return aligned(rows, left=4)
 
 
+def variance_components_block(vc: pd.DataFrame | None) -> list[str]:
+    """The pooled SDs, correlations and sigma with their 95% intervals (``pooled/variance_components.csv``), one
+    aligned line each; nothing for a run older than the table."""
+    if vc is None or vc.empty:
+        return []
+    interval = [f"[{low}, {high}]" if low != "nan" else "(none: a singular fit)"
+                for low, high in zip(column(vc["conf_low"], 4), column(vc["conf_high"], 4))]
+    cells = zip((f" {group}" for group in vc["group"]), vc["term"], column(vc["estimate"], 4), interval)
+    return ["", "Variance components (Rubin's rules on log SD / Fisher z, back-transformed):",
+            *aligned([[" Groups", "Term", "Estimate", "95% CI"], *map(list, cells)], left=2)]
+
+
+def r2_line(r2: pd.DataFrame | None) -> list[str]:
+    """The pooled R² (``pooled/r2.csv``'s ``pooled`` row, the mean over imputations as mitml::multilevelR2);
+    nothing for a run older than the table."""
+    if r2 is None or r2.empty:
+        return []
+    pooled = r2[r2["imputation"].astype(str) == "pooled"].iloc[0]
+    m = int((r2["imputation"].astype(str) != "pooled").sum())
+    return [f"R2 (mean over {m} imputations): marginal {pooled['r2_marginal']:.4f}, conditional "
+            f"{pooled['r2_conditional']:.4f} (Nakagawa & Schielzeth); RB1 {pooled['r2_rb1']:.4f}, "
+            f"RB2 {pooled['r2_rb2']:.4f}, SB {pooled['r2_sb']:.4f} (against y ~ 1 + (1 | group))"]
+
+
 def counts_line(model_info: pd.DataFrame, fit: dict) -> str:
     """Observations per imputed data set (and after listwise deletion) and levels of each grouping factor."""
     imputed = model_info[model_info["imputation"] != "listwise"]
@@ -147,9 +171,12 @@ def summary(folder) -> str:
         "",
         "Error terms (mean over imputations):",
         *error_terms_block(results.table("varcorr")),
+        *variance_components_block(results.table("variance_components")
+                                   if results.has_table("variance_components") else None),
         "---",
         counts_line(model_info, fit),
         f"AIC = {aic.mean():.1f} (mean over {len(aic)} imputations)",
+        *r2_line(results.table("r2") if results.has_table("r2") else None),
         *imputation,
     ]
     if warnings:

@@ -187,6 +187,18 @@ def gradient(deviance, theta: np.ndarray, step: float = 1e-5) -> np.ndarray:
     return np.array([(deviance(theta + e) - deviance(theta - e)) / (2 * step) for e in steps])
 
 
+def hessian(deviance, theta: np.ndarray, step: float = 1e-4) -> np.ndarray:
+    """Hessian of ``deviance`` (a function of theta) by central differences (lme4's ``deriv12``, delta 1e-4)."""
+    theta = np.asarray(theta, dtype=float)
+    steps = np.eye(len(theta)) * step
+    result = np.empty((len(theta), len(theta)))
+    for i, j in zip(*np.triu_indices(len(theta))):
+        result[i, j] = result[j, i] = (deviance(theta + steps[i] + steps[j]) - deviance(theta + steps[i] - steps[j])
+                                       - deviance(theta - steps[i] + steps[j]) + deviance(theta - steps[i] - steps[j])
+                                       ) / (4 * step**2)
+    return result
+
+
 def projected(grad: np.ndarray, theta: np.ndarray, bounds: list, tol: float = 1e-8) -> np.ndarray:
     """The gradient that counts at a bounded optimum: zero where a diagonal element sits on
     its bound 0 and the deviance rises into the feasible region."""
@@ -201,6 +213,7 @@ class OneFactor:
 
     def __init__(self, cp: CrossProducts, reml: bool):
         self.cp, self.reml, self.q = cp, reml, cp.ztx.shape[1]
+        self.n, self.p = cp.n, cp.ztx.shape[2]
 
     @property
     def bounds(self) -> list:

@@ -22,6 +22,8 @@ from mlmi.fit_record import GRAD_TOL, failure
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
 from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message, term_sizes
 from mlmi.random_design import random_effects
+from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message
+from mlmi.vc_wald import wald_record
 
 #: lme4's ``isSingular`` tolerance on the relative covariance factor's diagonal.
 SINGULAR_TOL = 1e-4
@@ -103,11 +105,19 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
         objective = design.objective(reml)
         attempts = _optimize(design, objective)
         theta = np.array(_kept(attempts)["theta"])
-        record = _describe(design, objective.solve(theta), theta, reml)
+        solution = objective.solve(theta)
+        record = _describe(design, solution, theta, reml)
+        record["variance_parameters"] = wald_record(theta, solution.sigma2, objective, _term_names(design),
+                                                    singular=bool(_on_bound(theta, objective.bounds)))
     record["convergence"] = _convergence(theta, attempts, design, objective.bounds)
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
                   versions={"nlopt": nlopt.__version__, "scipy": scipy.__version__})
     return record
+
+
+def _term_names(design: Design) -> list[tuple[str, list[str]]]:
+    """(grouping factor, effect names) of each random term, in lme4's term order (theta's order)."""
+    return [(design.structure.factors[block.factor].name, block.names) for block in design.structure.blocks]
 
 
 def _optimize(design: Design, objective) -> list[dict]:
@@ -304,22 +314,11 @@ def _max_gradient(theta: np.ndarray, objective) -> float:
     step would gain rather than by its units."""
     grad = deviance.projected(deviance.gradient(objective.criterion, theta), theta, objective.bounds)
     try:
-        scaled = np.linalg.solve(np.linalg.cholesky(_hessian(theta, objective)).T, grad)
+        hessian = deviance.hessian(objective.criterion, theta, HESSIAN_STEP)
+        scaled = np.linalg.solve(np.linalg.cholesky(hessian).T, grad)
     except np.linalg.LinAlgError:
         return float(np.max(np.abs(grad)))
     return float(np.max(np.minimum(np.abs(scaled), np.abs(grad))))
-
-
-def _hessian(theta: np.ndarray, objective) -> np.ndarray:
-    """Hessian of the deviance in theta by central differences (step HESSIAN_STEP, lme4's ``deriv12`` delta)."""
-    steps = np.eye(len(theta)) * HESSIAN_STEP
-    value = objective.criterion
-    hessian = np.empty((len(theta), len(theta)))
-    for i, j in zip(*np.triu_indices(len(theta))):
-        hessian[i, j] = hessian[j, i] = (value(theta + steps[i] + steps[j]) - value(theta + steps[i] - steps[j])
-                                         - value(theta - steps[i] + steps[j]) + value(theta - steps[i] - steps[j])
-                                         ) / (4 * HESSIAN_STEP**2)
-    return hessian
 
 
 def _deviance(theta: np.ndarray, objective) -> float:

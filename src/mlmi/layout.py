@@ -17,6 +17,8 @@ POOLED_TABLES = {
     "ranef": "ranef",
     "model_info": "model_info",
     "tests": "tests",
+    "r2": "r2",
+    "variance_components": "variance_components",
 }
 #: Pooled tables written only when asked for (``pooling.mertools_legacy``).
 LEGACY_TABLES = {"mertools": "mertools_fixed_effects"}

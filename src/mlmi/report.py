@@ -21,6 +21,7 @@ from mlmi.layout import FIGURES  # noqa: F401 (FIGURES: the page's)
 from mlmi.missingness import summarize_missingness
 from mlmi.pool import exponentiated
 from mlmi.page import ENV, number, p_text, render_page, table  # noqa: F401 (number, p_text: the page's formats)
+from mlmi.report_variance import r2_context, variance_components_context
 from mlmi.results import RunResults, is_true, recorded_warnings
 from mlmi.run_warnings import gather_warnings, logged_warnings
 
@@ -105,6 +106,10 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
         imputation={"variables": variables, "has_chains": bool(chains), "image": images["imputation_diagnostics"]},
         random=random_context(table_of("varcorr"), table_of("random_effects"), table_of("ranef"), truth, images),
         tests=tests_context(results.table("tests") if results.has_table("tests") else None, parsed),
+        r2=r2_context(results.table("r2") if results.has_table("r2") else None, _LEGENDS["r2"]),
+        variance=variance_components_context(
+            results.table("variance_components") if results.has_table("variance_components") else None,
+            figures.random_values(truth) if truth is not None else None, _LEGENDS["variance_components"]),
         model_info=table(model_info, flagged_fits(model_info), COLUMNS), provenance=provenance_context(provenance))
 
 

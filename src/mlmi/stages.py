@@ -68,8 +68,10 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
         family: dict | None = None) -> None:
     """Fit the model to one data set (its complete cases when ``listwise``) and write the record: a linear mixed
     model (``mlmi.fit``), or with ``family`` (model.family, .link, .nagq, .weights) binomial or poisson, a
-    generalized one fitted as glmer does (``mlmi.glmm``)."""
+    generalized one fitted as glmer does (``mlmi.glmm``). A linear mixed model's record gets its multilevel R²
+    (``mlmi.r2``: the null model is fitted here, where the data are)."""
     from mlmi.fit import complete_cases, fit_mixed
+    from mlmi.r2 import fit_r2
 
     family = family or {"family": "gaussian"}
     data = io.read_parquet(data_path)
@@ -80,6 +82,7 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
         log.info("listwise deletion keeps %d rows", len(data))
     if family["family"] == "gaussian":
         record = fit_mixed(data, formula, reml=reml, label=label)
+        record["r2"] = fit_r2(data, record)
     else:
         from mlmi.glmm import fit_glmm
 
@@ -95,7 +98,8 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     """Write every pooled table of design §4 from the m fit records and the listwise one.
 
     ``outputs`` maps fixed_effects, by_imputation, listwise, random_effects, varcorr,
-    ranef, model_info and tests to their paths, and mertools (merTools' legacy arithmetic) when asked.
+    ranef, model_info, tests, r2 (``mlmi.r2``) and variance_components (``mlmi.variance_components``) to their
+    paths, and mertools (merTools' legacy arithmetic) when asked.
     ``tests`` are ``pooling.tests``: D1 tests of the pooled fits, with the pooling's dfcom (n - npar, as
     mice::D1 takes it: Reiter's small-sample df); none gives tests.csv with its header only.
     ``comparisons`` are ``pooling.compare``: D2 and D3 rows after the D1 ones, from the nested model's fit
@@ -110,6 +114,8 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     from mlmi.fit_record import wald_table
     from mlmi.mertools import mertools_fixed_effects
     from mlmi.pool_tests import d1_tests
+    from mlmi.r2 import pool_r2
+    from mlmi.variance_components import pool_variance_components
 
     paths = {str(k): str(path) for k, path in enumerate(fit_paths, start=1)}
     every = {k: io.read_json(path) for k, path in paths.items()}
@@ -133,6 +139,8 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
                                     on_failed_fit)
         table = compared if table.empty else pd.concat([table, compared], ignore_index=True)
     io.write_csv(table, outputs["tests"])
+    io.write_csv(pool_r2(kept), outputs["r2"])
+    io.write_csv(pool_variance_components(fits, labels=list(kept)), outputs["variance_components"])
     if "mertools" in outputs:
         io.write_csv(mertools_fixed_effects(fits), outputs["mertools"])
 
@@ -207,11 +215,13 @@ def load(source_path, data_path, checks_path=None, *, na_values=(), warnings=())
     io.write_parquet(data, data_path)
 
 
-def replication(estimates_path, *, pooled_path, random_effects_path, listwise_path, complete_path) -> None:
+def replication(estimates_path, *, pooled_path, random_effects_path, variance_components_path, listwise_path,
+                complete_path) -> None:
     """One study replication's estimates by method (complete, listwise, pooled), in one table."""
     from mlmi.study import replication_estimates
 
     estimates = replication_estimates(pooled=pd.read_csv(pooled_path), random_effects=pd.read_csv(random_effects_path),
+                                      variance_components=pd.read_csv(variance_components_path),
                                       listwise=io.read_json(listwise_path), complete=io.read_json(complete_path))
     io.write_csv(estimates, estimates_path)
 

@@ -12,12 +12,12 @@ import pandas as pd
 from mlmi.fit_record import wald_table
 from mlmi.inputs import InputError, check_inputs, schema_problem
 from mlmi.plan import Plan
-from mlmi.summarize import random_effect_parameters
+from mlmi.variance_components import wald_intervals
 
 METHODS = ("complete", "listwise", "pooled")
 SUMMARY_COLUMNS = ["scenario", "method", "term", "n_reps", "mean_estimate", "bias", "bias_mcse", "rel_bias",
                    "rel_bias_mcse", "emp_se", "emp_se_mcse", "model_se", "model_se_mcse", "rmse", "rmse_mcse",
-                   "coverage", "coverage_mcse", "width", "width_mcse", "fmi", "fmi_mcse"]
+                   "coverage", "coverage_mcse", "coverage_n", "width", "width_mcse", "fmi", "fmi_mcse"]
 
 
 def plan_study(config: dict, schema: dict) -> dict[str, dict]:
@@ -35,16 +35,20 @@ def plan_study(config: dict, schema: dict) -> dict[str, dict]:
     return {name: plan.resolved(name) for name in plan.scenarios}
 
 
-def replication_estimates(*, pooled: pd.DataFrame, random_effects: pd.DataFrame, listwise: dict,
-                          complete: dict) -> pd.DataFrame:
-    """One replication's estimates by method: fixed effects with SEs and intervals, and the
-    random-effect SDs, correlation and residual SD (point estimates only)."""
+def replication_estimates(*, pooled: pd.DataFrame, random_effects: pd.DataFrame, variance_components: pd.DataFrame,
+                          listwise: dict, complete: dict) -> pd.DataFrame:
+    """One replication's estimates by method: fixed effects with SEs and intervals, and the random-effect SDs,
+    correlations and residual SD. The pooled ones are merTools' mean over the imputations (``random_effects``, the
+    estimate the study has always judged), with the 95% interval and delta-method SE of ``variance_components``
+    (Rubin's rules on the log / Fisher-z scale, ``mlmi.variance_components``), whose coverage the summary shows;
+    a single (listwise or complete-data) fit's have its own Wald interval on those scales."""
+    fits = (("listwise", listwise), ("complete", complete))
     fixed = [pooled.assign(method="pooled"),
-             *(wald_table(fit).assign(method=name, fmi=np.nan) for name, fit in (("listwise", listwise),
-                                                                                  ("complete", complete)))]
-    variance = [random_effects[["term", "estimate"]].assign(method="pooled"),
-                *(pd.DataFrame(random_effect_parameters(fit))[["term", "estimate"]].assign(method=name)
-                  for name, fit in (("listwise", listwise), ("complete", complete)))]
+             *(wald_table(fit).assign(method=name, fmi=np.nan) for name, fit in fits)]
+    intervals = variance_components[["group", "term", "std_error", "conf_low", "conf_high"]]
+    pooled_variance = random_effects[["group", "term", "estimate"]].merge(intervals, on=["group", "term"], how="left")
+    variance = [pooled_variance.assign(method="pooled"),
+                *(wald_intervals(fit).assign(method=name, fmi=np.nan) for name, fit in fits)]
     columns = ["method", "term", "estimate", "std_error", "conf_low", "conf_high", "fmi"]
     return pd.concat([*fixed, *variance], ignore_index=True).reindex(columns=columns)
 
@@ -57,7 +61,8 @@ def truth_by_term(truth: dict) -> dict[str, float]:
 
 
 def performance(estimates: pd.DataFrame, true_value: float) -> dict:
-    """Morris et al.'s measures for one scenario, method and term, each with its MCSE."""
+    """Morris et al.'s measures for one scenario, method and term, each with its MCSE. Coverage and width are over
+    the ``coverage_n`` replications that have an interval: a singular fit's SD has none (``mlmi.vc_wald``)."""
     theta, se = estimates["estimate"].to_numpy(), estimates["std_error"].to_numpy()
     low, high, fmi = (estimates[c].to_numpy() for c in ("conf_low", "conf_high", "fmi"))
     n = len(theta)
@@ -65,8 +70,11 @@ def performance(estimates: pd.DataFrame, true_value: float) -> dict:
     squared = (theta - true_value) ** 2
     mse = squared.mean()
     model_var = np.mean(se**2)
+    has_interval = np.isfinite(low) & np.isfinite(high)      # none: a point estimate only, or a singular fit's SD
+    n_intervals = int(has_interval.sum())
     covered = (low <= true_value) & (true_value <= high)
-    coverage = covered.mean() if np.isfinite(low).all() else np.nan
+    coverage = covered[has_interval].mean() if n_intervals else np.nan
+    widths = (high - low)[has_interval]
     return {
         "n_reps": n, "mean_estimate": theta.mean(),
         "bias": theta.mean() - true_value, "bias_mcse": emp_se / np.sqrt(n),
@@ -76,8 +84,11 @@ def performance(estimates: pd.DataFrame, true_value: float) -> dict:
         "model_se": np.sqrt(model_var), "model_se_mcse": np.sqrt(np.var(se**2, ddof=1) / (4 * n * model_var)),
         "rmse": np.sqrt(mse),
         "rmse_mcse": np.sqrt(np.sum((squared - mse) ** 2) / (n * (n - 1))) / (2 * np.sqrt(mse)) if mse > 0 else 0.0,
-        "coverage": coverage, "coverage_mcse": np.sqrt(coverage * (1 - coverage) / n),
-        "width": np.mean(high - low), "width_mcse": np.std(high - low, ddof=1) / np.sqrt(n),
+        "coverage": coverage,
+        "coverage_mcse": np.sqrt(coverage * (1 - coverage) / n_intervals) if n_intervals else np.nan,
+        "coverage_n": n_intervals,
+        "width": widths.mean() if n_intervals else np.nan,
+        "width_mcse": np.std(widths, ddof=1) / np.sqrt(n_intervals) if n_intervals > 1 else np.nan,
         "fmi": np.mean(fmi), "fmi_mcse": np.std(fmi, ddof=1) / np.sqrt(n),
     }
 

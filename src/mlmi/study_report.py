@@ -56,7 +56,7 @@ def coverage_figure(summary: pd.DataFrame) -> Figure:
 def write_study_report(path, summary: pd.DataFrame) -> None:
     """Write study.html: what was compared, bias and coverage plots, and the summary table."""
     shown = summary[["scenario", "method", "term", "n_reps", "bias", "bias_mcse", "rmse", "coverage",
-                     "coverage_mcse", "width", "fmi"]]
+                     "coverage_mcse", "coverage_n", "width", "fmi"]]
     render_page("study.html.j2", path, title="mlmi study", n_reps=int(summary["n_reps"].max()),
                 bias=render(measure_figure(summary, "bias", "bias_mcse", 0.0, "bias"), "bias by scenario"),
                 coverage=render(coverage_figure(summary), "coverage by scenario"), summary=table(shown))

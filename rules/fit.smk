@@ -23,7 +23,7 @@ rule fit:
         "../scripts/fit.py"
 
 
-rule fit_listwise:
+use rule fit as fit_listwise with:
     input:
         data=f"{RUN}/data/missing.parquet",
     output:
@@ -33,24 +33,11 @@ rule fit_listwise:
     benchmark:
         f"{RUN}/benchmarks/fit_listwise.tsv"
     params:
-        formula=get_param("model", "formula"),
-        reml=get_param("model", "reml"),
-        family=get_family,
         listwise=True,
         label="listwise",
-    threads: 1
-    resources:
-        mem_mb=1024,
-        runtime=1,
-    conda:
-        CONDA_ENV
-    script:
-        "../scripts/fit.py"
 
 
-rule fit_compare:
-    input:
-        data=f"{RUN}/imputations/imp_{{k}}.parquet",
+use rule fit as fit_compare with:
     output:
         fit=f"{RUN}/fits/compare/{{comparison}}/imp_{{k}}.json",
     log:
@@ -59,15 +46,3 @@ rule fit_compare:
         f"{RUN}/benchmarks/fit_compare/{{comparison}}/{{k}}.tsv"
     params:
         formula=get_compare_formula,
-        reml=get_param("model", "reml"),
-        family=get_family,
-        listwise=False,
-        label=get_label,
-    threads: 1
-    resources:
-        mem_mb=1024,
-        runtime=1,
-    conda:
-        CONDA_ENV
-    script:
-        "../scripts/fit.py"

@@ -1,4 +1,4 @@
-rule fit_complete:
+use rule fit as fit_complete with:
     input:
         data=f"{RUN}/data/complete.parquet",
     output:
@@ -8,19 +8,7 @@ rule fit_complete:
     benchmark:
         f"{RUN}/benchmarks/fit_complete.tsv"
     params:
-        formula=get_param("model", "formula"),
-        reml=get_param("model", "reml"),
-        family=get_family,
-        listwise=False,
         label="complete",
-    threads: 1
-    resources:
-        mem_mb=1024,
-        runtime=1,
-    conda:
-        CONDA_ENV
-    script:
-        "../scripts/fit.py"
 
 
 rule replication:

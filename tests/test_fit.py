@@ -167,3 +167,18 @@ def test_lme4_deviance_equals_statsmodels_likelihood(small, reml):
     params = MixedLMParams.from_components(fe_params=np.zeros(5), cov_re=lam @ lam.T)
     assert ours.deviance == pytest.approx(-2 * model.loglike(params, profile_fe=True), rel=1e-10)
     assert criterion(theta, cp, reml) == pytest.approx(-2 * model.loglike(params, profile_fe=True), rel=1e-10)
+
+
+def test_a_rescue_start_that_cannot_be_made_keeps_its_warnings_to_itself(monkeypatch):
+    """A start that gives no theta (statsmodels failing) is listed under skipped_starts with its warnings; it is not
+    an attempt, and no attempt carries its words (they used to be appended to the attempt before it)."""
+    from mlmi import fit as fit_module
+
+    failing = ("L-BFGS-B", "statsmodels MixedLM", lambda theta, design, objective: (None, ["statsmodels: boom"]))
+    monkeypatch.setattr(fit_module, "RESCUES", [failing, fit_module.RESCUES[0]])
+    monkeypatch.setattr(fit_module, "_passes", lambda attempt: False)      # every rescue runs
+    record = fit_mixed(pd.read_csv(DATA / "small.csv"), "mathach ~ ses + (1 + ses | schid)")
+    convergence = record["convergence"]
+    assert convergence["skipped_starts"] == [{"start": "statsmodels MixedLM", "warnings": ["statsmodels: boom"]}]
+    assert all("statsmodels: boom" not in attempt["warnings"] for attempt in convergence["attempts"])
+    assert [attempt["start"] for attempt in convergence["attempts"]][-1] == "optimum of attempt 1"

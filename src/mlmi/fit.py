@@ -103,13 +103,13 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     start = time.perf_counter()
     with threadpool_limits(limits=1):
         objective = design.objective(reml)
-        attempts = _optimize(design, objective)
+        attempts, skipped = _optimize(design, objective)
         theta = np.array(_kept(attempts)["theta"])
         solution = objective.solve(theta)
         record = _describe(design, solution, theta, reml)
         record["variance_parameters"] = wald_record(theta, solution.sigma2, objective, _term_names(design),
                                                     singular=bool(_on_bound(theta, objective.bounds)))
-    record["convergence"] = _convergence(theta, attempts, design, objective.bounds)
+    record["convergence"] = {**_convergence(theta, attempts, design, objective.bounds), "skipped_starts": skipped}
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
                   versions={"nlopt": nlopt.__version__, "scipy": scipy.__version__})
     return record
@@ -120,13 +120,16 @@ def _term_names(design: Design) -> list[tuple[str, list[str]]]:
     return [(design.structure.factors[block.factor].name, block.names) for block in design.structure.blocks]
 
 
-def _optimize(design: Design, objective) -> list[dict]:
+def _optimize(design: Design, objective) -> tuple[list[dict], list[dict]]:
     """Minimise lme4's deviance from lme4's start by BOBYQA; every attempt is recorded.
 
     A variance that ends on its bound 0 may be a stationary point by symmetry even when the deviance
     falls away from it, so each such element is restarted off the bound. Then, until an attempt that
-    converged has the lowest criterion found, the rescues of ``RESCUES`` follow one by one.
+    converged has the lowest criterion found, the rescues of ``RESCUES`` follow one by one. A rescue whose
+    start cannot be made (statsmodels failing, or a design it cannot fit) is no attempt: it is listed with its
+    warnings among the skipped starts, the second list returned.
     """
+    skipped = []
     attempts = [_minimize(objective, objective.start, "lme4 default", "BOBYQA")]
     best = _best(attempts)
     for i in _on_bound(np.array(best["theta"]), objective.bounds):
@@ -139,12 +142,12 @@ def _optimize(design: Design, objective) -> list[dict]:
         best = _best(attempts)
         theta0, start_warnings = move(np.array(best["theta"]), design, objective)
         if theta0 is None:
-            attempts[-1]["warnings"] += start_warnings
+            skipped.append({"start": start.format(n=attempts.index(best) + 1), "warnings": start_warnings})
             continue
         attempts.append(_minimize(objective, _feasible(theta0, objective.bounds),
                                   start.format(n=attempts.index(best) + 1), method))
         attempts[-1]["warnings"] = start_warnings + attempts[-1]["warnings"]
-    return attempts
+    return attempts, skipped
 
 
 def _best(attempts: list[dict]) -> dict:

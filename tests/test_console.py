@@ -82,7 +82,18 @@ def test_observations_groups_and_mean_aic(text, results):
 
 def test_warnings_listed_after_the_model(text):
     warnings = text.split("\nWarnings:\n")[1]
-    assert "fit 2: did not converge" in warnings and "term 'x': between-imputation variance" in warnings
+    assert "fit 2: Model failed to converge" in warnings and "term 'x': between-imputation variance" in warnings
+    assert "did not converge" not in warnings        # the fit's own words once, not the flag's beside them
+
+
+def test_a_fits_flags_speak_only_when_it_recorded_no_warning():
+    from mlmi.results import fit_warnings
+
+    info = pd.DataFrame({"imputation": ["1", "2"], "converged": [True, False], "singular": [True, False],
+                         "warnings": ["boundary (singular) fit: see help('isSingular')", ""]})
+    fixed = pd.DataFrame({"term": ["x"], "riv": [0.5]})
+    assert fit_warnings(info, fixed) == ["fit 1: boundary (singular) fit: see help('isSingular')",
+                                         "fit 2: did not converge"]
 
 
 def test_command_prints_the_summary(results, capsys):

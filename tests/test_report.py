@@ -293,7 +293,7 @@ def test_warnings_first_gathered_from_results_and_logs(page):
     assert page.index("<h2>Warnings</h2>") < page.index("<h2>Data and missingness</h2>")
     warnings = section_text(page, "Warnings")
     assert "impute/1: kernel note" in warnings and "seed 3" not in warnings
-    assert "fit 2: did not converge; Model failed to converge with max|grad| = 0.0024" in warnings
+    assert "fit 2: Model failed to converge with max|grad| = 0.0024" in warnings
     assert "term 'x': between-imputation variance is negligible next to the within variance" in warnings
     assert "'(Intercept)': between" not in warnings and "fit 1" not in warnings
     # the imputation models' warning is read from their record, imputations/models.csv, not from a log

@@ -22,14 +22,17 @@ def is_true(value) -> bool:
 
 
 def fit_warnings(model_info: pd.DataFrame, fixed: pd.DataFrame) -> list[str]:
-    """Fits that did not converge, are singular or warned, then terms whose imputations barely differ."""
+    """Fits that did not converge, are singular or warned, then terms whose imputations barely differ. A fit's
+    own warnings say it in lme4's words (its record's, which name no convergence and a singular fit); the flags
+    speak only for a row without them."""
     found = []
     for row in model_info.itertuples(index=False):
-        problems = ["did not converge"] if not is_true(row.converged) else []
-        if is_true(row.singular):
-            problems.append("singular fit (a variance at zero or a correlation at ±1)")
         if not pd.isna(row.warnings) and str(row.warnings).strip():
-            problems.append(str(row.warnings))
+            problems = [str(row.warnings)]
+        else:
+            problems = ["did not converge"] if not is_true(row.converged) else []
+            if is_true(row.singular):
+                problems.append("singular fit (a variance at zero or a correlation at ±1)")
         if problems:
             found.append(f"fit {row.imputation}: " + "; ".join(problems))
     return found + negligible_between(fixed)

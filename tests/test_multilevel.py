@@ -9,7 +9,7 @@ from threadpoolctl import threadpool_limits
 from mlmi.ampute import ampute
 from mlmi.fit import fit_mixed
 from mlmi.formula import parse_formula
-from mlmi.multilevel import _build, chain_diagnostics, impute_multilevel
+from mlmi.multilevel import _build, chain_diagnostics, complete_case_priors, impute_multilevel
 from mlmi.multilevel_cells import Conditional, binary_log_odds, normal_moments, refresh_means, update_variable
 from mlmi.multilevel_models import (Clusters, CrossProducts, draw_covariance, draw_fixed, draw_fixed_marginal, draw_latent,
                                     draw_random, interweave, inverse_wishart)
@@ -406,3 +406,46 @@ def test_interweaving_keeps_the_posterior_of_psi():
     with threadpool_limits(limits=1):
         (plain, plain_se), (woven, woven_se) = chain(False), chain(True)
     assert np.all(np.abs(plain - woven) < 4 * np.hypot(plain_se, woven_se)), (plain, woven, plain_se, woven_se)
+
+
+def _one_slope_data(slope_sd: float, seed: int = 3) -> pd.DataFrame:
+    """40 groups of 12 with a random intercept (SD 1) and a random slope on x (SD ``slope_sd``); x missing in 20%."""
+    rng = np.random.default_rng(seed)
+    g = np.repeat(np.arange(40), 12)
+    x = rng.normal(size=len(g))
+    y = 1 + 0.5 * x + rng.normal(size=40)[g] + slope_sd * rng.normal(size=40)[g] * x + rng.normal(size=len(g))
+    x[rng.random(len(g)) < 0.2] = np.nan
+    return pd.DataFrame({"g": g, "x": x, "y": y})
+
+
+def test_complete_case_priors_are_the_complete_case_reml_fits():
+    """jomo.lmer's scales: the REML fit of the analysis model to the complete cases, Psi = its VarCorr matrix, its
+    sigma^2; Psi with q degrees of freedom, sigma^2 with 1."""
+    data = _one_slope_data(slope_sd=0.5)
+    formula = "y ~ x + (1 + x | g)"
+    (psi_df, psi), (sigma_df, sigma2) = complete_case_priors(data, parse_formula(formula), q=2)
+    fit = fit_mixed(data.dropna(), formula, reml=True)
+    assert (psi_df, sigma_df) == (2.0, 1.0)
+    np.testing.assert_allclose(psi, fit["random_effects"]["cov"], rtol=1e-10)
+    assert sigma2 == pytest.approx(fit["sigma"] ** 2, rel=1e-12)
+
+
+def test_complete_case_priors_fall_back_to_the_identity_for_a_singular_fit():
+    """No slope variance at all: the complete-case fit is singular (Psi's condition number above 1e8), so Psi's
+    scale is I_q as jomo's; sigma^2's stays the fit's."""
+    data = _one_slope_data(slope_sd=0.0, seed=11)
+    formula = "y ~ x + (1 + x | g)"
+    fit = fit_mixed(data.dropna(), formula, reml=True)
+    assert fit["convergence"]["singular"]
+    (psi_df, psi), (sigma_df, sigma2) = complete_case_priors(data, parse_formula(formula), q=2)
+    assert psi_df == 2.0 and np.array_equal(psi, np.eye(2))
+    assert (sigma_df, sigma2) == (1.0, pytest.approx(fit["sigma"] ** 2, rel=1e-12))
+
+
+def test_complete_case_priors_are_jeffreys_without_enough_complete_cases():
+    """Every group but one has x missing: the complete cases cannot be fitted (lme4 refuses a single level), so
+    Psi's scale is I_q and sigma^2's prior Jeffreys' (0 degrees of freedom, scale 0)."""
+    data = _one_slope_data(slope_sd=0.5)
+    data.loc[data["g"] > 0, "x"] = np.nan
+    priors = complete_case_priors(data, parse_formula("y ~ x + (1 + x | g)"), q=2)
+    assert priors[0][0] == 2.0 and np.array_equal(priors[0][1], np.eye(2)) and priors[1] == (0.0, 0.0)

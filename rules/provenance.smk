@@ -2,6 +2,7 @@ rule provenance:
     input:
         inputs=get_run_inputs(),
         outputs=get_run_outputs(),
+        benchmarks=get_run_benchmarks("report"),
     output:
         f"{OUT}/provenance.json",
     log:
@@ -11,7 +12,6 @@ rule provenance:
     params:
         config=get_run_config,
         m=M,
-        benchmarks=get_run_benchmarks("report"),
     threads: 1
     resources:
         mem_mb=512,

@@ -103,6 +103,14 @@ def test_point_estimates_alone_have_bias_but_no_coverage():
     assert got["bias"] == pytest.approx(0.01) and np.isnan(got["coverage"]) and np.isnan(got["model_se"])
 
 
+def test_model_se_is_over_the_replications_with_an_se():
+    reps = pd.DataFrame({"estimate": [1.5, 1.6, 1.4], "std_error": [0.1, np.nan, 0.2], "conf_low": [1.3, np.nan, 1.0],
+                         "conf_high": [1.7, np.nan, 1.8], "fmi": np.nan})
+    got = performance(reps, 1.5)
+    assert got["model_se"] == pytest.approx(np.sqrt((0.01 + 0.04) / 2)) and got["coverage_n"] == 2
+    assert got["model_se_mcse"] == pytest.approx(np.sqrt(np.var([0.01, 0.04], ddof=1) / (4 * 2 * 0.025)))
+
+
 def fit_record(shift: float) -> dict:
     fixed = [{"term": "(Intercept)", "estimate": 14 + shift, "std_error": 0.2, "statistic": (14 + shift) / 0.2}]
     return {"fixed_effects": fixed, "random_effects": {"group": "schid", "sd": {"(Intercept)": 1.5 + shift},

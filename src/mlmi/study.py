@@ -62,14 +62,16 @@ def truth_by_term(truth: dict) -> dict[str, float]:
 
 def performance(estimates: pd.DataFrame, true_value: float) -> dict:
     """Morris et al.'s measures for one scenario, method and term, each with its MCSE. Coverage and width are over
-    the ``coverage_n`` replications that have an interval: a singular fit's SD has none (``mlmi.vc_wald``)."""
+    the ``coverage_n`` replications that have an interval, and the model SE over those with an SE: a singular fit's
+    SD has neither (``mlmi.vc_wald``)."""
     theta, se = estimates["estimate"].to_numpy(), estimates["std_error"].to_numpy()
     low, high, fmi = (estimates[c].to_numpy() for c in ("conf_low", "conf_high", "fmi"))
     n = len(theta)
     emp_se = theta.std(ddof=1)
     squared = (theta - true_value) ** 2
     mse = squared.mean()
-    model_var = np.mean(se**2)
+    se = se[np.isfinite(se)]                     # a singular fit's SD has none
+    model_var = np.mean(se**2) if len(se) else np.nan
     has_interval = np.isfinite(low) & np.isfinite(high)      # none: a point estimate only, or a singular fit's SD
     n_intervals = int(has_interval.sum())
     covered = (low <= true_value) & (true_value <= high)
@@ -81,7 +83,8 @@ def performance(estimates: pd.DataFrame, true_value: float) -> dict:
         "rel_bias": (theta.mean() - true_value) / true_value if true_value else np.nan,
         "rel_bias_mcse": emp_se / np.sqrt(n) / abs(true_value) if true_value else np.nan,
         "emp_se": emp_se, "emp_se_mcse": emp_se / np.sqrt(2 * (n - 1)),
-        "model_se": np.sqrt(model_var), "model_se_mcse": np.sqrt(np.var(se**2, ddof=1) / (4 * n * model_var)),
+        "model_se": np.sqrt(model_var),
+        "model_se_mcse": np.sqrt(np.var(se**2, ddof=1) / (4 * len(se) * model_var)) if len(se) > 1 else np.nan,
         "rmse": np.sqrt(mse),
         "rmse_mcse": np.sqrt(np.sum((squared - mse) ** 2) / (n * (n - 1))) / (2 * np.sqrt(mse)) if mse > 0 else 0.0,
         "coverage": coverage,

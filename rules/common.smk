@@ -133,16 +133,17 @@ def get_imputation_settings(wildcards):
 
 @input_function
 def get_group(wildcards):
-    """The grouping column of the run's model.formula (the clusters of level-2 amputation)."""
+    """The outer grouping column of the run's model.formula (the clusters of level-2 amputation)."""
     return grouping_column(PLAN.given(wildcards.run)["model"]["formula"])
 
 
 @functools.cache
 def grouping_column(formula):
-    """The grouping column of a model.formula (checked at start-up), parsed once per formula."""
+    """The outer grouping column of a model.formula (checked at start-up; ``MixedFormula.outer_group``), parsed once
+    per formula."""
     from mlmi.formula import parse_formula  # formulaic and pandas: an ampute job's own imports
 
-    return parse_formula(formula).group
+    return parse_formula(formula).outer_group
 
 
 @input_function

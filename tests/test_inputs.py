@@ -338,29 +338,99 @@ def test_groups_of_one_warn_in_a_random_slope_model_only(user):
     assert len(said) == 1
 
 
-@pytest.mark.parametrize("formula, expected", [
-    ("y ~ x + (1 | g) + (1 | h)", "crossed random effects of 'g' and 'h' are not supported (the workflow imputes "
-                                  "and pools models of one grouping factor with correlated random intercept and "
-                                  "slopes, such as '(1 + x | school)'; mlmi.fit.fit_mixed fits the others on complete "
-                                  "data); keep one grouping factor"),
-    ("y ~ x + (1 + x | g) + (1 | h) + (0 + x | g)", "crossed random effects of 'g' and 'h' are not supported"),
-    ("y ~ x + (1 | h/g)", "nested grouping 'h/g' (g within h) is not supported (the workflow imputes and pools "
-                          "models of one grouping factor with correlated random intercept and slopes, such as "
-                          "'(1 + x | school)'; mlmi.fit.fit_mixed fits the others on complete data); keep one level: "
-                          "'(1 | h)', or '(1 | g)' if g ids are unique across h"),
-    ("y ~ x + (1 | h:g)", "grouping by the interaction 'h:g' is not supported (the workflow imputes and pools "
-                          "models of one grouping factor with correlated random intercept and slopes, such as "
-                          "'(1 + x | school)'; mlmi.fit.fit_mixed fits the others on complete data); make a column with one "
-                          "id per combination of h and g and group by it"),
-    # the parser's own messages where the grouping is not the problem
-    ("y ~ x + (1 | g) + (0 + x | g)", "random terms (1 | g), (0 + x | g); this step handles one grouping column"),
-    ("y ~ x + (1 | `a b`) + (1 | h)", "random terms (1 | `a b`), (1 | h); this step handles one grouping column"),
-    ("y ~ x + (1 + x || g)", "random terms (1 | g), (0 + x | g); this step handles one grouping column"),
-    ("y ~ x + (1 | g", "unbalanced parentheses (1 '(' and 0 ')'); close every '('"),
+def with_classes(data: pd.DataFrame) -> pd.DataFrame:
+    """``data`` with h, a class within each group g: 1 for its first 3 rows, 2 for the others (ids repeated
+    across groups, as in (1 | g/h)), and k, a factor crossed with g (0 to 4 in every group)."""
+    position = data.groupby("g").cumcount()
+    return data.assign(h=np.where(position < 3, 1, 2), k=position)
+
+
+@pytest.fixture
+def classes(user):
+    """The user's data and imputed files with the classes h and the crossed factor k."""
+    for path in ("data.csv", "imp1.csv", "imp2.csv", "imp10.csv"):
+        with_classes(pd.read_csv(path)).to_csv(path, index=False)
+    return user
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g/h)", "y ~ x + (1 + x | g) + (1 | g:h)",
+                                     "y ~ x + (1 | g) + (1 | k)", "y ~ x + (1 + x || g) + (1 | h:g)"])
+@pytest.mark.parametrize("method", ["external", "miceforest"])
+def test_several_grouping_factors_run_with_miceforest_and_external(classes, formula, method):
+    classes["model"]["formula"] = formula
+    classes["imputation"]["method"] = method
+    assert check_inputs(classes) == ([] if method == "miceforest" else ["imp1.csv", "imp2.csv", "imp10.csv"])
+    if method == "miceforest":      # every grouping column an id: excluded, never imputed, never level 2
+        grouping = [c for c in ("g", "h", "k") if c in formula]
+        assert imputation_roles(classes) == {"exclude": grouping, "categorical": [], "level2": []}
+
+
+@pytest.mark.parametrize("formula, terms", [
+    ("y ~ x + (1 | g/h)", "(1 | h:g), (1 | g)"),
+    ("y ~ x + (1 | g) + (1 | k)", "(1 | g), (1 | k)"),
+    ("y ~ x + (1 + x || g)", "(1 | g), (0 + x | g)"),
+    ("y ~ x + (1 | g:h)", "(1 | g:h)"),
 ])
-def test_random_effects_mlmi_cannot_fit_say_what_it_fits(user, formula, expected):
-    user["model"]["formula"] = formula
-    assert message(user).startswith(f"model.formula {formula!r}: {expected}")
+def test_the_multilevel_sampler_refuses_several_terms_naming_the_methods_that_take_them(classes, formula, terms):
+    classes["model"]["formula"] = formula
+    classes["imputation"]["method"] = "multilevel"
+    assert message(classes) == (
+        f"model.formula {formula!r}: random terms {terms}, but imputation.method multilevel models one grouping "
+        "column with random intercept and slopes of plain columns, such as '(1 + x | school)'; for this formula set "
+        "imputation.method: miceforest (every grouping column an id, the first one named its clusters), or impute "
+        "elsewhere and give the files with imputation.method: external")
+
+
+def test_each_grouping_column_is_checked(classes):
+    classes["model"]["formula"] = "y ~ x + (1 | g/h)"
+    data = pd.read_csv("data.csv")
+    data.assign(h=data["h"].mask(data.index == 4)).to_csv("data.csv", index=False)
+    assert message(classes).startswith("data.csv: grouping column 'h' is empty on line 6 (counting the header); a "
+                                       "row without its group cannot be imputed within its cluster")
+    data.assign(h=7).to_csv("data.csv", index=False)
+    assert message(classes) == ("data.csv: grouping column 'h' has a single level (7); a multilevel model needs at "
+                                "least 2 groups: check the grouping factor of model.formula")
+    data.assign(h=np.arange(len(data))).to_csv("data.csv", index=False)   # every row its own class
+    assert message(classes).startswith("data.csv: number of levels of each grouping factor must be < number of "
+                                       "observations (problems: h:g): 40 groups in 40 rows")
+    classes["model"]["formula"] = "y ~ x + (1 | g) + (1 | nowhere)"
+    assert message(classes).startswith("data.csv: model.formula uses ['nowhere'], not among the columns")
+
+
+def test_level2_follows_the_first_grouping_column_named(classes):
+    data = pd.read_csv("data.csv")
+    data.assign(s=data["g"] * 10.0, c=data["g"] * 10.0 + data["h"]).to_csv("data.csv", index=False)
+    classes["imputation"]["method"] = "miceforest"
+    classes["model"]["formula"] = "y ~ x + (1 | g/h)"
+    assert imputation_roles(classes)["level2"] == ["s"]          # c is constant within classes only
+    classes["model"]["formula"] = "y ~ x + (1 | h) + (1 | g)"   # h first: its clusters (each row's class id 1 or 2)
+    assert imputation_roles(classes)["level2"] == []
+
+
+def test_a_simulated_grouping_column_is_never_amputed():
+    config = copy.deepcopy(DEFAULT)
+    config["data"]["simulate"].update(n_schools=20, n_classes=3)
+    config["model"]["formula"] = "mathach ~ ses + (1 | schid/classid)"
+    assert check_inputs(config) == []
+    assert imputation_roles(config)["exclude"] == ["schid", "meanses", "classid"]
+    config["missingness"]["prob"]["classid"] = 0.1
+    assert message(config) == ("missingness.prob: 'classid' is a grouping column of model.formula, an id that is never "
+                               "made missing (nor imputed); take it out of missingness.prob")
+    config["data"]["simulate"]["n_classes"] = 0
+    del config["missingness"]["prob"]["classid"]
+    assert message(config).startswith("the simulated data: model.formula uses ['classid'], not among the columns")
+
+
+def test_comparisons_take_a_formula_of_one_term(classes):
+    classes["model"]["formula"] = "y ~ x + (1 | g/h)"
+    classes["pooling"]["compare"] = [{"name": "c", "formula": "y ~ (1 | g)"}]
+    assert message(classes).startswith("pooling.compare: comparisons with nested models take a model.formula of one "
+                                       "random term")
+
+
+def test_an_unbalanced_formula_is_the_parsers_line(user):
+    user["model"]["formula"] = "y ~ x + (1 | g"
+    assert message(user) == "model.formula 'y ~ x + (1 | g': unbalanced parentheses (1 '(' and 0 ')'); close every '('"
 
 
 def test_the_design_check_uses_every_row_not_the_first_two(user):

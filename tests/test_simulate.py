@@ -1,4 +1,6 @@
 """The hsb-like generator against the margins of the real hsb (design §6) and its own truth."""
+import hashlib
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -135,3 +137,48 @@ def test_recovers_the_fixed_effects():
     for term, value in truth["fixed_effects"].items():
         name = "Intercept" if term == "(Intercept)" else term
         assert abs(fit.fe_params[name] - value) <= 3 * fit.bse_fe[name], term
+
+
+def test_two_level_data_are_those_of_the_generator_before_three_levels():
+    """Frozen: sha256 of the CSV text of simulate_hsb({}, default_rng(SEED)), made by the generator as it was
+    before n_classes (commit b9afaf4); the three-level draws come after every two-level one."""
+    data, _ = simulate_hsb({}, np.random.default_rng(SEED))
+    digest = hashlib.sha256(data.to_csv(index=False).encode()).hexdigest()
+    assert digest == "12fa9343481f73940b4c36b42ae9f268f634ee74777cdba86ea5382bbe8e938d"
+
+
+@pytest.fixture(scope="module")
+def three_level():
+    return simulate_hsb({"n_schools": 80, "n_classes": 4, "sd_class": 2.0}, np.random.default_rng(SEED))
+
+
+def test_three_levels_put_students_in_classes_within_schools(three_level, hsb):
+    data, truth = three_level
+    assert list(data.columns) == ["schid", "classid", *COLUMNS[1:]]
+    assert (data.groupby("schid")["classid"].nunique() == 4).all()
+    assert (data.groupby("classid")["schid"].nunique() == 1).all()            # ids unique across schools
+    sizes = data.groupby("classid").size().to_numpy().reshape(80, 4)
+    assert (sizes.max(axis=1) - sizes.min(axis=1) <= 1).all()                 # a school's classes nearly equal
+    assert truth["random_effects"] == [
+        {"group": "classid:schid", "sd": {"(Intercept)": 2.0}, "cor": {}},
+        {"group": "schid", "sd": {"(Intercept)": 1.54, "ses": 0.58}, "cor": {"(Intercept).ses": -0.63}}]
+    two_level, _ = simulate_hsb({"n_schools": 80}, np.random.default_rng(SEED))
+    pd.testing.assert_frame_equal(data.drop(columns=["classid", "mathach"]), two_level.drop(columns="mathach"))
+    class_effect = (data["mathach"] - two_level["mathach"]).groupby(data["classid"])
+    assert (class_effect.max() - class_effect.min()).max() < 1e-12             # one intercept a class
+    assert class_effect.first().std() == pytest.approx(2.0, rel=0.2)          # 320 draws: SE of the SD ~4%
+
+
+def test_the_fit_recovers_the_class_sd(three_level):
+    from mlmi.fit import fit_mixed
+
+    data, _ = three_level
+    fit = fit_mixed(data, "mathach ~ minority + female + ses + meanses + (1 + ses | schid) + (1 | schid:classid)")
+    classes = next(term for term in fit["random_effects"] if term["group"] == "schid:classid")
+    assert classes["sd"]["(Intercept)"] == pytest.approx(2.0, abs=0.5)
+
+
+@pytest.mark.parametrize("n_classes", [1, 15])
+def test_impossible_class_counts_are_errors(n_classes):
+    with pytest.raises(ValueError, match=f"n_classes {n_classes}: give 0"):
+        simulate_hsb({"n_schools": 5, "n_classes": n_classes}, np.random.default_rng(0))

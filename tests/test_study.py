@@ -9,7 +9,8 @@ import yaml
 
 from mlmi.inputs import InputError
 from mlmi.plan import data_key, dotted, merge, run_parts, scenario_key, scenarios
-from mlmi.study import performance, plan_study, replication_estimates, summarize_study
+from mlmi.simulate import simulate_hsb
+from mlmi.study import performance, plan_study, replication_estimates, study_terms, summarize_study, true_value
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())
@@ -136,8 +137,8 @@ def test_replication_estimates_and_summary_by_method():
     listwise = one[(one["method"] == "listwise") & (one["term"] == "(Intercept)")].iloc[0]
     assert listwise["conf_low"] == pytest.approx(14.2 - 1.959963984540054 * 0.2)
     estimates = pd.concat([one.assign(scenario="s", replication=r) for r in (1, 2)])
-    truth = {"fixed_effects": {"(Intercept)": 14.0}, "random_effects": {"sd": {"(Intercept)": 1.5}, "cor": {}},
-             "sigma": 6.0}
+    truth = {"fixed_effects": {"(Intercept)": 14.0},
+             "random_effects": {"group": "schid", "sd": {"(Intercept)": 1.5}, "cor": {}}, "sigma": 6.0}
     summary = summarize_study(estimates, {"s": truth}).set_index(["method", "term"])
     assert summary.loc[("listwise", "(Intercept)"), "bias"] == pytest.approx(0.2)
     assert summary.loc[("pooled", "(Intercept)"), "coverage"] == 1.0
@@ -155,6 +156,20 @@ def test_coverage_counts_the_replications_with_an_interval():
     got = performance(reps, 1.54)
     assert got["coverage_n"] == 2 and got["coverage"] == 0.5
     assert got["coverage_mcse"] == pytest.approx(np.sqrt(0.25 / 2)) and got["width"] == pytest.approx(0.325)
+
+
+def test_parameters_of_several_factors_are_named_with_their_factor_and_find_their_truth():
+    parameters = pd.DataFrame({"group": ["classid", "schid", "schid", "Residual"],
+                               "term": ["sd__(Intercept)", "sd__(Intercept)", "sd__ses", "sd__Observation"]})
+    named = list(study_terms(parameters))
+    assert named == ["sd__(Intercept) (classid)", "sd__(Intercept) (schid)", "sd__ses (schid)", "sd__Observation"]
+    assert list(study_terms(parameters.iloc[1:])) == ["sd__(Intercept)", "sd__ses", "sd__Observation"]  # one factor
+    _, truth = simulate_hsb({"n_schools": 4, "n_classes": 2, "sd_class": 0.7}, np.random.default_rng(0))
+    assert [true_value(truth, term) for term in named] == [0.7, 1.54, 0.58, 5.98]
+    assert true_value(truth, "sd__(Intercept) (schid:classid)") == 0.7     # the same columns, another order
+    assert true_value(truth, "sd__(Intercept) (item)") is None
+    assert true_value(truth, "sd__(Intercept)") is None                    # two true factors have it: which?
+    assert true_value(truth, "sd__ses") == 0.58 and true_value(truth, "meanses") == 3.05
 
 
 def test_run_names_give_scenario_and_replication():

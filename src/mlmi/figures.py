@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy.stats import gaussian_kde
 
-from mlmi.summarize import random_effect_parameters
+from mlmi.summarize import random_effect_parameters, true_random_value
 
 #: Figure width in inches; at DPI dots per inch it fills the page's column on a laptop screen.
 WIDTH = 10.0
@@ -270,8 +270,9 @@ def random_effects_plot(fits: dict[str, dict], listwise: dict, random: pd.DataFr
         ax.plot([0], [random_values(listwise)[key]], **SERIES["listwise"])
         ax.plot(range(1, len(fits) + 1), [v[key] for v in values], **SERIES["imputation"])
         ax.axhline(row.estimate, **SERIES["pooled mean"])
-        if truth is not None:
-            ax.axhline(random_values(truth)[key], **SERIES["truth"])
+        true = None if truth is None else true_random_value(truth, *key)
+        if true is not None:
+            ax.axhline(true, **SERIES["truth"])
         ax.set_xticks(range(len(fits) + 1), ["listwise", *fits], fontsize=8)
         ax.set_xlim(-0.6, len(fits) + 0.5)
         ax.set_xlabel("imputation")

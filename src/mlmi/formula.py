@@ -125,6 +125,9 @@ class MixedFormula:
     #: ``cbind(successes, failures)``'s failures as signed columns: ``((1, "size"), (-1, "incidence"))`` for
     #: ``cbind(incidence, size - incidence)``; empty for a one-column response (then ``response`` is it).
     failures: tuple[tuple[int, str], ...] = ()
+    #: The grouping columns in the order the random part names them (``(1 | school/class)``: school, class),
+    #: each once.
+    grouping_columns: tuple[str, ...] = ()
 
     @property
     def single(self) -> bool:
@@ -166,6 +169,25 @@ class MixedFormula:
         """Random-effect term names of a one-term model as lme4 prints them: ``(Intercept)`` first, quoted
         names in backticks."""
         return (["(Intercept)"] if self.random_intercept else []) + [lme4_name(t) for t in self.random_terms]
+
+    @property
+    def outer_group(self) -> str:
+        """The grouping column the workflow's clusters follow (level 2, cluster means, bootstrap of clusters,
+        amputation of whole clusters): the first one the random part names, the outermost of a nesting
+        (``school`` in ``(1 | school/class)`` and in ``(1 | school) + (1 | class)``); a one-term model's ``group``."""
+        return self.grouping_columns[0]
+
+    @property
+    def grouping_factors(self) -> list[tuple[str, ...]]:
+        """Each grouping factor once, in lme4's order of the terms, as the columns whose combinations it is:
+        ``(1 | school/class)`` gives ``[("class", "school"), ("school",)]``."""
+        return list(dict.fromkeys(bar.factors for bar in self.bars))
+
+    @property
+    def slope_columns(self) -> list[str]:
+        """The columns that are random slopes of plain names in any term, each once (the values that must be
+        numbers); a slope that is an expression (``log(x)``, ``x:z``) is not among them."""
+        return list(dict.fromkeys(slope for bar in self.bars if bar.plain_slopes for slope in bar.slopes))
 
     @property
     def coded_factors(self) -> list[str]:
@@ -389,11 +411,14 @@ def parse_formula(text: str) -> MixedFormula:
     for start, end in spans:
         _check_separated(text, rhs, start, end, quoted)
     bars = tuple(bar for start, end in spans for bar in _expanded(text, rhs[start + 1:end - 1], quoted))
+    written = dict.fromkeys(column for start, end in spans for column in _written_groups(text, rhs[start + 1:end - 1],
+                                                                                           quoted))
     fixed = "".join(rhs[a:b] for a, b in zip([0] + [end for _, end in spans], [start for start, _ in spans] + [None]))
     fixed = re.sub(r"^\s*\+|\+\s*$", "", re.sub(r"\+(\s*\+)+", "+", fixed).strip()).strip() or "1"
     if "|" in fixed:
         raise FormulaError(f"model.formula {text!r}: stray '|' outside a '(terms | group)' term")
-    return MixedFormula(text, _unmask(lhs, quoted, False), _checked_fixed(text, fixed, quoted), bars, failures)
+    return MixedFormula(text, _unmask(lhs, quoted, False), _checked_fixed(text, fixed, quoted), bars, failures,
+                        tuple(written))
 
 
 def _parse_response(text: str, lhs: str, quoted: list[str]) -> tuple[str, tuple[tuple[int, str], ...]]:
@@ -474,6 +499,12 @@ def _expanded(text: str, inner: str, quoted: list[str]) -> list[RandomTerm]:
     groupings = _slash_expanded(text, _grouping_tree(text, grouping, quoted), quoted)
     return [RandomTerm(formulaic, has_intercept, these, plain, _leaves(tree, quoted), _group_name(tree, quoted))
             for has_intercept, these, formulaic in pieces for tree in groupings]
+
+
+def _written_groups(text: str, inner: str, quoted: list[str]) -> tuple[str, ...]:
+    """The grouping columns of one ``terms | group`` part (checked by ``_expanded``) in the order written."""
+    _, end = _top_level_bar(inner)
+    return _leaves(_grouping_tree(text, inner[end:].strip(), quoted), quoted)
 
 
 def _plain_terms(terms: str, quoted: list[str]) -> tuple | None:

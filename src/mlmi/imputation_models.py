@@ -30,6 +30,9 @@ METHOD_SETTINGS = {
 COLUMNS = ["variable", "level", "in_model", "imputed_by", "carries_model", "warning"]
 #: The config change that gives an imputation what the analysis model needs.
 TO_MULTILEVEL = "set imputation.method: multilevel"
+#: The same for a model of several grouping factors, which the multilevel sampler does not take.
+TO_EXTERNAL = ("impute it elsewhere with a model that has it and give the files with imputation.method: external "
+               "(the multilevel method takes one grouping factor)")
 
 
 def method_settings(imputation: dict) -> dict:
@@ -58,10 +61,11 @@ def imputation_models(imputation: dict, formula, data: pd.DataFrame) -> pd.DataF
         ``carries_model`` (False when the imputation cannot carry the analysis model for this
         variable); ``warning`` (why not, and the config change that fixes it; empty otherwise).
     """
-    group, exclude = formula.group, set(imputation["exclude"])
+    group, exclude = formula.outer_group, set(imputation["exclude"])
     level2, means = list(imputation["level2"]), dict(imputation["cluster_means"])
-    incomplete = [c for c in data.columns if data[c].isna().any() and c != group]
-    level1 = [c for c in data.columns if c not in {group, *exclude, *level2, *means}]
+    ids = set(formula.grouping_columns)
+    incomplete = [c for c in data.columns if data[c].isna().any() and c not in ids]
+    level1 = [c for c in data.columns if c not in {*ids, *exclude, *level2, *means}]
     model = set(formula.variables(data.columns))
     rows = []
     for column in incomplete:
@@ -93,27 +97,28 @@ def _level2_model(imputation: dict, column: str, level2, level1, group: str) -> 
 
 def _level1_model(imputation: dict, column: str, data: pd.DataFrame, formula, level1) -> tuple[str, str]:
     """How a level-1 column is imputed, and why that cannot carry the analysis model ('' if it can)."""
-    group = formula.group
+    group = formula.outer_group
     predictors = [c for c in data.columns if c != column and c not in imputation["exclude"]]
     if imputation["method"] == "multilevel":
         return (f"the multilevel sampler: its own model times the likelihood of model.formula (random "
                 f"{_listed(formula.re_names)} by {group}), from {_listed(predictors)}"), ""
-    extras = [f"the {group} means of {_listed(level1)}"] if imputation["cluster_predictors"] else []
+    factors = [":".join(factor) for factor in formula.grouping_factors if factor != (group,)]
+    extras = [f"the {' and '.join([group, *factors])} means of {_listed(level1)}"] \
+        if imputation["cluster_predictors"] else []
     how = (f"miceforest, single-level, from {_listed(predictors + extras)}"
            + (f"; trained on a bootstrap sample of {group}s" if imputation["bootstrap"] else ""))
-    if column in formula.random_terms:
-        return how, (f"{column} has a random slope in model.formula but miceforest imputes it without one: "
-                     f"{TO_MULTILEVEL}")
+    fix = TO_MULTILEVEL if formula.single else TO_EXTERNAL
+    if column in formula.slope_columns:
+        return how, f"{column} has a random slope in model.formula but miceforest imputes it without one: {fix}"
     product = _product_term(formula.fixed, column)
     if product:
-        return how, (f"{column} enters model.formula in {product}, which miceforest does not model: "
-                     f"{TO_MULTILEVEL}")
+        return how, f"{column} enters model.formula in {product}, which miceforest does not model: {fix}"
     if level2_columns(data, group, [column]):
         return how, (f"{column} is constant within every {group} in its observed values but is imputed per "
                      f"row: add it to imputation.level2 (or set imputation.level2: auto)")
     if not imputation["cluster_predictors"]:
-        return how, (f"miceforest imputes {column} without its {group}: set imputation.cluster_predictors: true "
-                     f"(or {TO_MULTILEVEL})")
+        return how, (f"miceforest imputes {column} without its {group}: set imputation.cluster_predictors: true"
+                     + (f" (or {TO_MULTILEVEL})" if formula.single else ""))
     return how, ""
 
 

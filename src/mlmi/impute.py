@@ -37,8 +37,8 @@ def impute(method: str, data: pd.DataFrame, formula: str, *, seed: int, threads:
 
     ``settings`` are ``mlmi.imputation_models.method_settings`` of the config. ``multilevel`` is the sampler of
     ``mlmi.multilevel``, which draws the imputation model's parameters (its trace has one row per
-    iteration and parameter); ``miceforest`` is ``impute_miceforest`` on the model's grouping factor,
-    whose trace is empty (it draws no parameters).
+    iteration and parameter); ``miceforest`` is ``impute_miceforest`` with the model's outer grouping column
+    as its clusters and its other grouping factors beside them, whose trace is empty (it draws no parameters).
     """
     if method == "multilevel":
         from mlmi.multilevel import impute_multilevel
@@ -46,20 +46,24 @@ def impute(method: str, data: pd.DataFrame, formula: str, *, seed: int, threads:
         return impute_multilevel(data, formula, seed=seed, **settings)
     from mlmi.formula import parse_formula
 
-    completed, chains = impute_miceforest(data, parse_formula(formula).group, seed=seed, threads=threads, **settings)
+    parsed = parse_formula(formula)
+    others = [factor for factor in parsed.grouping_factors if factor != (parsed.outer_group,)]
+    completed, chains = impute_miceforest(data, parsed.outer_group, seed=seed, threads=threads, other_groups=others,
+                                          **settings)
     return completed, chains, pd.DataFrame(columns=TRACE_COLUMNS)
 
 
 def impute_miceforest(data: pd.DataFrame, group: str, *, seed: int, iterations: int, exclude=(), categorical=(),
                       level2=(), cluster_means=None, bootstrap: bool = False, cluster_predictors: bool = False,
-                      threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
+                      other_groups=(), threads: int = 1) -> tuple[pd.DataFrame, pd.DataFrame]:
     """A completed copy of two-level ``data`` (same rows, order, columns and dtypes) and its chains.
 
     1. Level 2: each ``level2`` column takes its cluster's observed value; the clusters with none
        are imputed on a cluster-level table (one row per cluster: the level-2 columns and the
        cluster means of the observed level-1 values), and their value is given to every row.
     2. Level 1: ``impute_once`` on the rest, with the cluster means of the level-1 columns as
-       predictors when ``cluster_predictors``.
+       predictors when ``cluster_predictors`` (the means in each cluster of ``group``, then in each
+       cluster of every one of ``other_groups``).
     3. Each ``cluster_means`` column (mean column -> level-1 column) is recomputed as the cluster
        mean of its imputed level-1 column.
 
@@ -69,7 +73,10 @@ def impute_miceforest(data: pd.DataFrame, group: str, *, seed: int, iterations: 
     Parameters
     ----------
     group : str
-        The grouping column (the model's random-effects group).
+        The grouping column of the clusters (the model's random-effects group; of several, the outer one).
+    other_groups : sequence of tuples of str
+        The model's other grouping factors, each as the columns whose combinations it is (``("class",
+        "school")`` for ``(1 | school/class)``'s class): never imputed, their cluster means predict.
     level2 : sequence of str
         Columns constant within every cluster (``mlmi.levels.level2_columns``).
     cluster_means : dict of str to str, optional
@@ -83,7 +90,8 @@ def impute_miceforest(data: pd.DataFrame, group: str, *, seed: int, iterations: 
     for key, columns in (("exclude", exclude), ("categorical", categorical), ("level2", level2),
                          ("cluster_means", [*means, *means.values()])):
         _check_columns(data, f"imputation.{key}", columns)
-    level1 = [c for c in data.columns if c not in {group, *exclude, *level2, *means} and not is_text(data[c])]
+    ids = {group, *(column for factor in other_groups for column in factor)}
+    level1 = [c for c in data.columns if c not in {*ids, *exclude, *level2, *means} and not is_text(data[c])]
     level2_seed, level1_seed = np.random.SeedSequence(seed).generate_state(2)
     filled, level2_chains = _impute_level2(fill_within_clusters(data, group, level2), group, level2, level1,
                                            seed=int(level2_seed), iterations=iterations, categorical=categorical,
@@ -91,9 +99,19 @@ def impute_miceforest(data: pd.DataFrame, group: str, *, seed: int, iterations: 
     completed, chains = impute_once(
         filled, seed=int(level1_seed), iterations=iterations, exclude=exclude, categorical=categorical,
         threads=threads, clusters=filled[group] if bootstrap else None,
-        predictors=_observed_means(filled, group, level1).loc[filled[group]].set_axis(filled.index)
-        if cluster_predictors else None)
+        predictors=_cluster_predictors(filled, group, other_groups, level1) if cluster_predictors else None)
     return recompute_cluster_means(completed, group, means), pd.concat([level2_chains, chains], ignore_index=True)
+
+
+def _cluster_predictors(data: pd.DataFrame, group: str, other_groups, columns) -> pd.DataFrame:
+    """Per row of ``data``: the means of the observed values of ``columns`` in its cluster of ``group`` (named
+    with MEAN_PREFIX), then in its cluster of each of ``other_groups`` (MEAN_PREFIX, the factor's number from
+    2, ``__``), as predictors."""
+    means = [_observed_means(data, group, columns).loc[data[group]].set_axis(data.index)]
+    for number, factor in enumerate(other_groups, start=2):
+        within = data.groupby(list(factor), sort=False)[list(columns)].transform("mean").astype(float)
+        means.append(within.add_prefix(f"{MEAN_PREFIX}{number}__"))
+    return pd.concat(means, axis=1)
 
 
 def _observed_means(data: pd.DataFrame, group: str, columns) -> pd.DataFrame:

@@ -9,7 +9,6 @@ import collections
 import csv
 import difflib
 import os
-import re
 import warnings
 
 import jsonschema
@@ -19,14 +18,13 @@ import pandas as pd
 from mlmi.ampute import ampute_from_config
 from mlmi.damage import parquet_problem
 from mlmi.families import family_of, response_problem
-from mlmi.formula import ForbiddenPiece, FormulaError, fixed_design, parse_formula
+from mlmi.formula import FormulaError, fixed_design, parse_formula
 from mlmi.levels import level2_columns
 from mlmi.lmer_checks import TermSize, random_effects_problem
 from mlmi.plan import InputError, imputation_files
 from mlmi.pool_compare import METHODS, fixed_terms_differ, nesting_problem, reml_problem
 from mlmi.pool_tests import HypothesisError, hypothesis
-from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
-from mlmi.simulate import simulate_hsb
+from mlmi.simulate import simulate_hsb, simulated_columns
 
 SUFFIXES = (".csv", ".parquet")
 #: Amelia's idvars and noms in the merTools vignette: what imputation.exclude and .categorical
@@ -34,11 +32,6 @@ SUFFIXES = (".csv", ".parquet")
 VIGNETTE_ROLES = {"exclude": ["schid", "meanses"], "categorical": ["minority", "female"]}
 #: Schools in the trial data set that checks generator and missingness settings at start-up.
 TRIAL_SCHOOLS = 40
-#: What mlmi's fit takes (design §7).
-SUPPORTED_RANDOM = ("the workflow imputes and pools models of one grouping factor with correlated random intercept "
-                    "and slopes, such as '(1 + x | school)'; mlmi.fit.fit_mixed fits the others on complete data")
-#: The grouping factor of each '(terms | group)' part of a formula.
-_GROUPING = re.compile(r"\|\|?([^()|]*)\)")
 #: JSON Schema's types and bounds as a config's author reads them.
 TYPE_WORDS = {"integer": "a whole number", "number": "a number", "string": "text", "boolean": "true or false",
               "array": "a list", "object": "a mapping of keys to values", "null": "nothing"}
@@ -194,8 +187,8 @@ def _as_number(code) -> float | None:
 def imputation_roles(config: dict, data: pd.DataFrame | None = None) -> dict[str, list[str]]:
     """imputation.exclude, .categorical and .level2 with ``auto`` made explicit.
 
-    ``auto`` is the vignette's lists for simulated data; for the user's data, the model's
-    grouping column is excluded, and the columns the formula wraps in ``C()`` or
+    ``auto`` is the vignette's lists for simulated data (with any other grouping column of the model
+    excluded too); for the user's data, the model's grouping columns are excluded, and the columns the formula wraps in ``C()`` or
     ``factor()`` are categorical (text columns always are: see ``mlmi.impute``). The multilevel
     method excludes nothing by default: it needs the grouping column and every model variable.
     Level 2 is found in the data (see ``level2_roles``; ``data``: the user's, when read already).
@@ -208,20 +201,22 @@ def listed_roles(config: dict) -> dict[str, list[str]]:
     """imputation.exclude and .categorical with ``auto`` made explicit (see ``imputation_roles``), without
     level 2, which needs the data read."""
     imputation = config["imputation"]
+    formula = model_formula(config)
     if config["data"]["source"] == "simulate":
-        auto = VIGNETTE_ROLES
+        ids = [column for column in formula.grouping_columns if column not in VIGNETTE_ROLES["exclude"]]
+        auto = VIGNETTE_ROLES | {"exclude": [*VIGNETTE_ROLES["exclude"], *ids]}
     else:
-        formula = model_formula(config)
-        auto = {"exclude": [formula.group], "categorical": list(formula.coded_factors)}
+        auto = {"exclude": list(formula.grouping_columns), "categorical": list(formula.coded_factors)}
     if imputation["method"] == "multilevel":  # its clusters are the grouping column, its model the formula's columns
         auto = auto | {"exclude": []}
     return {key: list(auto[key]) if imputation[key] == "auto" else imputation[key] for key in auto}
 
 
 def level2_roles(config: dict, exclude, data: pd.DataFrame | None = None) -> list[str]:
-    """imputation.level2, ``auto`` made explicit: the columns neither excluded nor declared cluster means
-    that are constant within every cluster of the model's grouping factor (``mlmi.levels.level2_columns``),
-    in the user's data (``data``, or read from data.source), or in a trial data set of the generator ([] for
+    """imputation.level2, ``auto`` made explicit: the columns neither excluded, grouping columns nor declared
+    cluster means that are constant within every cluster of the model's outer grouping column
+    (``MixedFormula.outer_group``: the school of ``(1 | school/class)``; ``mlmi.levels.level2_columns``), in
+    the user's data (``data``, or read from data.source), or in a trial data set of the generator ([] for
     external imputations)."""
     imputation = config["imputation"]
     if imputation["level2"] != "auto":
@@ -232,40 +227,38 @@ def level2_roles(config: dict, exclude, data: pd.DataFrame | None = None) -> lis
         data = _trial_data(config)
     elif data is None:
         data = read_table(config["data"]["source"], na_values=config["data"]["na_values"])
-    return level2_columns(data, model_formula(config).group,
-                          [c for c in data.columns if c not in {*exclude, *imputation["cluster_means"]}])
+    formula = model_formula(config)
+    return level2_columns(data, formula.outer_group, [c for c in data.columns if c not in {
+        *exclude, *imputation["cluster_means"], *formula.grouping_columns}])
 
 
 def model_formula(config: dict):
-    """The parsed model.formula, its problems as InputError (grouping mlmi cannot fit said as such,
-    after any piece the allow-list refuses)."""
+    """The parsed model.formula, its problems as InputError.
+
+    A linear mixed model imputed by miceforest or elsewhere may have any random terms ``mlmi.fit.fit_mixed``
+    fits (several grouping factors, nested or crossed, ``||``); the multilevel sampler and a generalized
+    model take one plain term, ``(1 + x | g)``, and any other is one line saying what to do.
+    """
     text = config["model"]["formula"]
     try:
         formula = parse_formula(text)
-        formula.single_term()             # the workflow's imputation and checks model one plain term
+        if config["model"].get("family", "gaussian") != "gaussian":
+            formula.single_term()         # glmer's engine fits one plain term
         return formula
     except FormulaError as error:
-        grouping = None if isinstance(error, ForbiddenPiece) else _grouping_problem(text)
-        raise InputError(grouping or str(error)) from None
+        raise InputError(str(error)) from None
 
 
-def _grouping_problem(text: str) -> str | None:
-    """Nested, interaction or crossed grouping factors in ``text`` (unquoted names), as one line; else None."""
-    groups = [group.strip() for group in _GROUPING.findall(text)] if "`" not in text else []
-    for group in groups:
-        if "/" in group:
-            outer, inner = (part.strip() for part in group.split("/", 1))
-            return (f"model.formula {text!r}: nested grouping {group!r} ({inner} within {outer}) is not supported "
-                    f"({SUPPORTED_RANDOM}); keep one level: '(1 | {outer})', or '(1 | {inner})' if {inner} ids "
-                    f"are unique across {outer}")
-        if ":" in group:
-            return (f"model.formula {text!r}: grouping by the interaction {group!r} is not supported "
-                    f"({SUPPORTED_RANDOM}); make a column with one id per combination of "
-                    f"{' and '.join(part.strip() for part in group.split(':'))} and group by it")
-    if len(set(groups)) > 1:
-        return (f"model.formula {text!r}: crossed random effects of {' and '.join(map(repr, dict.fromkeys(groups)))} "
-                f"are not supported ({SUPPORTED_RANDOM}); keep one grouping factor")
-    return None
+def _check_sampler_shape(config: dict, formula) -> None:
+    """imputation.method multilevel imputes within one grouping column (its clusters) with the formula's random
+    intercept and slopes: a formula of another shape is refused, naming the methods that take it."""
+    if config["imputation"]["method"] == "multilevel" and not formula.single:
+        terms = ", ".join(f"({bar.lme4_text})" for bar in formula.bars)
+        raise InputError(f"model.formula {formula.text!r}: random terms {terms}, but imputation.method multilevel "
+                         "models one grouping column with random intercept and slopes of plain columns, such as "
+                         "'(1 + x | school)'; for this formula set imputation.method: miceforest (every grouping "
+                         "column an id, the first one named its clusters), or impute elsewhere and give the files "
+                         "with imputation.method: external")
 
 
 def warn_user(text: str) -> None:
@@ -280,12 +273,14 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
     to ``warn`` as one line.
     """
     formula = model_formula(config)
+    _check_sampler_shape(config, formula)
     source, imputation = config["data"]["source"], config["imputation"]
     if imputation["method"] == "external" and source == "simulate":
         raise InputError("imputation.method external needs data.source: the path of the incomplete data "
                          "the files were imputed from (for the listwise fit)")
     if source == "simulate":
-        _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1], columns=SIMULATED_COLUMNS),
+        _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1],
+                                                          columns=simulated_columns(config["data"]["simulate"])),
                        formula, config)
         _check_simulation(config)
         _check_tests(config, formula, _trial_data(config))
@@ -409,6 +404,10 @@ def _check_compare(config: dict, formula) -> None:
     if comparisons and family != "gaussian":
         raise InputError(f"pooling.compare: D2 and D3 compare linear mixed models, and model.family is {family}; "
                          "test the coefficients with pooling.tests (D1) instead, or remove pooling.compare")
+    if comparisons and not formula.single:
+        raise InputError(f"pooling.compare: comparisons with nested models take a model.formula of one random term "
+                         f"such as '(1 + x | school)', and {formula.text!r} has several grouping factors or terms; "
+                         "test the coefficients with pooling.tests (D1) instead, or remove pooling.compare")
     seen = {test["name"] for test in pooling.get("tests", [])}
     for comparison in comparisons:
         name, text = comparison["name"], comparison["formula"]
@@ -443,14 +442,23 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict, users_
     """Every column the formula and the imputation settings name must be in ``data`` (the user's data when
     ``users_data``: level 2 is found in it, not read again)."""
     columns = list(data.columns)
-    absent = [c for c in (formula.response, formula.group, *formula.random_terms) if c not in columns]
+    named = dict.fromkeys([formula.response, *formula.grouping_columns, *formula.slope_columns])
+    absent = [c for c in named if c not in columns]
     if absent:
         raise InputError(f"{where}: model.formula uses {absent}, not among the columns {columns}")
+    filled = _filled(data[formula.variables(columns)])
     try:
-        fixed_design(formula.fixed, _filled(data[formula.variables(columns)]))
+        fixed_design(formula.fixed, filled)
     except ValueError as error:  # formulaic names the unknown variable in its own words
         raise InputError(f"{where}: the fixed part {formula.fixed!r} of model.formula cannot be built "
                          f"from the columns {columns}: {error}") from None
+    for bar in formula.bars:
+        if not bar.plain_slopes:    # an expression or a factor: built as the fit builds it
+            try:
+                fixed_design(bar.terms, filled)
+            except ValueError as error:
+                raise InputError(f"{where}: the random term ({bar.lme4_text}) of model.formula cannot be built "
+                                 f"from the columns {columns}: {error}") from None
     roles = {} if config["imputation"]["method"] == "external" else \
         imputation_roles(config, data if users_data else None)
     for key, listed in roles.items():
@@ -517,10 +525,15 @@ def _cluster_mean_problem(mean: str, column: str, columns: list, means: dict, ro
 
 
 def _check_simulation(config: dict) -> None:
-    """Generator settings and missingness that cannot work, found on a small trial data set."""
-    trial = _trial_data(config)
+    """Generator settings and missingness that cannot work, found on a small trial data set; a grouping column
+    is an id, never made missing."""
+    trial, formula = _trial_data(config), model_formula(config)
+    ids = [column for column in config["missingness"]["prob"] if column in formula.grouping_columns]
+    if ids:
+        raise InputError(f"missingness.prob: {ids[0]!r} is a grouping column of model.formula, an id that is never "
+                         "made missing (nor imputed); take it out of missingness.prob")
     try:
-        ampute_from_config(trial, config["missingness"], np.random.default_rng(0), group=model_formula(config).group)
+        ampute_from_config(trial, config["missingness"], np.random.default_rng(0), group=formula.outer_group)
     except ValueError as error:
         raise InputError(f"missingness: {error}") from None
 
@@ -535,7 +548,7 @@ def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
     if config["imputation"]["method"] != "external":  # every column not excluded predicts the imputations
         excluded = listed_roles(config)["exclude"]   # level 2 would read the file again
         used = [c for c in data.columns if c in used or c not in excluded]
-    numbers = [c for c in used if c != formula.group]
+    numbers = [c for c in used if c not in formula.grouping_columns]
     _check_numbers(path, data, numbers, formula)
     _check_magnitudes(path, data, numbers)
     _check_observed(path, data, formula)
@@ -544,28 +557,42 @@ def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
 
 
 def _check_groups(path: str, data: pd.DataFrame, formula, warn) -> None:
-    """Every row has a group id (a row without one cannot be imputed within its cluster), there are several
-    groups, and in a random-slope model groups of a single row are warned of."""
-    ids = data[formula.group]
-    if ids.isna().any():
-        raise InputError(f"{path}: grouping column {formula.group!r} is empty on {_cells(path, ids.isna())}; "
-                         "a row without its group cannot be imputed within its cluster: fill in the id, or delete "
-                         "the row from a copy of the file and give that copy as data.source")
-    groups = data.groupby(formula.group).size()
-    if len(groups) < 2:
-        raise InputError(f"{path}: grouping column {formula.group!r} has a single level ({_show(groups.index[0])}); "
-                         "a multilevel model needs at least 2 groups: check the grouping factor of model.formula")
-    term = formula.single_term()
-    size = TermSize(term.lme4_text, term.group, len(groups), int(term.intercept) + len(term.slopes))
-    problem = random_effects_problem(len(data), [size])  # every row: each imputation has them all
+    """Every row has an id in each grouping column (a row without one cannot be imputed within its cluster),
+    each grouping column has several levels, the random terms are ones lme4 can identify, and in a
+    random-slope term groups of a single row are warned of."""
+    for column in formula.grouping_columns:
+        ids = data[column]
+        if ids.isna().any():
+            raise InputError(f"{path}: grouping column {column!r} is empty on {_cells(path, ids.isna())}; "
+                             "a row without its group cannot be imputed within its cluster: fill in the id, or "
+                             "delete the row from a copy of the file and give that copy as data.source")
+        levels = ids.unique()
+        if len(levels) < 2:
+            raise InputError(f"{path}: grouping column {column!r} has a single level ({_show(levels[0])}); "
+                             "a multilevel model needs at least 2 groups: check the grouping factor of "
+                             "model.formula")
+    filled = _filled(data[formula.variables(data.columns)])
+    sizes = [TermSize(bar.lme4_text, bar.group, data.groupby(list(bar.factors)).ngroups, _effects(bar, filled))
+             for bar in formula.bars]
+    problem = random_effects_problem(len(data), sizes)  # every row: each imputation has them all
     if problem:
         raise InputError(f"{path}: {problem}")
-    singles = groups[groups == 1]
-    if formula.random_terms and len(singles):
-        warn(f"{path}: {len(singles)} of {len(groups)} groups of {formula.group!r} have a single observation "
-             f"(first: {_show(singles.index[0])}), too few to show their own random slope of "
-             f"{', '.join(map(repr, formula.random_terms))}; the run goes on, but look for a singular fit "
-             "(or drop those groups)")
+    for bar in formula.bars:
+        groups = data.groupby(bar.factors[0] if len(bar.factors) == 1 else list(bar.factors)).size()
+        singles = groups[groups == 1]
+        if bar.slopes and len(singles):
+            warn(f"{path}: {len(singles)} of {len(groups)} groups of {bar.group!r} have a single observation "
+                 f"(first: {_show(singles.index[0])}), too few to show their own random slope of "
+                 f"{', '.join(map(repr, bar.slopes))}; the run goes on, but look for a singular fit "
+                 "(or drop those groups)")
+
+
+def _effects(bar, data: pd.DataFrame) -> int:
+    """Random effects per level of a term (lme4's ``nc``): its intercept and plain slopes, or the columns of
+    its model matrix when a slope is an expression or a factor."""
+    if bar.plain_slopes:
+        return int(bar.intercept) + len(bar.slopes)
+    return fixed_design(bar.terms, data).X.shape[1]
 
 
 def _check_numbers(path: str, data: pd.DataFrame, columns: list[str], formula) -> None:
@@ -581,7 +608,7 @@ def _check_numbers(path: str, data: pd.DataFrame, columns: list[str], formula) -
         bad = values.notna() & pd.to_numeric(values.astype(object), errors="coerce").isna()
         text = bad.sum() >= 0.5 * values.notna().sum()
         role = "the outcome" if column == formula.response else \
-            "the random slope" if column in formula.random_terms else None
+            "the random slope" if column in formula.slope_columns else None
         if not bad.any() or (text and role is None):
             continue
         value = values.iloc[int(np.argmax(bad.to_numpy()))]
@@ -689,7 +716,7 @@ def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, c
                              f"must have the rows of the incomplete data, in its order: give the files imputed from "
                              f"{source}")
         variables = formula.variables(imputed.columns)
-        numbers = [c for c in variables if c != formula.group]
+        numbers = [c for c in variables if c not in formula.grouping_columns]
         _check_numbers(path, imputed, numbers, formula)
         _check_response(config, formula, imputed, path)
         holes = [c for c in variables if imputed[c].isna().any()]
@@ -702,13 +729,14 @@ def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, c
 
 def _check_same_rows(path: str, imputed: pd.DataFrame, source: str, data: pd.DataFrame, formula) -> None:
     """An imputed data set keeps the data's rows in their order and every observed value: each cell of the
-    grouping column and of every column the data have in full (ids), then each observed cell of a model
+    grouping columns and of every column the data have in full (ids), then each observed cell of a model
     variable, must be in the file unchanged (numbers within a relative RTOL). A changed value would pool
     silently into wrong tables, and rows in another order would pair observed and imputed values wrongly
     in the report."""
     model = formula.variables(data.columns)
     ids = [c for c in data.columns if c not in model and data[c].notna().all()]
-    checked = [formula.group, *ids, *(c for c in model if c != formula.group)]
+    groups = list(formula.grouping_columns)
+    checked = [*groups, *(c for c in ids if c not in groups), *(c for c in model if c not in groups)]
     for column in [c for c in checked if c in imputed.columns]:          # ids first: they tell of another order
         differ = data[column].notna().to_numpy() & ~_same_values(data[column], imputed[column])
         if differ.any():

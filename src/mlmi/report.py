@@ -24,6 +24,7 @@ from mlmi.page import ENV, number, p_text, render_page, table  # noqa: F401 (num
 from mlmi.report_variance import r2_context, variance_components_context
 from mlmi.results import RunResults, is_true, recorded_warnings
 from mlmi.run_warnings import gather_warnings, logged_warnings
+from mlmi.summarize import true_random_value
 
 #: How a true/false column of a table reads.
 YES_NO = {True: "yes", False: "no"}
@@ -229,8 +230,8 @@ def random_context(varcorr, random, ranef, truth: dict | None, images: dict) -> 
     """VarCorr, each parameter's mean and spread over imputations (truth first when known), levels per group."""
     stats = random[["group", "term"]].copy()
     if truth is not None:
-        truth_values = figures.random_values(truth)
-        stats["truth"] = [truth_values.get(key, float("nan")) for key in zip(random["group"], random["term"])]
+        true = [true_random_value(truth, group, term) for group, term in zip(random["group"], random["term"])]
+        stats["truth"] = [float("nan") if value is None else value for value in true]
     stats["mean over imputations"] = random["estimate"]
     stats["SD over imputations"] = random["between_sd"]
     levels = ranef.groupby("group", sort=False)["level"].nunique()

@@ -4,6 +4,12 @@ The defaults imitate High School and Beyond as the merTools vignette uses it, an
 ``mathach`` follows the vignette's model ``mathach ~ minority + female + ses + meanses +
 (1 + ses | schid)`` with lme4's REML estimates on the real hsb as the true values, so every
 report can say how far each estimate lies from the truth.
+
+With ``n_classes`` set (k >= 2), the data are three-level: the students of each school sit in k
+classes (``classid``, unique across schools), and ``mathach`` gets a class random intercept of SD
+``sd_class`` besides the school's, the model ``mathach ~ ... + (1 + ses | schid) + (1 | classid)``, as
+lme4 also writes it ``(1 + ses | schid) + (1 | schid:classid)``. Its draws come after every draw of the
+two-level data, so without ``n_classes`` the data are those of the two-level generator, byte for byte.
 """
 import copy
 
@@ -13,6 +19,10 @@ from scipy import stats
 
 TERMS = ["(Intercept)", "minority", "female", "ses", "meanses"]
 COLUMNS = ["schid", "minority", "female", "ses", "mathach", "size", "schtype", "meanses"]
+#: The class id column of three-level data (``n_classes``), placed after ``schid``.
+CLASS = "classid"
+#: The class factor's name in the truth: as lme4 names the class term of ``(1 | schid/classid)``.
+CLASS_GROUP = "classid:schid"
 
 #: Default generator settings: the margins of the real hsb and the vignette's lme4 fit.
 DEFAULTS = {
@@ -40,6 +50,8 @@ DEFAULTS = {
     "sd_ses": 0.58,
     "cor_intercept_ses": -0.63,
     "sigma": 5.98,
+    "n_classes": 0,
+    "sd_class": 1.0,
 }
 
 
@@ -138,13 +150,38 @@ def _random_effects(rng, n_schools, s):
     return s["sd_intercept"] * z[0], s["sd_ses"] * (r * z[0] + np.sqrt(1 - r**2) * z[1])
 
 
+def simulated_columns(settings: dict) -> list[str]:
+    """The columns the generator makes with ``settings``: ``COLUMNS``, with ``classid`` after ``schid`` when
+    the data are three-level."""
+    if not settings.get("n_classes"):
+        return list(COLUMNS)
+    return [COLUMNS[0], CLASS, *COLUMNS[1:]]
+
+
 def _truth(s):
-    """The true parameters in the shape of data/truth.json (design §4)."""
+    """The true parameters in the shape of data/truth.json (design §4). Three-level data have a list of
+    random terms, as a fit record of several terms has: the class intercept (``classid:schid``), then the
+    school's."""
+    school = {"group": "schid", "sd": {"(Intercept)": float(s["sd_intercept"]), "ses": float(s["sd_ses"])},
+              "cor": {"(Intercept).ses": float(s["cor_intercept_ses"])}}
+    classes = {"group": CLASS_GROUP, "sd": {"(Intercept)": float(s["sd_class"])}, "cor": {}}
     return {"fixed_effects": {term: float(s["fixed_effects"][term]) for term in TERMS},
-            "random_effects": {"group": "schid",
-                               "sd": {"(Intercept)": float(s["sd_intercept"]), "ses": float(s["sd_ses"])},
-                               "cor": {"(Intercept).ses": float(s["cor_intercept_ses"])}},
+            "random_effects": [classes, school] if s["n_classes"] else school,
             "sigma": float(s["sigma"])}
+
+
+def _classes(rng, school, s):
+    """Three-level data: each student's class (students of a school split into ``n_classes`` classes of
+    nearly equal size, in their order: at random, as students are drawn independently) with ids unique across
+    schools, and each class's random intercept, N(0, sd_class)."""
+    k = s["n_classes"]
+    if k == 1 or k > s["students_min"]:
+        raise ValueError(f"n_classes {k}: give 0 (two levels) or from 2 classes a school up to students_min "
+                         f"({s['students_min']})")
+    size = np.bincount(school)
+    rank = np.arange(len(school)) - np.repeat(np.cumsum(size) - size, size)
+    classid = school * k + rank * k // size[school]
+    return classid + 1, s["sd_class"] * rng.standard_normal(len(size) * k)[classid]
 
 
 def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame, dict]:
@@ -162,10 +199,13 @@ def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame
     -------
     data : pandas.DataFrame
         One row per student, sorted by school: ``schid, minority, female, ses, mathach,
-        size, schtype, meanses`` (int64 except the float64 ``ses``, ``mathach``, ``meanses``).
+        size, schtype, meanses`` (int64 except the float64 ``ses``, ``mathach``, ``meanses``),
+        with ``classid`` after ``schid`` when ``n_classes`` is set.
     truth : dict
         ``{"fixed_effects": {term: value}, "random_effects": {"group": "schid", "sd": {...},
-        "cor": {"(Intercept).ses": value}}, "sigma": value}``.
+        "cor": {"(Intercept).ses": value}}, "sigma": value}``; for three-level data
+        ``random_effects`` is a list: ``{"group": "classid:schid", "sd": {"(Intercept)": sd_class},
+        "cor": {}}``, then the school's.
 
     Notes
     -----
@@ -174,7 +214,7 @@ def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame
     N(0, ses_between_sd) plus a student deviation N(0, ses_within_sd); meanses is the
     realised school mean of ses. minority thresholds a latent normal correlated with ses and
     clustered by school. mathach = X beta + b0_j + b1_j ses + e with (b0_j, b1_j) bivariate
-    normal and e ~ N(0, sigma).
+    normal and e ~ N(0, sigma); three-level data add c_k, the class's N(0, sd_class) intercept.
     """
     s = _merge(DEFAULTS, settings)
     n_schools = s["n_schools"]
@@ -201,4 +241,7 @@ def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame
     data = pd.DataFrame({"schid": school + 1, "minority": minority, "female": female, "ses": ses,
                          "mathach": mathach, "size": size[school], "schtype": schtype[school],
                          "meanses": meanses})
-    return data[COLUMNS], _truth(s)
+    if s["n_classes"]:
+        data[CLASS], class_effect = _classes(rng, school, s)
+        data["mathach"] += class_effect
+    return data[simulated_columns(s)], _truth(s)

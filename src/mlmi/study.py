@@ -12,6 +12,7 @@ import pandas as pd
 from mlmi.fit_record import wald_table
 from mlmi.inputs import InputError, check_inputs, schema_problem
 from mlmi.plan import Plan
+from mlmi.summarize import random_effect_parameters, true_random_value
 from mlmi.variance_components import wald_intervals
 
 METHODS = ("complete", "listwise", "pooled")
@@ -38,26 +39,47 @@ def plan_study(config: dict, schema: dict) -> dict[str, dict]:
 def replication_estimates(*, pooled: pd.DataFrame, random_effects: pd.DataFrame, variance_components: pd.DataFrame,
                           listwise: dict, complete: dict) -> pd.DataFrame:
     """One replication's estimates by method: fixed effects with SEs and intervals, and the random-effect SDs,
-    correlations and residual SD. The pooled ones are merTools' mean over the imputations (``random_effects``, the
-    estimate the study has always judged), with the 95% interval and delta-method SE of ``variance_components``
-    (Rubin's rules on the log / Fisher-z scale, ``mlmi.variance_components``), whose coverage the summary shows;
-    a single (listwise or complete-data) fit's have its own Wald interval on those scales."""
+    correlations and residual SD, named by ``study_terms``. The pooled ones are merTools' mean over the imputations
+    (``random_effects``, the estimate the study has always judged), with the 95% interval and delta-method SE of
+    ``variance_components`` (Rubin's rules on the log / Fisher-z scale, ``mlmi.variance_components``), whose
+    coverage the summary shows; a single (listwise or complete-data) fit's have its own Wald interval on those
+    scales."""
     fits = (("listwise", listwise), ("complete", complete))
     fixed = [pooled.assign(method="pooled"),
              *(wald_table(fit).assign(method=name, fmi=np.nan) for name, fit in fits)]
     intervals = variance_components[["group", "term", "std_error", "conf_low", "conf_high"]]
     pooled_variance = random_effects[["group", "term", "estimate"]].merge(intervals, on=["group", "term"], how="left")
-    variance = [pooled_variance.assign(method="pooled"),
-                *(wald_intervals(fit).assign(method=name, fmi=np.nan) for name, fit in fits)]
+    variance = [parameters.assign(term=study_terms(parameters), method=name)
+                for name, parameters in [("pooled", pooled_variance),
+                                         *((name, wald_intervals(fit).assign(fmi=np.nan)) for name, fit in fits)]]
     columns = ["method", "term", "estimate", "std_error", "conf_low", "conf_high", "fmi"]
     return pd.concat([*fixed, *variance], ignore_index=True).reindex(columns=columns)
 
 
-def truth_by_term(truth: dict) -> dict[str, float]:
-    """The true value of every term a replication estimates, named as in the estimates."""
-    re = truth["random_effects"]
-    return {**truth["fixed_effects"], **{f"sd__{name}": value for name, value in re["sd"].items()},
-            **{f"cor__{pair}": value for pair, value in re["cor"].items()}, "sd__Observation": truth["sigma"]}
+def study_terms(parameters: pd.DataFrame) -> pd.Series:
+    """Random-effect parameters (``group, term`` rows) named as a study's tables name them: broom.mixed's term
+    (``sd__ses``, ``sd__Observation``), followed by its grouping factor in parentheses when the model has several
+    (``sd__(Intercept) (classid:schid)``), as the report's panels are titled, so each parameter has a name of its
+    own."""
+    several = parameters.loc[parameters["group"] != "Residual", "group"].nunique() > 1
+    qualify = several & (parameters["group"] != "Residual")
+    return parameters["term"].where(~qualify, parameters["term"] + " (" + parameters["group"] + ")")
+
+
+def true_value(truth: dict, term: str) -> float | None:
+    """The true value of a term a replication estimates (``study_terms``' names), or None when the truth has
+    none: a fixed effect, sigma, or a random-effect parameter of the named grouping factor
+    (``mlmi.summarize.same_factor``); an unqualified one only when a single true factor has it."""
+    if term in truth["fixed_effects"]:
+        return truth["fixed_effects"][term]
+    if term == "sd__Observation":
+        return truth["sigma"]
+    name, _, group = term.removesuffix(")").rpartition(" (") if term.endswith(")") and " (" in term \
+        else (term, "", "")
+    if group:
+        return true_random_value(truth, group, name)
+    found = [row["estimate"] for row in random_effect_parameters(truth) if row["term"] == term]
+    return found[0] if len(found) == 1 else None
 
 
 def performance(estimates: pd.DataFrame, true_value: float) -> dict:
@@ -104,7 +126,7 @@ def summarize_study(estimates: pd.DataFrame, truths: dict[str, dict]) -> pd.Data
     """
     rows = []
     for (scenario, method, term), group in estimates.groupby(["scenario", "method", "term"], sort=False):
-        value = truth_by_term(truths[scenario]).get(term)
+        value = true_value(truths[scenario], term)
         if value is not None:
             rows.append({"scenario": scenario, "method": method, "term": term, **performance(group, value)})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)

@@ -28,6 +28,21 @@ def random_effect_parameters(fit: dict) -> list[dict]:
     return rows + residual
 
 
+def same_factor(fitted: str, true: str) -> bool:
+    """Whether a fitted grouping factor is the truth's ``true`` one: the same columns (``schid:classid`` is
+    ``classid:schid``), or the true factor's first column alone (the simulator's ``classid``, unique across
+    schools, groups as ``classid:schid`` does)."""
+    columns = true.split(":")
+    return set(fitted.split(":")) == set(columns) or fitted == columns[0]
+
+
+def true_random_value(truth: dict, group: str, term: str) -> float | None:
+    """The true value of a fit's random-effect parameter ``term`` (broom.mixed's name) of grouping factor
+    ``group`` (``Residual`` for sigma), from a truth.json; None when the truth has no such parameter."""
+    return next((row["estimate"] for row in random_effect_parameters(truth)
+                 if row["term"] == term and same_factor(group, row["group"])), None)
+
+
 def random_effect_stats(fits: list[dict]) -> pd.DataFrame:
     """merTools' ``modelRandEffStats``: mean over imputations and SD over imputations (``between_sd``)."""
     long = pd.DataFrame([row for fit in fits for row in random_effect_parameters(fit)])

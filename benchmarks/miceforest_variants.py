@@ -116,10 +116,10 @@ def paired_differences(estimates: pd.DataFrame, truth: dict, reference: str) -> 
         for term, group in wide.groupby(level="term", sort=False):
             estimate = (group["estimate", scenario] - group["estimate", reference]) / true[term]
             covered = group["covered", scenario] - group["covered", reference]
-            n = len(group)
-            rows.append({"scenario": scenario, "reference": reference, "term": term, "n_reps": n,
-                         "rel_bias_difference": estimate.mean(), "rel_bias_difference_mcse": estimate.std() / np.sqrt(n),
-                         "coverage_difference": covered.mean(), "coverage_difference_mcse": covered.std() / np.sqrt(n),
+            root_n = np.sqrt(len(group))
+            rows.append({"scenario": scenario, "reference": reference, "term": term, "n_reps": len(group),
+                         "rel_bias_difference": estimate.mean(), "rel_bias_difference_mcse": estimate.std() / root_n,
+                         "coverage_difference": covered.mean(), "coverage_difference_mcse": covered.std() / root_n,
                          "discordant": (covered != 0).sum() if covered.notna().all() else np.nan})
     return pd.DataFrame(rows)
 

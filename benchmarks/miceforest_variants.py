@@ -52,8 +52,9 @@ VARIANTS = {
     "cluster_means_bootstrap": {"imputation": {"cluster_predictors": True, "bootstrap": True}},
 }
 #: LightGBM forests (``mlmi.impute.FOREST`` while a variant imputes): miceforest's own defaults (48 trees, 255
-#: bins), and mlmi's.
-FORESTS = {"miceforest": {}, "mlmi": dict(mlmi.impute.FOREST)}
+#: bins), mlmi's, and smaller ones (docs/imputation-speed.md).
+FORESTS = {"miceforest": {}, "mlmi": dict(mlmi.impute.FOREST),
+           "16_trees_63_bins": {"num_iterations": 16, "max_bin": 63}, "24_trees": {"num_iterations": 24}}
 SCENARIO = "miceforest_variants"
 #: The terms compared in the paired differences: fixed effects and random-effect SDs.
 SHOWN = ["(Intercept)", "minority", "female", "ses", "meanses", "sd__(Intercept)", "sd__ses", "sd__Observation"]
@@ -73,14 +74,20 @@ def scenario_name(variant: str, forest: str, forests) -> str:
     return variant if len(forests) == 1 and forest == "mlmi" else f"{variant}/{forest}"
 
 
+def replication_data(config: dict, r: int) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
+    """Replication r's complete data, its truth and its incomplete data, with a study run's seeds."""
+    seed, prefix = config["seed"], (scenario_key(SCENARIO), r)
+    complete, truth = simulate_hsb(config["data"]["simulate"], rng_for(seed, "simulate", prefix=prefix))
+    return complete, truth, ampute_from_config(complete, config["missingness"], rng_for(seed, "ampute", prefix=prefix))
+
+
 def replication(r: int, variants, forests) -> tuple[pd.DataFrame, dict, pd.DataFrame]:
     """One data set, imputed, fitted and pooled under every variant and forest: the estimates by scenario and
     method, the truth, and the CPU seconds of each imputation."""
     configs = variant_configs(variants)
     first = next(iter(configs.values()))
     seed, formula, prefix = first["seed"], first["model"]["formula"], (scenario_key(SCENARIO), r)
-    complete, truth = simulate_hsb(first["data"]["simulate"], rng_for(seed, "simulate", prefix=prefix))
-    missing = ampute_from_config(complete, first["missingness"], rng_for(seed, "ampute", prefix=prefix))
+    complete, truth, missing = replication_data(first, r)
     listwise, complete_fit = fit_mixed(complete_cases(missing, formula), formula), fit_mixed(complete, formula)
     estimates, seconds = [], []
     for (name, config), forest in ((item, forest) for item in configs.items() for forest in forests):
@@ -131,6 +138,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     parser.add_argument("--forests", nargs="+", choices=list(FORESTS), default=["mlmi"])
     parser.add_argument("--out", type=Path, default=Path("miceforest_variants.csv"))
+    parser.add_argument("--join", type=Path, help="the .estimates.csv of an earlier run on the same replications, "
+                        "whose scenarios come first (the first one is the paired reference)")
     args = parser.parse_args()
     results = []
     # spawn, not fork: a fork after LightGBM's OpenMP threads have started can hang the child.
@@ -138,7 +147,7 @@ def main() -> None:
         for result in workers.map(partial(replication, variants=args.variants, forests=args.forests),
                                   range(1, args.replications + 1)):
             results.append(result)          # written as they come, so a long run can be read before it ends
-            summary, differences = write(results, args.out)
+            summary, differences = write(results, args.out, args.join)
     shown = summary[summary["term"].isin(["ses", "meanses", "sd__ses", "minority"])]
     print(shown[["scenario", "method", "term", "n_reps", "bias", "bias_mcse", "rel_bias", "coverage",
                  "coverage_mcse", "emp_se", "model_se"]].to_string(index=False, float_format="%.3f"))
@@ -148,9 +157,14 @@ def main() -> None:
     print(seconds.groupby("scenario", sort=False)["cpu_seconds"].median().to_string(float_format="%.3f"))
 
 
-def write(results, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Write the summary, the paired differences, the estimates and the seconds of the replications so far."""
+def write(results, out: Path, join: Path | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the summary, the paired differences, the estimates and the seconds of the replications so far;
+    with ``join``, of the replications both runs have, that run's estimates first."""
     estimates = pd.concat([estimates for estimates, _, _ in results], ignore_index=True)
+    if join is not None:
+        earlier = pd.read_csv(join)
+        both = set(earlier["replication"]) & set(estimates["replication"])
+        estimates = pd.concat([earlier, estimates], ignore_index=True).query("replication in @both")
     truth = results[0][1]                       # the design's truth: the same in every replication
     summary = summarize_study(estimates, {name: truth for name in estimates["scenario"].unique()})
     differences = paired_differences(estimates, truth, estimates["scenario"].iloc[0])

@@ -26,11 +26,11 @@ TRACE_COLUMNS = ["iteration", "parameter", "value"]
 MEAN_PREFIX = "cluster_mean__"
 
 
-#: The size of miceforest's random forests, for data of thousands of rows: 16 trees on 63 bins per predictor
-#: instead of miceforest's 48 on LightGBM's 255. An imputation of the default run then costs 40% less CPU, with
-#: bias and coverage unchanged within their Monte Carlo SEs (docs/imputation-speed.md; miceforest's own settings
-#: are this dict emptied).
-FOREST = {"num_iterations": 16, "max_bin": 63}
+#: The size of miceforest's random forests: its own (48 trees of up to 128 leaves, on LightGBM's 255 bins per
+#: predictor). Smaller forests cost up to 40% less CPU per imputation but shift the pooled estimates by more
+#: than their Monte Carlo SEs (16 trees on 63 bins: ses -3% relative, the SD of its slope +10%), so they are
+#: not the default (docs/imputation-speed.md; benchmarks/miceforest_variants.py --forests).
+FOREST: dict = {}
 
 
 def lightgbm_parameters(threads: int) -> dict:

@@ -46,7 +46,7 @@ import numpy as np
 import pandas as pd
 
 from mlmi.plan import scenario_key
-from mlmi.study import summarize_study, truth_by_term
+from mlmi.study import summarize_study, true_value
 
 R_SCRIPT = Path(__file__).with_name("r_multilevel.R")
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
@@ -138,7 +138,7 @@ def paired_table(estimates: pd.DataFrame, truths: dict, first: str, second: str,
     replication by replication. One row per scenario and term that both methods estimate."""
     rows = []
     for (scenario, term), group in estimates[estimates["term"].isin(terms)].groupby(["scenario", "term"]):
-        truth = truth_by_term(truths[scenario]).get(term)
+        truth = true_value(truths[scenario], term)
         wide = {m: g.set_index("replication") for m, g in group.groupby("method") if m in (first, second)}
         if truth is None or len(wide) < 2:
             continue

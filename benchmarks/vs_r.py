@@ -1,13 +1,15 @@
 """mlmi beside the R vignette workflow (Amelia + lme4 + merTools), on the same machine, in one go (issue 15).
 
-usage: python benchmarks/vs_r.py [--m 5 50] [--repeats 7] [--study-replications 320] [--only plan]
+usage: python benchmarks/vs_r.py [--m 5 50] [--repeats 7] [--study-replications 320] [--only plan|impute]
 
 Prints seconds and ratios (mlmi / R) for:
 
 - one fit of the vignette model on the same complete data set (an imputation of the default run), warm,
   median of ``--repeats``: ``mlmi.fit.fit_mixed`` in this process, ``lme4::lmer`` in R;
 - imputation per data set: the median impute job of the default pipeline (a whole job: its process, imports,
-  reading and writing), and mlmi's imputation alone in this process, beside Amelia's ``amelia()`` call / m;
+  reading and writing), and mlmi's imputation alone in this process (median of ``--repeats``, seeds 1, 2, ...),
+  beside Amelia's ``amelia()`` call / m; ``--only impute`` measures these, the one fit and the pipeline at the
+  first ``--m`` alone (no planning);
 - the default pipeline end to end at each ``--m``: ``snakemake --cores 2`` on the default config (scenario
   ``vs_r_m<m>``, every job forced) against the R script ``benchmarks/vignette.R`` (Rscript's start, loading
   the packages, Amelia, the listwise and m lmer fits, merTools' pooling) on that run's own incomplete data;
@@ -118,7 +120,8 @@ def one_fit_seconds(m: int) -> float:
 
 
 def impute_seconds(m: int) -> tuple[float, float]:
-    """The run's median impute job (Snakemake's benchmark file), and one imputation alone in this process."""
+    """The run's median impute job (Snakemake's benchmark file), and the median of ARGS.repeats imputations alone
+    in this process (after one warm-up, which loads LightGBM)."""
     from mlmi.impute import impute
     from mlmi.imputation_models import method_settings
     from mlmi.inputs import imputation_roles
@@ -129,9 +132,13 @@ def impute_seconds(m: int) -> tuple[float, float]:
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     imputation = config["imputation"] | imputation_roles(config)
     data = pd.read_parquet(run / "data" / "missing.parquet")
-    start = time.perf_counter()
-    impute(imputation["method"], data, FORMULA, seed=1, **method_settings(imputation))
-    return jobs, time.perf_counter() - start
+    impute(imputation["method"], data, FORMULA, seed=0, **method_settings(imputation))
+    times = []
+    for seed in range(1, ARGS.repeats + 1):
+        start = time.perf_counter()
+        impute(imputation["method"], data, FORMULA, seed=seed, **method_settings(imputation))
+        times.append(time.perf_counter() - start)
+    return jobs, statistics.median(times)
 
 
 def plan_seconds(folder: Path) -> tuple[float, float, int]:
@@ -180,7 +187,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     lines = [f"{'':<52} {'R s':>8} {'mlmi s':>8} {'mlmi/R':>8}"]
     with tempfile.TemporaryDirectory() as tmp:
-        for m in ARGS.m if ARGS.only != "plan" else []:
+        for m in {"plan": [], "impute": ARGS.m[:1]}.get(ARGS.only, ARGS.m):
             pipeline = run_pipeline(m, Path(tmp))
             script, steps = run_r(m)
             if m == ARGS.m[0]:
@@ -190,22 +197,26 @@ def main() -> None:
                 lines.append(row("imputation per data set: mlmi's impute job", per_set, job))
                 lines.append(row("imputation per data set: the imputation alone", per_set, alone))
             lines.append(row(f"default pipeline end to end, m = {m}", script, pipeline))
-        plan, cpu, jobs = plan_seconds(Path(tmp))
-        floor, floor_cpu, floor_jobs = floor_seconds(Path(tmp))
+        if ARGS.only != "impute":
+            plan, cpu, jobs = plan_seconds(Path(tmp))
+            floor, floor_cpu, floor_jobs = floor_seconds(Path(tmp))
     if ARGS.only != "plan":
         print("\n".join(lines))
-    print(f"snakemake -n on a study of {jobs} jobs: {plan:.1f} s, {cpu:.1f} CPU s (R has no counterpart)")
-    print(f"snakemake -n on the same DAG of rules that do nothing ({floor_jobs} jobs), Snakemake's own floor: "
-          f"{floor:.1f} s, {floor_cpu:.1f} CPU s")
+    if ARGS.only != "impute":
+        print(f"snakemake -n on a study of {jobs} jobs: {plan:.1f} s, {cpu:.1f} CPU s (R has no counterpart)")
+        print(f"snakemake -n on the same DAG of rules that do nothing ({floor_jobs} jobs), Snakemake's own floor: "
+              f"{floor:.1f} s, {floor_cpu:.1f} CPU s")
     print(f"load average (1 min) before: {load:.2f}, after: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--m", type=int, nargs="+", default=[5, 50], help="imputations of the end-to-end runs")
-    parser.add_argument("--repeats", type=int, default=7, help="fits timed for the one-fit median (default 7)")
+    parser.add_argument("--repeats", type=int, default=7,
+                        help="fits, and imputations, timed for the one-fit and imputation medians (default 7)")
     parser.add_argument("--study-replications", type=int, default=320,
                         help="replications of config/studies/quick.yaml for the planning time (default 320)")
-    parser.add_argument("--only", choices=["plan"], help="measure only this: plan, the study's dry run (no R)")
+    parser.add_argument("--only", choices=["plan", "impute"],
+                        help="measure only this: plan, the study's dry run (no R); impute, the rows of the first --m")
     ARGS = parser.parse_args()
     main()

@@ -26,9 +26,17 @@ TRACE_COLUMNS = ["iteration", "parameter", "value"]
 MEAN_PREFIX = "cluster_mean__"
 
 
-def deterministic_lightgbm(threads: int) -> dict:
-    """LightGBM settings that make a tree independent of the number of threads."""
-    return {"num_threads": threads, "deterministic": True, "force_row_wise": True}
+#: The size of miceforest's random forests: its own (48 trees of up to 128 leaves, on LightGBM's 255 bins per
+#: predictor). Smaller forests cost up to 40% less CPU per imputation but shift the pooled estimates by more
+#: than their Monte Carlo SEs (16 trees on 63 bins: ses -3% relative, the SD of its slope +10%), so they are
+#: not the default (docs/imputation-speed.md; benchmarks/miceforest_variants.py --forests).
+FOREST: dict = {}
+
+
+def lightgbm_parameters(threads: int) -> dict:
+    """LightGBM settings of every miceforest model: the forest's size (FOREST) and settings that make a tree
+    independent of the number of threads."""
+    return {**FOREST, "num_threads": threads, "deterministic": True, "force_row_wise": True}
 
 
 def impute(method: str, data: pd.DataFrame, formula: str, *, seed: int, threads: int = 1,
@@ -185,7 +193,7 @@ def impute_once(data: pd.DataFrame, *, seed: int, iterations: int, exclude=(), c
 
     kernel = ImputationKernel(train, num_datasets=1, variable_schema=schema, random_state=seed,
                               save_all_iterations_data=True)
-    kernel.mice(iterations, **deterministic_lightgbm(threads))
+    kernel.mice(iterations, **lightgbm_parameters(threads))
     imputed = kernel if clusters is None else kernel.impute_new_data(
         work, iterations=iterations, random_state=int(rng.integers(2**32)), save_all_iterations_data=True)
     # The last iteration by number: impute_new_data's result says it has none (miceforest 6.0.5), so that

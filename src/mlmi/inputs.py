@@ -25,8 +25,7 @@ from mlmi.lmer_checks import TermSize, random_effects_problem
 from mlmi.plan import InputError, imputation_files
 from mlmi.pool_compare import METHODS, fixed_terms_differ, nesting_problem, reml_problem
 from mlmi.pool_tests import HypothesisError, hypothesis
-from mlmi.simulate import COLUMNS as SIMULATED_COLUMNS
-from mlmi.simulate import simulate_hsb
+from mlmi.simulate import simulate_hsb, simulated_columns
 
 SUFFIXES = (".csv", ".parquet")
 #: Amelia's idvars and noms in the merTools vignette: what imputation.exclude and .categorical
@@ -285,8 +284,9 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
         raise InputError("imputation.method external needs data.source: the path of the incomplete data "
                          "the files were imputed from (for the listwise fit)")
     if source == "simulate":
-        _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1], columns=SIMULATED_COLUMNS),
-                       formula, config)
+        columns = simulated_columns(config["data"]["simulate"])
+        _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1], columns=columns), formula, config)
+        _check_simulated_scale(config)
         _check_simulation(config)
         _check_tests(config, formula, _trial_data(config))
         _check_compare(config, formula)
@@ -308,11 +308,20 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
     return files
 
 
+def _check_simulated_scale(config: dict) -> None:
+    """The simulated binary outcome's truth is on the logit scale: only a binomial model with the logit link
+    estimates those parameters (any other would be compared with a truth on another scale)."""
+    model = config["model"]
+    if config["data"]["simulate"].get("outcome") == "binary" and \
+            (model.get("family", "gaussian"), model.get("link") or "logit") != ("binomial", "logit"):
+        raise InputError("data.simulate.outcome binary: its truth is on the logit scale of a binomial model; set "
+                         "model.family: binomial (with the logit link)")
+
+
 def _check_family(config: dict, formula, data: pd.DataFrame, where: str) -> None:
     """model.family, .link, .nagq, .weights and .reml agree with each other and the formula, and the observed
-    response fits the family (0/1, a proportion of whole trials, or cbind counts for binomial; counts for Poisson).
-    A missing response is imputed only where it keeps its kind: a binomial 0/1 outcome listed in
-    imputation.categorical, imputed by miceforest (as categories, never 0.37)."""
+    response fits the family (0/1, a proportion of whole trials, or cbind counts for binomial; counts for Poisson),
+    and the imputation keeps it so (``_check_family_imputation``)."""
     model = config["model"]
     name = model.get("family", "gaussian")
     if name == "gaussian":

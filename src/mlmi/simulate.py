@@ -4,12 +4,19 @@ The defaults imitate High School and Beyond as the merTools vignette uses it, an
 ``mathach`` follows the vignette's model ``mathach ~ minority + female + ses + meanses +
 (1 + ses | schid)`` with lme4's REML estimates on the real hsb as the true values, so every
 report can say how far each estimate lies from the truth.
+
+With ``outcome: binary`` the same students get a 0/1 ``passed`` in place of ``mathach``, from the
+logistic mixed model of the same predictors and random part, with known truth on the logit scale
+(the ``binary`` settings). Its defaults translate the vignette's model to "mathach above its mean
+12.75": a logistic latent residual with the Gaussian one's SD 5.98 has scale 5.98 sqrt(3) / pi =
+3.30, so each coefficient and SD is the Gaussian one over 3.30, the intercept (14.05 - 12.75) / 3.30
+(rounded; the correlation is unchanged); about half the students pass.
 """
 import copy
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 TERMS = ["(Intercept)", "minority", "female", "ses", "meanses"]
 COLUMNS = ["schid", "minority", "female", "ses", "mathach", "size", "schtype", "meanses"]
@@ -40,7 +47,16 @@ DEFAULTS = {
     "sd_ses": 0.58,
     "cor_intercept_ses": -0.63,
     "sigma": 5.98,
+    "outcome": "gaussian",
+    "binary": {
+        "fixed_effects": {"(Intercept)": 0.39, "minority": -0.85, "female": -0.37, "ses": 0.58, "meanses": 0.93},
+        "sd_intercept": 0.47,
+        "sd_ses": 0.18,
+        "cor_intercept_ses": -0.63,
+    },
 }
+#: The response column of each ``outcome``: mathach (Gaussian), or passed (0/1, logistic).
+RESPONSES = {"gaussian": "mathach", "binary": "passed"}
 
 
 def _merge(defaults: dict, given: dict, where: str = "settings") -> dict:
@@ -162,10 +178,12 @@ def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame
     -------
     data : pandas.DataFrame
         One row per student, sorted by school: ``schid, minority, female, ses, mathach,
-        size, schtype, meanses`` (int64 except the float64 ``ses``, ``mathach``, ``meanses``).
+        size, schtype, meanses`` (int64 except the float64 ``ses``, ``mathach``, ``meanses``);
+        with ``outcome: binary`` the int64 0/1 ``passed`` in place of ``mathach``.
     truth : dict
         ``{"fixed_effects": {term: value}, "random_effects": {"group": "schid", "sd": {...},
-        "cor": {"(Intercept).ses": value}}, "sigma": value}``.
+        "cor": {"(Intercept).ses": value}}, "sigma": value}``; for the binary outcome the
+        ``binary`` settings (logit scale), ``sigma`` None, and ``"family": "binomial", "link": "logit"``.
 
     Notes
     -----
@@ -174,7 +192,9 @@ def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame
     N(0, ses_between_sd) plus a student deviation N(0, ses_within_sd); meanses is the
     realised school mean of ses. minority thresholds a latent normal correlated with ses and
     clustered by school. mathach = X beta + b0_j + b1_j ses + e with (b0_j, b1_j) bivariate
-    normal and e ~ N(0, sigma).
+    normal and e ~ N(0, sigma). The binary outcome draws (b0_j, b1_j) the same way from the
+    ``binary`` SDs and correlation (the same random numbers as mathach's), and passed = 1 with
+    probability logistic(X beta + b0_j + b1_j ses), beta the ``binary`` fixed effects.
     """
     s = _merge(DEFAULTS, settings)
     n_schools = s["n_schools"]
@@ -192,13 +212,48 @@ def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame
     female = _female(rng, school, students, s)
     meanses = pd.Series(ses).groupby(school).transform("mean").to_numpy()
 
-    beta = s["fixed_effects"]
-    b0, b1 = _random_effects(rng, n_schools, s)
-    mathach = (beta["(Intercept)"] + beta["minority"] * minority + beta["female"] * female
-               + beta["ses"] * ses + beta["meanses"] * meanses + b0[school] + b1[school] * ses
-               + s["sigma"] * rng.standard_normal(len(school)))
-
     data = pd.DataFrame({"schid": school + 1, "minority": minority, "female": female, "ses": ses,
-                         "mathach": mathach, "size": size[school], "schtype": schtype[school],
-                         "meanses": meanses})
+                         "size": size[school], "schtype": schtype[school], "meanses": meanses})
+    if s["outcome"] == "binary":
+        data["passed"] = _binary_outcome(rng, s["binary"], n_schools, school, data)
+        return data[simulated_columns(s)], binary_truth(s)
+    data["mathach"] = _gaussian_outcome(rng, s, n_schools, school, data)
     return data[COLUMNS], _truth(s)
+
+
+def simulated_columns(settings: dict) -> list[str]:
+    """The generator's columns for ``settings`` (merged over DEFAULTS): COLUMNS, with ``passed`` in place of
+    ``mathach`` when ``outcome`` is binary."""
+    response = RESPONSES[_merge(DEFAULTS, settings)["outcome"]]
+    return [response if column == "mathach" else column for column in COLUMNS]
+
+
+def _linear_predictor(rng, truth: dict, n_schools: int, school, data: pd.DataFrame) -> np.ndarray:
+    """X beta + b0_j + b1_j ses for the vignette's predictors, with beta ``truth["fixed_effects"]`` and
+    (b0_j, b1_j) drawn by ``_random_effects`` with the SDs and correlation of ``truth``."""
+    beta = truth["fixed_effects"]
+    minority, female, ses, meanses = (data[c].to_numpy() for c in ("minority", "female", "ses", "meanses"))
+    b0, b1 = _random_effects(rng, n_schools, truth)
+    return (beta["(Intercept)"] + beta["minority"] * minority + beta["female"] * female
+            + beta["ses"] * ses + beta["meanses"] * meanses + b0[school] + b1[school] * ses)
+
+
+def _gaussian_outcome(rng, s: dict, n_schools: int, school, data: pd.DataFrame) -> np.ndarray:
+    """mathach = X beta + b0_j + b1_j ses + e, e ~ N(0, sigma): the vignette's linear mixed model."""
+    eta = _linear_predictor(rng, s, n_schools, school, data)
+    return eta + s["sigma"] * rng.standard_normal(len(school))
+
+
+def _binary_outcome(rng, truth: dict, n_schools: int, school, data: pd.DataFrame) -> np.ndarray:
+    """0/1 ``passed``, 1 with probability logistic(X beta + b0_j + b1_j ses), every parameter from ``truth``
+    (the ``binary`` settings): the logistic mixed model ``glmer(passed ~ minority + female + ses + meanses
+    + (1 + ses | schid), family = binomial)`` with these as its true values."""
+    eta = _linear_predictor(rng, truth, n_schools, school, data)
+    return (rng.random(len(school)) < special.expit(eta)).astype(np.int64)
+
+
+def binary_truth(s: dict) -> dict:
+    """The true parameters of the binary outcome on the model's (logit) scale, in the shape of data/truth.json
+    (design §4): ``sigma`` is null (a logistic model has no residual SD), ``family`` and ``link`` name the scale."""
+    truth = _truth({**s, **s["binary"]})
+    return {**truth, "sigma": None, "family": "binomial", "link": "logit"}

@@ -369,18 +369,22 @@ def _check_response(config: dict, formula, data: pd.DataFrame, where: str) -> li
 
 
 def _check_family_imputation(config: dict, used: list[str], data: pd.DataFrame, where: str) -> None:
-    """A GLMM's response, trials or weights with missing values can be imputed only as a 0/1 category by
-    miceforest; anything else would give fractions or negative counts to a binomial or Poisson fit."""
-    imputation = config["imputation"]
+    """A GLMM's data can be imputed as its family needs. miceforest imputes a missing 0/1 or count response as
+    such: as a category when listed in imputation.categorical, else by predictive mean matching, which draws
+    observed values of the column (``mlmi.impute.MEAN_MATCH_CANDIDATES``): never 0.37, never a negative or
+    fractional count. Not imputable here: a response with trials (cbind's failures, or model.weights) with a
+    missing value in any of its columns (successes imputed apart from their trials could exceed them), and
+    anything by the multilevel sampler, whose analysis model is a linear mixed model (its Gaussian likelihood
+    would impute for the wrong model). ``used`` is the response first, then its failures and weights columns."""
+    imputation, family = config["imputation"], config["model"]["family"]
+    if imputation["method"] == "multilevel":
+        raise InputError(f"imputation.method multilevel: its sampler imputes for a linear mixed model, and "
+                         f"model.family is {family}; use imputation.method miceforest (or external)")
     holes = [column for column in used if data[column].isna().any()]
-    if not holes or imputation["method"] == "external":
-        return
-    keeps_kind = (imputation["method"] == "miceforest" and config["model"].get("family") == "binomial"
-                  and len(holes) == 1 and holes[0] == used[0] and holes[0] in listed_roles(config)["categorical"])
-    if not keeps_kind:
-        raise InputError(f"{where}: {holes[0]!r} has missing values, and mlmi imputes a generalized model's response "
-                         "only as a binomial 0/1 outcome listed in imputation.categorical, with method miceforest; "
-                         "list it there, or impute elsewhere and give the files with imputation.method: external")
+    if holes and len(used) > 1 and imputation["method"] != "external":
+        raise InputError(f"{where}: {holes[0]!r} has missing values; mlmi imputes a 0/1 or count response, not "
+                         "one with trials (cbind() or model.weights: successes imputed apart could exceed their "
+                         "trials): impute elsewhere and give the files with imputation.method: external")
 
 
 def _check_tests(config: dict, formula, data: pd.DataFrame) -> None:

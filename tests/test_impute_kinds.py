@@ -14,7 +14,6 @@ from mlmi.inputs import InputError, check_inputs
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())
-DATA = Path(__file__).parent / "data"
 KINDS = {"passed": "binary", "visits": "count", "smoker": "binary", "absences": "count"}
 
 
@@ -70,7 +69,7 @@ def test_without_mean_matching_the_same_imputation_gives_fractions(monkeypatch):
 
 
 def test_a_listed_binary_column_is_imputed_as_a_category_and_keeps_its_dtype():
-    data = incomplete().astype({"school": "int64"})
+    data = incomplete()
     completed, _ = impute_miceforest(data, "school", seed=3, iterations=2, exclude=["school"],
                                      categorical=["passed", "smoker"])
     for column in ("passed", "smoker"):

@@ -371,7 +371,7 @@ def _check_response(config: dict, formula, data: pd.DataFrame, where: str) -> li
 def _check_family_imputation(config: dict, used: list[str], data: pd.DataFrame, where: str) -> None:
     """A GLMM's data can be imputed as its family needs. miceforest imputes a missing 0/1 or count response as
     such: as a category when listed in imputation.categorical, else by predictive mean matching, which draws
-    observed values of the column (``mlmi.impute.MEAN_MATCH_CANDIDATES``): never 0.37, never a negative or
+    observed values of the column (``mlmi.impute.MEAN_MATCH``): never 0.37, never a negative or
     fractional count. Not imputable here: a response with trials (cbind's failures, or model.weights) with a
     missing value in any of its columns (successes imputed apart from their trials could exceed them), and
     anything by the multilevel sampler, whose analysis model is a linear mixed model (its Gaussian likelihood

@@ -8,9 +8,12 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlmi.plan import merge
+from mlmi.study import plan_study
 from test_workflow import finished
 
-STUDIES = Path(__file__).resolve().parents[1] / "config" / "studies"
+CONFIG = Path(__file__).resolve().parents[1] / "config"
+STUDIES = CONFIG / "studies"
 FIXED = ["(Intercept)", "minority", "female", "ses", "meanses"]
 
 
@@ -37,6 +40,18 @@ def test_the_example_is_a_binomial_logit_study_of_the_binary_outcome():
     assert config["data"]["simulate"]["outcome"] == "binary"
     assert (config["model"]["family"], config["model"]["link"], config["model"]["reml"]) == ("binomial", "logit", False)
     assert config["missingness"]["mechanism"] == "MCAR"
+
+
+@pytest.mark.parametrize("overrides", [["binary_r50.yaml"], ["binary_r50.yaml", "binary_outcome_observed.yaml"]])
+def test_the_runs_of_docs_glmm_plan(overrides):
+    """The configs docs/glmm.md runs merged as --configfile merges them: each passes the start-up checks."""
+    config = yaml.safe_load((CONFIG / "config.yaml").read_text())
+    for name in ["binary.yaml", *overrides]:
+        config = merge(config, yaml.safe_load((STUDIES / name).read_text()))
+    (planned,) = plan_study(config, yaml.safe_load((CONFIG / "schema.yaml").read_text())).values()
+    assert (config["study"]["replications"], planned["imputation"]["m"], planned["imputation"]["iterations"]) == \
+        (50, 3, 3)
+    assert planned["missingness"]["prob"]["passed"] == (0.0 if len(overrides) == 2 else 0.1)
 
 
 def test_summary_has_bias_and_coverage_of_the_logit_scale_terms(study):

@@ -2,7 +2,9 @@
 whatever the number of threads.
 
 Like Amelia's ``idvars``, ``exclude`` columns are carried through but neither imputed nor
-used as predictors; like its ``noms``, ``categorical`` columns are imputed as categories.
+used as predictors; like its ``noms``, ``categorical`` columns are imputed as categories. Numeric
+columns are imputed by predictive mean matching (``MEAN_MATCH``): each imputed value is an observed
+one, so 0/1 outcomes and covariates stay 0/1 and counts stay whole and non-negative.
 Columns of text (``"girl"``/``"boy"``) are categories whatever the lists say: an imputed
 category is always one of the levels observed in its column.
 
@@ -24,6 +26,12 @@ CHAIN_COLUMNS = ["iteration", "variable", "mean", "sd"]
 TRACE_COLUMNS = ["iteration", "parameter", "value"]
 #: Name prefix of the cluster-mean predictor columns added for miceforest (never in the output).
 MEAN_PREFIX = "cluster_mean__"
+#: miceforest's predictive mean matching (its "normal" strategy, and its default 5 candidates, stated here because
+#: mlmi relies on them): a numeric column's imputed value is the observed value of one of the 5 rows whose
+#: predictions lie nearest the missing cell's. Every imputed value is thus one seen in its column: a 0/1 column
+#: stays 0/1 and a count a whole non-negative number. With 0 candidates miceforest would impute the raw
+#: prediction (0.37 for a 0/1 outcome).
+MEAN_MATCH = {"mean_match_strategy": "normal", "mean_match_candidates": 5}
 
 
 #: The size of miceforest's random forests: its own (48 trees of up to 128 leaves, on LightGBM's 255 bins per
@@ -192,7 +200,7 @@ def impute_once(data: pd.DataFrame, *, seed: int, iterations: int, exclude=(), c
     from miceforest import ImputationKernel  # here, not above: a multilevel impute job then never loads LightGBM
 
     kernel = ImputationKernel(train, num_datasets=1, variable_schema=schema, random_state=seed,
-                              save_all_iterations_data=True)
+                              save_all_iterations_data=True, **MEAN_MATCH)
     kernel.mice(iterations, **lightgbm_parameters(threads))
     imputed = kernel if clusters is None else kernel.impute_new_data(
         work, iterations=iterations, random_state=int(rng.integers(2**32)), save_all_iterations_data=True)

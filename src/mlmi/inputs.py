@@ -279,9 +279,9 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
         raise InputError("imputation.method external needs data.source: the path of the incomplete data "
                          "the files were imputed from (for the listwise fit)")
     if source == "simulate":
-        _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1],
-                                                          columns=simulated_columns(config["data"]["simulate"])),
-                       formula, config)
+        columns = simulated_columns(config["data"]["simulate"])
+        _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1], columns=columns), formula, config)
+        _check_simulated_scale(config)
         _check_simulation(config)
         _check_tests(config, formula, _trial_data(config))
         _check_compare(config, formula)
@@ -303,11 +303,20 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
     return files
 
 
+def _check_simulated_scale(config: dict) -> None:
+    """The simulated binary outcome's truth is on the logit scale: only a binomial model with the logit link
+    estimates those parameters (any other would be compared with a truth on another scale)."""
+    model = config["model"]
+    if config["data"]["simulate"].get("outcome") == "binary" and \
+            (model.get("family", "gaussian"), model.get("link") or "logit") != ("binomial", "logit"):
+        raise InputError("data.simulate.outcome binary: its truth is on the logit scale of a binomial model; set "
+                         "model.family: binomial (with the logit link)")
+
+
 def _check_family(config: dict, formula, data: pd.DataFrame, where: str) -> None:
     """model.family, .link, .nagq, .weights and .reml agree with each other and the formula, and the observed
-    response fits the family (0/1, a proportion of whole trials, or cbind counts for binomial; counts for Poisson).
-    A missing response is imputed only where it keeps its kind: a binomial 0/1 outcome listed in
-    imputation.categorical, imputed by miceforest (as categories, never 0.37)."""
+    response fits the family (0/1, a proportion of whole trials, or cbind counts for binomial; counts for Poisson),
+    and the imputation keeps it so (``_check_family_imputation``)."""
     model = config["model"]
     name = model.get("family", "gaussian")
     if name == "gaussian":
@@ -355,18 +364,22 @@ def _check_response(config: dict, formula, data: pd.DataFrame, where: str) -> li
 
 
 def _check_family_imputation(config: dict, used: list[str], data: pd.DataFrame, where: str) -> None:
-    """A GLMM's response, trials or weights with missing values can be imputed only as a 0/1 category by
-    miceforest; anything else would give fractions or negative counts to a binomial or Poisson fit."""
-    imputation = config["imputation"]
+    """A GLMM's data can be imputed as its family needs. miceforest imputes a missing 0/1 or count response as
+    such: as a category when listed in imputation.categorical, else by predictive mean matching, which draws
+    observed values of the column (``mlmi.impute.MEAN_MATCH``): never 0.37, never a negative or
+    fractional count. Not imputable here: a response with trials (cbind's failures, or model.weights) with a
+    missing value in any of its columns (successes imputed apart from their trials could exceed them), and
+    anything by the multilevel sampler, whose analysis model is a linear mixed model (its Gaussian likelihood
+    would impute for the wrong model). ``used`` is the response first, then its failures and weights columns."""
+    imputation, family = config["imputation"], config["model"]["family"]
+    if imputation["method"] == "multilevel":
+        raise InputError(f"imputation.method multilevel: its sampler imputes for a linear mixed model, and "
+                         f"model.family is {family}; use imputation.method miceforest (or external)")
     holes = [column for column in used if data[column].isna().any()]
-    if not holes or imputation["method"] == "external":
-        return
-    keeps_kind = (imputation["method"] == "miceforest" and config["model"].get("family") == "binomial"
-                  and len(holes) == 1 and holes[0] == used[0] and holes[0] in listed_roles(config)["categorical"])
-    if not keeps_kind:
-        raise InputError(f"{where}: {holes[0]!r} has missing values, and mlmi imputes a generalized model's response "
-                         "only as a binomial 0/1 outcome listed in imputation.categorical, with method miceforest; "
-                         "list it there, or impute elsewhere and give the files with imputation.method: external")
+    if holes and len(used) > 1 and imputation["method"] != "external":
+        raise InputError(f"{where}: {holes[0]!r} has missing values; mlmi imputes a 0/1 or count response, not "
+                         "one with trials (cbind() or model.weights: successes imputed apart could exceed their "
+                         "trials): impute elsewhere and give the files with imputation.method: external")
 
 
 def _check_tests(config: dict, formula, data: pd.DataFrame) -> None:

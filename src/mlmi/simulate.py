@@ -10,19 +10,22 @@ classes (``classid``, unique across schools), and ``mathach`` gets a class rando
 ``sd_class`` besides the school's, the model ``mathach ~ ... + (1 + ses | schid) + (1 | classid)``, as
 lme4 also writes it ``(1 + ses | schid) + (1 | schid:classid)``. Its draws come after every draw of the
 two-level data, so without ``n_classes`` the data are those of the two-level generator, byte for byte.
+
+With ``outcome: binary`` the same students get a 0/1 ``passed`` in place of ``mathach``, from the
+logistic mixed model of the same predictors and random part, with known truth on the logit scale
+(the ``binary`` settings). Its defaults translate the vignette's model to "mathach above its mean
+12.75": a logistic latent residual with the Gaussian one's SD 5.98 has scale 5.98 sqrt(3) / pi =
+3.30, so each coefficient and SD is the Gaussian one over 3.30, the intercept (14.05 - 12.75) / 3.30
+(rounded; the correlation is unchanged); about half the students pass.
 """
 import copy
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 TERMS = ["(Intercept)", "minority", "female", "ses", "meanses"]
 COLUMNS = ["schid", "minority", "female", "ses", "mathach", "size", "schtype", "meanses"]
-#: The class id column of three-level data (``n_classes``), placed after ``schid``.
-CLASS = "classid"
-#: The class factor's name in the truth: as lme4 names the class term of ``(1 | schid/classid)``.
-CLASS_GROUP = "classid:schid"
 
 #: Default generator settings: the margins of the real hsb and the vignette's lme4 fit.
 DEFAULTS = {
@@ -52,7 +55,20 @@ DEFAULTS = {
     "sigma": 5.98,
     "n_classes": 0,
     "sd_class": 1.0,
+    "outcome": "gaussian",
+    "binary": {
+        "fixed_effects": {"(Intercept)": 0.39, "minority": -0.85, "female": -0.37, "ses": 0.58, "meanses": 0.93},
+        "sd_intercept": 0.47,
+        "sd_ses": 0.18,
+        "cor_intercept_ses": -0.63,
+    },
 }
+#: The class id column of three-level data (``n_classes``), placed after ``schid``.
+CLASS = "classid"
+#: The class factor's name in the truth: as lme4 names the class term of ``(1 | schid/classid)``.
+CLASS_GROUP = "classid:schid"
+#: The response column of each ``outcome``: mathach (Gaussian), or passed (0/1, logistic).
+RESPONSES = {"gaussian": "mathach", "binary": "passed"}
 
 
 def _merge(defaults: dict, given: dict, where: str = "settings") -> dict:
@@ -150,14 +166,6 @@ def _random_effects(rng, n_schools, s):
     return s["sd_intercept"] * z[0], s["sd_ses"] * (r * z[0] + np.sqrt(1 - r**2) * z[1])
 
 
-def simulated_columns(settings: dict) -> list[str]:
-    """The columns the generator makes with ``settings``: ``COLUMNS``, with ``classid`` after ``schid`` when
-    the data are three-level."""
-    if not settings.get("n_classes"):
-        return list(COLUMNS)
-    return [COLUMNS[0], CLASS, *COLUMNS[1:]]
-
-
 def _truth(s):
     """The true parameters in the shape of data/truth.json (design §4). Three-level data have a list of
     random terms, as a fit record of several terms has: the class intercept (``classid:schid``), then the
@@ -199,13 +207,15 @@ def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame
     -------
     data : pandas.DataFrame
         One row per student, sorted by school: ``schid, minority, female, ses, mathach,
-        size, schtype, meanses`` (int64 except the float64 ``ses``, ``mathach``, ``meanses``),
-        with ``classid`` after ``schid`` when ``n_classes`` is set.
+        size, schtype, meanses`` (int64 except the float64 ``ses``, ``mathach``, ``meanses``);
+        with ``outcome: binary`` the int64 0/1 ``passed`` in place of ``mathach``, and ``classid``
+        after ``schid`` when ``n_classes`` is set.
     truth : dict
         ``{"fixed_effects": {term: value}, "random_effects": {"group": "schid", "sd": {...},
-        "cor": {"(Intercept).ses": value}}, "sigma": value}``; for three-level data
-        ``random_effects`` is a list: ``{"group": "classid:schid", "sd": {"(Intercept)": sd_class},
-        "cor": {}}``, then the school's.
+        "cor": {"(Intercept).ses": value}}, "sigma": value}``; for the binary outcome the
+        ``binary`` settings (logit scale), ``sigma`` None, and ``"family": "binomial", "link": "logit"``;
+        for three-level data ``random_effects`` is a list: ``{"group": "classid:schid", "sd":
+        {"(Intercept)": sd_class}, "cor": {}}``, then the school's.
 
     Notes
     -----
@@ -215,6 +225,9 @@ def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame
     realised school mean of ses. minority thresholds a latent normal correlated with ses and
     clustered by school. mathach = X beta + b0_j + b1_j ses + e with (b0_j, b1_j) bivariate
     normal and e ~ N(0, sigma); three-level data add c_k, the class's N(0, sd_class) intercept.
+    The binary outcome draws (b0_j, b1_j) the same way from the ``binary`` SDs and correlation
+    (the same random numbers as mathach's), and passed = 1 with probability logistic(X beta +
+    b0_j + b1_j ses), beta the ``binary`` fixed effects.
     """
     s = _merge(DEFAULTS, settings)
     n_schools = s["n_schools"]
@@ -232,16 +245,55 @@ def simulate_hsb(settings: dict, rng: np.random.Generator) -> tuple[pd.DataFrame
     female = _female(rng, school, students, s)
     meanses = pd.Series(ses).groupby(school).transform("mean").to_numpy()
 
-    beta = s["fixed_effects"]
-    b0, b1 = _random_effects(rng, n_schools, s)
-    mathach = (beta["(Intercept)"] + beta["minority"] * minority + beta["female"] * female
-               + beta["ses"] * ses + beta["meanses"] * meanses + b0[school] + b1[school] * ses
-               + s["sigma"] * rng.standard_normal(len(school)))
-
     data = pd.DataFrame({"schid": school + 1, "minority": minority, "female": female, "ses": ses,
-                         "mathach": mathach, "size": size[school], "schtype": schtype[school],
-                         "meanses": meanses})
+                         "size": size[school], "schtype": schtype[school], "meanses": meanses})
+    if s["outcome"] == "binary":
+        if s["n_classes"]:
+            raise ValueError("outcome binary with n_classes: the binary outcome is simulated with two levels; "
+                             "set n_classes: 0, or outcome: gaussian for three-level data")
+        data["passed"] = _binary_outcome(rng, s["binary"], n_schools, school, data)
+        return data[simulated_columns(s)], binary_truth(s)
+    data["mathach"] = _gaussian_outcome(rng, s, n_schools, school, data)
     if s["n_classes"]:
         data[CLASS], class_effect = _classes(rng, school, s)
         data["mathach"] += class_effect
     return data[simulated_columns(s)], _truth(s)
+
+
+def simulated_columns(settings: dict) -> list[str]:
+    """The generator's columns for ``settings`` (merged over DEFAULTS): COLUMNS, with ``passed`` in place of
+    ``mathach`` when ``outcome`` is binary, and ``classid`` after ``schid`` when the data are three-level."""
+    s = _merge(DEFAULTS, settings)
+    columns = [RESPONSES[s["outcome"]] if column == "mathach" else column for column in COLUMNS]
+    return [columns[0], CLASS, *columns[1:]] if s["n_classes"] else columns
+
+
+def _linear_predictor(rng, truth: dict, n_schools: int, school, data: pd.DataFrame) -> np.ndarray:
+    """X beta + b0_j + b1_j ses for the vignette's predictors, with beta ``truth["fixed_effects"]`` and
+    (b0_j, b1_j) drawn by ``_random_effects`` with the SDs and correlation of ``truth``."""
+    beta = truth["fixed_effects"]
+    minority, female, ses, meanses = (data[c].to_numpy() for c in ("minority", "female", "ses", "meanses"))
+    b0, b1 = _random_effects(rng, n_schools, truth)
+    return (beta["(Intercept)"] + beta["minority"] * minority + beta["female"] * female
+            + beta["ses"] * ses + beta["meanses"] * meanses + b0[school] + b1[school] * ses)
+
+
+def _gaussian_outcome(rng, s: dict, n_schools: int, school, data: pd.DataFrame) -> np.ndarray:
+    """mathach = X beta + b0_j + b1_j ses + e, e ~ N(0, sigma): the vignette's linear mixed model."""
+    eta = _linear_predictor(rng, s, n_schools, school, data)
+    return eta + s["sigma"] * rng.standard_normal(len(school))
+
+
+def _binary_outcome(rng, truth: dict, n_schools: int, school, data: pd.DataFrame) -> np.ndarray:
+    """0/1 ``passed``, 1 with probability logistic(X beta + b0_j + b1_j ses), every parameter from ``truth``
+    (the ``binary`` settings): the logistic mixed model ``glmer(passed ~ minority + female + ses + meanses
+    + (1 + ses | schid), family = binomial)`` with these as its true values."""
+    eta = _linear_predictor(rng, truth, n_schools, school, data)
+    return (rng.random(len(school)) < special.expit(eta)).astype(np.int64)
+
+
+def binary_truth(s: dict) -> dict:
+    """The true parameters of the binary outcome on the model's (logit) scale, in the shape of data/truth.json
+    (design §4): ``sigma`` is null (a logistic model has no residual SD), ``family`` and ``link`` name the scale."""
+    truth = _truth({**s, **s["binary"]})
+    return {**truth, "sigma": None, "family": "binomial", "link": "logit"}

@@ -133,3 +133,16 @@ def test_hat_is_the_power_inside_a_function_and_crossing_outside_as_in_r():
     assert squares.names[1:] == ["I(x^2)", "I(-x^2 + 1)", "I(2^x^2)"]
     crossed = fixed_design(parse_formula("y ~ (x + z)^2 + (1 | g)").fixed, SHAPES)
     np.testing.assert_array_equal(crossed.X[:, 3], x * SHAPES["z"].to_numpy())
+
+
+@pytest.mark.parametrize("text, columns, factors, slopes", [
+    ("y ~ x + (1 + x | g)", ("g",), [("g",)], ["x"]),
+    ("y ~ x + (1 | school/class)", ("school", "class"), [("class", "school"), ("school",)], []),
+    ("y ~ x + (1 | school) + (1 + x | class)", ("school", "class"), [("school",), ("class",)], ["x"]),
+    ("y ~ x + (1 + x || g) + (1 | h:k) + (0 + log(z) | g)", ("g", "h", "k"), [("g",), ("h", "k")], ["x"]),
+    ("y ~ x + (1 | `class id`:school)", ("class id", "school"), [("class id", "school")], []),
+])
+def test_grouping_columns_in_the_order_written_and_factors_in_lme4s(text, columns, factors, slopes):
+    formula = parse_formula(text)
+    assert formula.grouping_columns == columns and formula.outer_group == columns[0]
+    assert formula.grouping_factors == factors and formula.slope_columns == slopes

@@ -3,7 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.impute import TRACE_COLUMNS, _cluster_bootstrap, impute, impute_miceforest, impute_once
+from mlmi.impute import (TRACE_COLUMNS, _cluster_bootstrap, _cluster_predictors, impute, impute_miceforest,
+                         impute_once)
 from mlmi.imputation_models import method_settings
 from mlmi.seeds import int_seed_for, rng_for
 
@@ -187,3 +188,31 @@ def test_every_method_keeps_level2_and_cluster_means(two_level, method):
     assert (completed.groupby("g")[["size", "kind"]].nunique() == 1).all().all()
     pd.testing.assert_series_equal(completed["gmean"], completed.groupby("g")["x"].transform("mean"),
                                    check_names=False)
+
+
+def test_other_grouping_factors_add_their_cluster_means_as_predictors(two_level):
+    """Several grouping factors: the first is the clusters; each other factor (its columns' combinations)
+    adds the mean of every level-1 column's observed values within it, computed here by hand."""
+    data = two_level.assign(c=np.tile(np.repeat([1, 2], 10), 30))      # 2 classes a cluster, ids repeated
+    predictors = _cluster_predictors(data, "g", [("c", "g")], ["x", "y"])
+    assert list(predictors.columns) == ["cluster_mean__x", "cluster_mean__y", "cluster_mean__2__x",
+                                        "cluster_mean__2__y"]
+    for (g, c), rows in data.groupby(["g", "c"]):
+        expected = rows["x"].mean() if rows["x"].notna().any() else np.nan
+        assert predictors.loc[rows.index, "cluster_mean__2__x"].nunique(dropna=False) == 1
+        assert predictors.loc[rows.index[0], "cluster_mean__2__x"] == pytest.approx(expected, nan_ok=True)
+    one = _cluster_predictors(data, "g", [], ["x", "y"])
+    pd.testing.assert_frame_equal(one, predictors.iloc[:, :2])
+
+
+def test_the_other_grouping_columns_are_ids_and_change_the_draws_reproducibly(two_level):
+    data = two_level.assign(c=np.tile(np.repeat([1, 2], 10), 30))
+    switches = {**LEVELS, "exclude": ["g", "c"], "bootstrap": True, "cluster_predictors": True}
+    completed, _ = impute_miceforest(data, "g", seed=4, threads=1, other_groups=[("c", "g")], **switches)
+    assert completed["c"].equals(data["c"]) and not completed[["x", "size"]].isna().any().any()
+    again, _ = impute_miceforest(data, "g", seed=4, threads=2, other_groups=[("c", "g")], **switches)
+    pd.testing.assert_frame_equal(again, completed)
+    without, _ = impute_miceforest(data, "g", seed=4, threads=1, **switches)
+    assert not without["x"].equals(completed["x"])                      # the class means took part
+    via_formula, _, _ = impute("miceforest", data, "y ~ x + (1 | g/c)", seed=4, **switches)
+    pd.testing.assert_frame_equal(via_formula, completed)

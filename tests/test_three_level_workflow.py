@@ -23,7 +23,8 @@ EXAMPLE = yaml.safe_load((REPO / "config" / "studies" / "three_level.yaml").read
 STUDY = {**copy.deepcopy(EXAMPLE), "scenario": "three_tiny",
          "data": {"simulate": {**EXAMPLE["data"]["simulate"], "n_schools": 12, "n_classes": 3}},
          "imputation": {"m": 2, "iterations": 1}, "study": {"replications": 2, "scenarios": {"mcar": {}}}}
-CLASS_SD = "sd__(Intercept) (classid:schid)"
+#: The class SD as the study names it: its formula's class factor is schid:classid (the truth's classid:schid).
+CLASS_SD = "sd__(Intercept) (schid:classid)"
 #: The nested formula, written with '/', for the user's data.
 NESTED = "mathach ~ minority + ses + (1 | schid/classid)"
 
@@ -74,6 +75,7 @@ def test_each_replications_pooled_tables_have_both_factors(study):
 
 def test_the_class_sd_is_in_the_truth_and_the_study_summary(study):
     truth = read_json(study / "mcar" / "rep_1" / "data" / "truth.json")
+    assert truth["random_effects"][0] == {"group": "classid:schid", "sd": {"(Intercept)": 1.5}, "cor": {}}
     assert true_value(truth, CLASS_SD) == 1.5                  # schid:classid is classid:schid, the truth's name
     assert true_value(truth, "sd__(Intercept) (schid)") == truth["random_effects"][1]["sd"]["(Intercept)"]
     summary_table = pd.read_csv(study / "summary.csv")

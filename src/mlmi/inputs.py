@@ -188,9 +188,9 @@ def imputation_roles(config: dict, data: pd.DataFrame | None = None) -> dict[str
     """imputation.exclude, .categorical and .level2 with ``auto`` made explicit.
 
     ``auto`` is the vignette's lists for simulated data (with any other grouping column of the model
-    excluded too); for the user's data, the model's grouping columns are excluded, and the columns the formula wraps in ``C()`` or
-    ``factor()`` are categorical (text columns always are: see ``mlmi.impute``). The multilevel
-    method excludes nothing by default: it needs the grouping column and every model variable.
+    excluded too); for the user's data, the model's grouping columns are excluded, and the columns the
+    formula wraps in ``C()`` or ``factor()`` are categorical (text columns always are: see ``mlmi.impute``).
+    The multilevel method excludes nothing by default: it needs the grouping column and every model variable.
     Level 2 is found in the data (see ``level2_roles``; ``data``: the user's, when read already).
     """
     roles = listed_roles(config)

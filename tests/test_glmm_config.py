@@ -128,21 +128,28 @@ def test_pooled_glmm_has_no_residual_and_mice_dfcom(glmm_fits):
     assert (ratios["conf_low"] < ratios["ratio"]).all() and (ratios["ratio"] < ratios["conf_high"]).all()
 
 
-def test_summary_of_a_binomial_run_shows_odds_ratios(tmp_path, glmm_fits):
-    """mlmi summary on a results folder of GLMM fits: glmer's model line and the odds ratios."""
-    from mlmi.layout import POOLED_TABLES
+def pool_records(run: Path, fits: list[dict], mertools_legacy: bool = False) -> dict:
+    """A results folder made by the pool stage from ``fits`` (written as fits/imp_<k>.json; the first again as the
+    listwise fit); the pooled tables' paths by key."""
+    from mlmi.layout import pooled_tables
     from mlmi.stages import pool_fits
 
-    run = tmp_path / "results" / "cbpp"
     (run / "fits").mkdir(parents=True)
     paths = []
-    for k, fit in enumerate(glmm_fits, start=1):
+    for k, fit in enumerate(fits, start=1):
         paths.append(run / "fits" / f"imp_{k}.json")
         paths[-1].write_text(json.dumps(fit))
-    (run / "fits" / "listwise.json").write_text(json.dumps({**glmm_fits[0], "label": "listwise"}))
-    outputs = {key: run / "pooled" / f"{stem}.csv" for key, stem in POOLED_TABLES.items()}
+    (run / "fits" / "listwise.json").write_text(json.dumps({**fits[0], "label": "listwise"}))
+    outputs = pooled_tables(run, mertools_legacy=mertools_legacy)
     (run / "pooled").mkdir()
     pool_fits(paths, run / "fits" / "listwise.json", outputs)
+    return outputs
+
+
+def test_summary_of_a_binomial_run_shows_odds_ratios(tmp_path, glmm_fits):
+    """mlmi summary on a results folder of GLMM fits: glmer's model line and the odds ratios."""
+    run = tmp_path / "results" / "cbpp"
+    pool_records(run, glmm_fits)
     text = summary(run)
     assert text.startswith("Generalized linear mixed model (binomial family, logit link) fit by maximum likelihood "
                            "(Laplace approximation) on 3 imputed data sets")

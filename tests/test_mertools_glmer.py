@@ -14,9 +14,8 @@ import pandas as pd
 import pytest
 
 from mlmi.glmm import fit_glmm
-from mlmi.layout import pooled_tables
 from mlmi.mertools import MERTOOLS_VERSIONS, mertools_fixed_effects
-from mlmi.stages import pool_fits
+from test_glmm_config import pool_records
 
 DATA = Path(__file__).parent / "data"
 REF = json.loads((DATA / "mertools_glmer.json").read_text())
@@ -73,16 +72,7 @@ def test_end_to_end_matches_mertools(our_fits):
 
 def test_the_pool_stage_writes_mertools_table_for_glmer_fits(tmp_path, our_fits):
     """pooling.mertools_legacy: the pool stage writes pooled/mertools_fixed_effects.csv from GLMM fit records."""
-    run = tmp_path / "run"
-    (run / "fits").mkdir(parents=True)
-    paths = []
-    for k, fit in enumerate(our_fits, start=1):
-        paths.append(run / "fits" / f"imp_{k}.json")
-        paths[-1].write_text(json.dumps(fit))
-    (run / "fits" / "listwise.json").write_text(json.dumps({**our_fits[0], "label": "listwise"}))
-    outputs = pooled_tables(run, mertools_legacy=True)
-    (run / "pooled").mkdir()
-    pool_fits(paths, run / "fits" / "listwise.json", outputs)
+    outputs = pool_records(tmp_path / "run", our_fits, mertools_legacy=True)
     written = pd.read_csv(outputs["mertools"])
     np.testing.assert_allclose(written[COLUMNS].to_numpy(), mertools_fixed_effects(our_fits)[COLUMNS].to_numpy(),
                                rtol=1e-12)

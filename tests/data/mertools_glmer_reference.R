@@ -5,21 +5,17 @@
 # Run from tests/data/ (used by tests/test_mertools_glmer.py):
 #   Rscript mertools_glmer_reference.R   (R 4.x with lme4, merTools, broom.mixed and jsonlite)
 suppressMessages({library(lme4); library(merTools); library(jsonlite)})
+source("mertools_common.R")
 formula <- y ~ x + z + (1 + x | g)
 data <- lapply(sprintf("glmm_mice_imp_%d.csv", 1:5), read.csv)
 fits <- glmerModList(formula, data = data, family = binomial)
-warned <- character(0)
-table <- withCallingHandlers(modelFixedEff(fits), warning = function(w) {
-  warned <<- c(warned, conditionMessage(w))
-  invokeRestart("muffleWarning")
-})
+combined <- model_fixed_eff(fits)
 per_fit <- lapply(fits, function(fit) {
-  tidied <- broom.mixed::tidy(fit, effects = "fixed")
-  list(term = tidied$term, estimate = tidied$estimate, std_error = tidied$std.error,
-       deviance = -2 * as.numeric(logLik(fit)), messages = as.list(unlist(fit@optinfo$conv$lme4$messages)))
+  c(tidy_fixed(fit), list(deviance = -2 * as.numeric(logLik(fit)),
+                          messages = as.list(unlist(fit@optinfo$conv$lme4$messages))))
 })
 out <- list(formula = deparse(formula), family = "binomial", link = "logit",
-            model_fixed_eff = table, per_fit = per_fit, warnings = as.list(warned),
+            model_fixed_eff = combined$table, per_fit = per_fit, warnings = combined$warnings,
             model_fixed_eff_source = paste(deparse(merTools::modelFixedEff), collapse = "\n"),
             versions = list(merTools = as.character(packageVersion("merTools")),
                             lme4 = as.character(packageVersion("lme4")),

@@ -182,3 +182,15 @@ def test_no_r2_or_intervals_in_an_older_run(tmp_path):
         (tmp_path / "pooled" / name).unlink()
     text = summary(tmp_path)
     assert "Variance components" not in text and "R2 (" not in text
+
+
+def test_r2_line_of_several_factors_and_of_a_generalized_model():
+    """Several grouping factors: Nakagawa & Schielzeth's R² alone (RB1, RB2 and SB need one factor's null model);
+    a GLMM's fits have no R², and the summary prints no R² line."""
+    from mlmi.console import r2_line
+
+    several = pd.DataFrame({"imputation": ["1", "pooled"], "r2_marginal": [0.2, 0.2], "r2_conditional": [0.3, 0.3],
+                            "r2_rb1": [float("nan")] * 2, "r2_rb2": [float("nan")] * 2, "r2_sb": [float("nan")] * 2})
+    assert r2_line(several) == ["R2 (mean over 1 imputations): marginal 0.2000, conditional 0.3000 (Nakagawa & "
+                                "Schielzeth); RB1, RB2 and SB need a model of one grouping factor"]
+    assert r2_line(several.assign(r2_marginal=float("nan"), r2_conditional=float("nan"))) == []

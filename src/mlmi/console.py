@@ -127,10 +127,15 @@ def r2_line(r2: pd.DataFrame | None) -> list[str]:
     if r2 is None or r2.empty:
         return []
     pooled = r2[r2["imputation"].astype(str) == "pooled"].iloc[0]
+    if pd.isna(pooled["r2_marginal"]):                  # a generalized model's fits: no R² computed
+        return []
     m = int((r2["imputation"].astype(str) != "pooled").sum())
-    return [f"R2 (mean over {m} imputations): marginal {pooled['r2_marginal']:.4f}, conditional "
-            f"{pooled['r2_conditional']:.4f} (Nakagawa & Schielzeth); RB1 {pooled['r2_rb1']:.4f}, "
-            f"RB2 {pooled['r2_rb2']:.4f}, SB {pooled['r2_sb']:.4f} (against y ~ 1 + (1 | group))"]
+    line = (f"R2 (mean over {m} imputations): marginal {pooled['r2_marginal']:.4f}, conditional "
+            f"{pooled['r2_conditional']:.4f} (Nakagawa & Schielzeth); ")
+    if pd.isna(pooled["r2_rb1"]):                       # several grouping factors: no null model of one
+        return [line + "RB1, RB2 and SB need a model of one grouping factor"]
+    return [line + f"RB1 {pooled['r2_rb1']:.4f}, RB2 {pooled['r2_rb2']:.4f}, SB {pooled['r2_sb']:.4f} "
+            "(against y ~ 1 + (1 | group))"]
 
 
 def counts_line(model_info: pd.DataFrame, fit: dict) -> str:

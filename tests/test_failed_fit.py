@@ -172,7 +172,7 @@ def test_warn_pools_the_converged_fits_and_says_which_were_left_out(records, cap
     assert said in caplog.text
     warnings = gather_warnings({said: ["pool"]}, info, pooled)
     assert warnings[0] == said and sum(said in w for w in warnings) == 1    # first, and said once
-    assert warnings[1].startswith("fit 2: did not converge")
+    assert warnings[1].startswith("fit 2: Model failed to converge")      # the fit's own words, once
 
 
 def test_warn_still_needs_two_converged_fits(records):
@@ -194,7 +194,7 @@ def test_singular_fits_are_flagged_pooled_and_shown(tmp_path):
     assert list(info["pooled"]) == [True, True, False]
     assert set(pd.read_csv(written["fixed_effects"])["m"]) == {2}
     warnings = gather_warnings({}, info, pd.read_csv(written["fixed_effects"]))
-    assert [w.split(":")[0] for w in warnings if "singular fit" in w] == ["fit 1", "fit 2", "fit listwise"]
+    assert [w.split(":")[0] for w in warnings if "boundary (singular) fit" in w] == ["fit 1", "fit 2", "fit listwise"]
     assert model_info_section(info).count('<tr class="flagged">') == 3
 
 

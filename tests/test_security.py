@@ -95,13 +95,15 @@ def test_a_formula_that_would_run_code_is_refused_on_every_path_and_runs_nothing
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_refused_piece_is_said_before_the_grouping_mlmi_cannot_fit():
+def test_a_refused_piece_is_said_before_the_grouping_the_imputation_cannot_take():
+    """The multilevel sampler takes one grouping factor; a formula that would run code is refused for that first."""
     config = copy.deepcopy(DEFAULT)
+    config["imputation"]["method"] = "multilevel"
     config["model"]["formula"] = f"mathach ~ I({PAYLOAD}) + (1 | schid) + (1 | schtype)"
     with pytest.raises(InputError, match="the name '__import__' is not allowed"):
         check_inputs(config)
     config["model"]["formula"] = "mathach ~ ses + (1 | schid) + (1 | schtype)"
-    with pytest.raises(InputError, match="crossed random effects"):
+    with pytest.raises(InputError, match="imputation.method multilevel models one grouping column"):
         check_inputs(config)
 
 

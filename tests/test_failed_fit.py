@@ -235,7 +235,7 @@ def test_workflow_stops_or_warns_on_a_failed_fit(tmp_path, small):
     assert "<li><b>3</b> imputed data sets, 2 pooled</li>" in page
     first = page.index('<section id="warnings">')
     assert page.index("<section", first + 1) > page.index("imputation 2 was left out of the pooled results", first)
-    assert page.index("imputation 2 was left out") < page.index("fit 2: did not converge")
+    assert page.index("imputation 2 was left out") < page.index("fit 2: Model failed to converge")
     assert set(pd.read_csv(results / "pooled" / "fixed_effects.csv")["m"]) == {2}
     info = pd.read_csv(results / "pooled" / "model_info.csv", dtype={"imputation": str})
     assert list(info["pooled"]) == [True, False, True, False]

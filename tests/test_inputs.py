@@ -567,7 +567,7 @@ def test_a_damaged_parquet_file_of_the_user_is_one_line(user):
 def test_a_parquet_categorical_has_the_reference_level_of_its_csv_copy(tmp_path):
     """R's factor() order (sorted), whatever order the categorical stores, as the README promises."""
     from mlmi.formula import fixed_design
-    from mlmi.inputs import read_table
+    from mlmi.tables import read_table
 
     data = frame().assign(sex=pd.Categorical(["girl", "boy"] * 20, categories=["girl", "boy"]),
                           code=pd.Categorical([3, 1, None, 2] * 10, categories=[3, 2, 1]))

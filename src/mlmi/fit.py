@@ -22,7 +22,6 @@ from mlmi.fit_record import GRAD_TOL, failure
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
 from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message, term_sizes
 from mlmi.random_design import random_effects
-from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message
 from mlmi.vc_wald import wald_record
 
 #: lme4's ``isSingular`` tolerance on the relative covariance factor's diagonal.

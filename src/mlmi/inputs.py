@@ -1,14 +1,13 @@
 """The user's inputs, checked before any job runs: config, data file, imputed files.
 
-Every problem is one line naming the config key, file or column and what to do, raised
-as ``InputError``; the workflow prints it and stops before it has done any work. An input
-the run can go on with (groups of one in a random-slope model) is one line passed to a
-``warn`` function; the workflow prints it as ``mlmi: warning: ...`` and runs on.
+Here is what the config means (the schema's check, imputation roles, the model formula, the family, tests and
+comparisons, the generator's settings) and ``check_inputs``, which runs every check in order; the user's table
+is read by ``mlmi.tables`` and its content checked by ``mlmi.data_checks``. Every problem is one line naming
+the config key, file or column and what to do, raised as ``InputError``; the workflow prints it and stops
+before it has done any work. An input the run can go on with (groups of one in a random-slope model) is one
+line passed to a ``warn`` function; the workflow prints it as ``mlmi: warning: ...`` and runs on.
 """
-import collections
-import csv
 import difflib
-import os
 import warnings
 
 import jsonschema
@@ -16,17 +15,17 @@ import numpy as np
 import pandas as pd
 
 from mlmi.ampute import ampute_from_config
-from mlmi.damage import parquet_problem
+from mlmi.data_checks import (cells, check_groups, check_magnitudes, check_numbers, check_observed, check_same_rows,
+                               with_gaps_filled)
 from mlmi.families import family_of, response_problem
 from mlmi.formula import FormulaError, fixed_design, parse_formula
 from mlmi.levels import level2_columns
-from mlmi.lmer_checks import TermSize, random_effects_problem
 from mlmi.plan import InputError, imputation_files
 from mlmi.pool_compare import METHODS, fixed_terms_differ, nesting_problem, reml_problem
 from mlmi.pool_tests import HypothesisError, hypothesis
 from mlmi.simulate import simulate_hsb, simulated_columns
+from mlmi.tables import read_table
 
-SUFFIXES = (".csv", ".parquet")
 #: Amelia's idvars and noms in the merTools vignette: what imputation.exclude and .categorical
 #: ``auto`` mean for the simulated hsb-like data.
 VIGNETTE_ROLES = {"exclude": ["schid", "meanses"], "categorical": ["minority", "female"]}
@@ -36,14 +35,6 @@ TRIAL_SCHOOLS = 40
 TYPE_WORDS = {"integer": "a whole number", "number": "a number", "string": "text", "boolean": "true or false",
               "array": "a list", "object": "a mapping of keys to values", "null": "nothing"}
 BOUNDS = {"minimum": "at least", "exclusiveMinimum": "above", "maximum": "at most", "exclusiveMaximum": "below"}
-#: Words that mean 'missing' in exported data, beyond pandas' own (NA, N/A, NULL, None, NaN, ...).
-MISSING_WORDS = {"na", "n.a.", "missing", "miss", "unknown", "none", "nil", "empty", "blank"}
-#: The largest magnitude a model variable may have: the fit multiplies squares of values (variances of
-#: products), and 1e75 to the fourth power, 1e300, is still below the largest double (1.8e308).
-LARGEST = 1e75
-#: How far an imputed file's number may be from the data's observed one, relative: round-off of a CSV
-#: copy (R's write.csv keeps 15 significant digits), never a change of the value.
-RTOL = 1e-6
 #: Trial data sets by their generator settings (``_trial_data``).
 _TRIALS = {}
 
@@ -95,93 +86,6 @@ def _near(word, choices) -> str:
     by_case = {str(choice).lower(): choice for choice in choices}
     near = difflib.get_close_matches(str(word).lower(), list(by_case), n=1)
     return f"did you mean {by_case[near[0]]!r}?" if near else ""
-
-
-def read_table(path: str, columns=None, na_values=()) -> pd.DataFrame:
-    """Read a CSV or Parquet file (by its suffix), optionally only some columns.
-
-    Missing are empty cells, ``NA`` and ``NaN`` (pandas' defaults) and every code in
-    ``na_values`` (data.na_values, e.g. -99): a number matches by value, text as written.
-    A categorical column (Parquet's dictionary type, as R factors and pandas categoricals are
-    written) is read as its values, so that a factor's levels and reference are those of R's
-    ``factor()`` on them (sorted), whatever order the file stores: the same as the file's CSV copy.
-    A repeated column name, a file separated by ';' and an unreadable Parquet file are refused.
-    """
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix not in SUFFIXES:
-        raise InputError(f"{path}: unknown file type {suffix!r}; give a .csv or .parquet file")
-    if not os.path.isfile(path):
-        raise InputError(f"{path}: no such file (relative paths are read from the working directory {os.getcwd()})")
-    empty = InputError(f"{path}: the file is empty; give a header row of column names and one row per observation")
-    if os.path.getsize(path) == 0:
-        raise empty
-    if suffix == ".csv":
-        _check_names(path, _csv_header(path))
-        try:
-            data = pd.read_csv(path, usecols=columns, na_values=[str(code) for code in na_values])
-        except pd.errors.EmptyDataError:  # blank lines only
-            raise empty from None
-    else:
-        data = _read_parquet(path, columns)
-    if data.empty:
-        raise InputError(f"{path}: column names but no rows of data; give one row per observation")
-    return mark_missing(_as_values(data), na_values)
-
-
-def _csv_header(path: str) -> list[str]:
-    """The column names as the first non-blank line of a CSV file has them (pandas renames a repeated one)."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as stream:
-        return next((record for record in csv.reader(stream) if record), [])
-
-
-def _read_parquet(path: str, columns) -> pd.DataFrame:
-    """A Parquet file the user gave, its column names checked; a damaged one is a one-line error."""
-    import pyarrow.parquet
-
-    problem = parquet_problem(path)
-    if problem:
-        raise InputError(f"{path}: not a readable Parquet file ({problem}); write it again from its source, "
-                         "or give it as CSV")
-    _check_names(path, pyarrow.parquet.read_schema(path).names)
-    return pd.read_parquet(path, columns=columns)
-
-
-def _check_names(path: str, names: list[str]) -> None:
-    """Column names pandas would read wrongly: one name with ';' in it (a file separated by ';'), and a name
-    given twice (pandas would rename the second 'x' to 'x.1', a column of its own that is then imputed)."""
-    if len(names) == 1 and ";" in names[0]:
-        raise InputError(f"{path}: one column named {names[0]!r}: the file seems to be separated by ';', but mlmi "
-                         "reads comma-separated CSV; save it with ',' between cells (R: write.csv, not write.csv2; "
-                         "Excel: 'CSV (Comma delimited)'), or as Parquet")
-    repeated = [name for name, count in collections.Counter(names).items() if count > 1]
-    if repeated:
-        places = [str(number) for number, name in enumerate(names, start=1) if name == repeated[0]]
-        raise InputError(f"{path}: the column name {repeated[0]!r} is given {len(places)} times (columns "
-                         f"{' and '.join(places)}); give each column a name of its own")
-
-
-def _as_values(data: pd.DataFrame) -> pd.DataFrame:
-    """Categorical columns as plain columns of their values (text, or numbers as a CSV copy has them)."""
-    return data.apply(lambda column: column.astype(object).infer_objects()
-                      if isinstance(column.dtype, pd.CategoricalDtype) else column)
-
-
-def mark_missing(data: pd.DataFrame, na_values) -> pd.DataFrame:
-    """``data`` with every cell equal to a missing-value code made missing: numbers by value, text as text."""
-    if not na_values:
-        return data
-    numbers = [number for number in map(_as_number, na_values) if number is not None]
-    texts = [str(code) for code in na_values]
-    return data.apply(lambda column: column.mask(
-        column.isin(numbers) if pd.api.types.is_numeric_dtype(column) else column.isin(texts)))
-
-
-def _as_number(code) -> float | None:
-    """A missing-value code as a number (-99 and "-99" alike), or None for text such as "."."""
-    try:
-        return float(code)
-    except ValueError:
-        return None
 
 
 def imputation_roles(config: dict, data: pd.DataFrame | None = None) -> dict[str, list[str]]:
@@ -398,7 +302,7 @@ def _check_tests(config: dict, formula, data: pd.DataFrame) -> None:
         if name in seen:
             raise InputError(f"pooling.tests: the name {name!r} is given to two tests; give each test its own name")
         seen.add(name)
-    design = fixed_design(formula.fixed, _filled(data[formula.variables(data.columns)]))
+    design = fixed_design(formula.fixed, with_gaps_filled(data[formula.variables(data.columns)]))
     for test in tests:
         try:
             hypothesis(test, design.names, design.factors)
@@ -459,7 +363,7 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict, users_
     absent = [c for c in named if c not in columns]
     if absent:
         raise InputError(f"{where}: model.formula uses {absent}, not among the columns {columns}")
-    filled = _filled(data[formula.variables(columns)])
+    filled = with_gaps_filled(data[formula.variables(columns)])
     try:
         fixed_design(formula.fixed, filled)
     except ValueError as error:  # formulaic names the unknown variable in its own words
@@ -490,13 +394,6 @@ def _check_columns(where: str, data: pd.DataFrame, formula, config: dict, users_
     if as_numbers:
         raise InputError(f"{where}: model.formula makes {as_numbers} factors, but they would be imputed as numbers "
                          "(between the codes); add them to imputation.categorical")
-
-
-def _filled(data: pd.DataFrame) -> pd.DataFrame:
-    """Every row of ``data`` with each missing cell set to its column's first observed value (0 in a column
-    with none), so that the design check sees every factor level even when few or no rows are complete
-    (formulaic drops incomplete rows, and a design of no rows fails inside formulaic)."""
-    return data.apply(lambda column: column.fillna(column.dropna().iloc[0] if column.notna().any() else 0))
 
 
 def _trial_data(config: dict) -> pd.DataFrame:
@@ -562,156 +459,11 @@ def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
         excluded = listed_roles(config)["exclude"]   # level 2 would read the file again
         used = [c for c in data.columns if c in used or c not in excluded]
     numbers = [c for c in used if c not in formula.grouping_columns]
-    _check_numbers(path, data, numbers, formula)
-    _check_magnitudes(path, data, numbers)
-    _check_observed(path, data, formula)
-    _check_groups(path, data, formula, warn)
+    check_numbers(path, data, numbers, formula)
+    check_magnitudes(path, data, numbers)
+    check_observed(path, data, formula)
+    check_groups(path, data, formula, warn)
     return data
-
-
-def _check_groups(path: str, data: pd.DataFrame, formula, warn) -> None:
-    """Every row has an id in each grouping column (a row without one cannot be imputed within its cluster),
-    each grouping column has several levels, the random terms are ones lme4 can identify, and in a
-    random-slope term groups of a single row are warned of."""
-    for column in formula.grouping_columns:
-        ids = data[column]
-        if ids.isna().any():
-            raise InputError(f"{path}: grouping column {column!r} is empty on {_cells(path, ids.isna())}; "
-                             "a row without its group cannot be imputed within its cluster: fill in the id, or "
-                             "delete the row from a copy of the file and give that copy as data.source")
-        levels = ids.unique()
-        if len(levels) < 2:
-            raise InputError(f"{path}: grouping column {column!r} has a single level ({_show(levels[0])}); "
-                             "a multilevel model needs at least 2 groups: check the grouping factor of "
-                             "model.formula")
-    filled = _filled(data[formula.variables(data.columns)])
-    sizes = [TermSize(bar.lme4_text, bar.group, data.groupby(list(bar.factors)).ngroups, _effects(bar, filled))
-             for bar in formula.bars]
-    problem = random_effects_problem(len(data), sizes)  # every row: each imputation has them all
-    if problem:
-        raise InputError(f"{path}: {problem}")
-    for bar in formula.bars:
-        groups = data.groupby(bar.factors[0] if len(bar.factors) == 1 else list(bar.factors)).size()
-        singles = groups[groups == 1]
-        if bar.slopes and len(singles):
-            warn(f"{path}: {len(singles)} of {len(groups)} groups of {bar.group!r} have a single observation "
-                 f"(first: {_show(singles.index[0])}), too few to show their own random slope of "
-                 f"{', '.join(map(repr, bar.slopes))}; the run goes on, but look for a singular fit "
-                 "(or drop those groups)")
-
-
-def _effects(bar, data: pd.DataFrame) -> int:
-    """Random effects per level of a term (lme4's ``nc``): its intercept and plain slopes, or the columns of
-    its model matrix when a slope is an expression or a factor."""
-    if bar.plain_slopes:
-        return int(bar.intercept) + len(bar.slopes)
-    return fixed_design(bar.terms, data).X.shape[1]
-
-
-def _check_numbers(path: str, data: pd.DataFrame, columns: list[str], formula) -> None:
-    """Columns of numbers with a stray text cell (a missing-value code?), and a text outcome or random slope.
-
-    A column is numbers when most of its observed cells are; a text column is a category,
-    except the outcome and the random slopes, which must be numbers. Names the first bad cell.
-    """
-    for column in columns:
-        values = data[column]
-        if pd.api.types.is_numeric_dtype(values):
-            continue
-        bad = values.notna() & pd.to_numeric(values.astype(object), errors="coerce").isna()
-        text = bad.sum() >= 0.5 * values.notna().sum()
-        role = "the outcome" if column == formula.response else \
-            "the random slope" if column in formula.slope_columns else None
-        if not bad.any() or (text and role is None):
-            continue
-        value = values.iloc[int(np.argmax(bad.to_numpy()))]
-        if text:
-            raise InputError(f"{path}: {role} {column!r} must be numbers, but {_cells(path, bad, _show(value))}; "
-                             "recode it as numbers, or model another column")
-        advice = f"add {value!r} to data.na_values if it means missing" if _looks_missing(str(value)) \
-            else "correct it to a number in the file"
-        raise InputError(f"{path}: column {column!r} holds numbers, but {_cells(path, bad, _show(value))}; {advice}")
-
-
-def _cells(path: str, bad: pd.Series, shown: str | None = None) -> str:
-    """Where the first of the ``bad`` cells is, with how many more there are: "line 5 (counting the header)
-    has '.' (and 1 more such cell)" given the first cell ``shown``, else "line 5 (counting the header)
-    (and 2 more rows)"."""
-    where = _row_name(path, int(np.argmax(bad.to_numpy())))
-    others = int(bad.sum()) - 1
-    if shown is None:
-        return where + (f" (and {others} more row{'s' if others > 1 else ''})" if others else "")
-    return f"{where} has {shown}" + (f" (and {others} more such cell{'s' if others > 1 else ''})" if others else "")
-
-
-def _check_magnitudes(path: str, data: pd.DataFrame, columns: list[str]) -> None:
-    """Numbers a fit cannot use: infinite ones (pandas reads 'inf' and 'Inf' as numbers), and ones beyond
-    ±LARGEST, whose squares and products overflow in the fit (seen: 1e300 fails only at the pool)."""
-    for column in columns:
-        if not pd.api.types.is_numeric_dtype(data[column]):
-            continue
-        values = data[column].astype(float)
-        bad = values.abs() > LARGEST                                  # inf too; a missing cell is never bad
-        if not bad.any():
-            continue
-        value = values[bad].iloc[0]
-        where = _cells(path, bad, _show(float(value)))
-        if np.isinf(value):
-            raise InputError(f"{path}: column {column!r} holds numbers, but {where}; a model needs finite "
-                             "numbers: correct it in the file, or leave the cell empty if it is missing")
-        raise InputError(f"{path}: column {column!r} holds numbers, but {where}, beyond the ±{LARGEST:g} a fit can "
-                         "square without overflow; correct it, or rescale the column (e.g. to thousands)")
-
-
-def _looks_missing(text: str) -> bool:
-    """Whether a text cell looks like a missing-value code: no letter or digit ('.', '?'), or a word like 'missing'."""
-    return not any(char.isalnum() for char in text) or text.strip().lower() in MISSING_WORDS
-
-
-def _row_name(path: str, position: int) -> str:
-    """Where data row ``position`` (from 0) is, as the user finds it: its line in a CSV, its row in Parquet."""
-    if not path.lower().endswith(".csv"):
-        return f"row {position + 1}"
-    return f"line {_csv_line(path, position)} (counting the header)"
-
-
-def _data_row(path: str, position: int) -> str:
-    """Data row ``position`` (from 0) counted from 1, with its line when ``path`` is a CSV:
-    "row 3 (line 4, counting the header)"."""
-    if not path.lower().endswith(".csv"):
-        return f"row {position + 1}"
-    return f"row {position + 1} (line {_csv_line(path, position)}, counting the header)"
-
-
-def _csv_line(path: str, position: int) -> int:
-    """The line of a CSV file (the header is line 1) on which data row ``position`` (from 0) starts."""
-    with open(path, newline="", encoding="utf-8", errors="replace") as stream:
-        reader, end, row = csv.reader(stream), 0, -1          # row -1: the header
-        for record in reader:
-            start, end = end + 1, reader.line_num             # a quoted cell may span lines
-            if not record:                                     # pandas skips blank lines
-                continue
-            if row == position:
-                return start
-            row += 1
-    return position + 2
-
-
-def _check_observed(path: str, data: pd.DataFrame, formula) -> None:
-    """Every model variable has a value somewhere, and the outcome takes more than one value."""
-    for column in formula.variables(data.columns):
-        if data[column].isna().all():
-            raise InputError(f"{path}: model variable {column!r} is missing in all {len(data)} rows; "
-                             "check the column (and data.na_values), or leave it out of model.formula")
-    outcome = data[formula.response].dropna()
-    if outcome.nunique() == 1:
-        raise InputError(f"{path}: the outcome {formula.response!r} is {_show(outcome.iloc[0])} in every row that has "
-                         "a value; a model needs an outcome that varies: check the response of model.formula")
-
-
-def _show(value) -> str:
-    """A cell's value as the user wrote it: text quoted, numbers plain (3, not np.int64(3))."""
-    return repr(value) if isinstance(value, str) else str(value)
 
 
 def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, config: dict) -> None:
@@ -730,43 +482,11 @@ def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, c
                              f"{source}")
         variables = formula.variables(imputed.columns)
         numbers = [c for c in variables if c not in formula.grouping_columns]
-        _check_numbers(path, imputed, numbers, formula)
+        check_numbers(path, imputed, numbers, formula)
         _check_response(config, formula, imputed, path)
         holes = [c for c in variables if imputed[c].isna().any()]
         if holes:
             raise InputError(f"{path}: missing values left in model variables {holes}, the first of {holes[0]!r} on "
-                             f"{_cells(path, imputed[holes[0]].isna())}; give completed data sets")
-        _check_magnitudes(path, imputed, numbers)
-        _check_same_rows(path, imputed, source, data, formula)
-
-
-def _check_same_rows(path: str, imputed: pd.DataFrame, source: str, data: pd.DataFrame, formula) -> None:
-    """An imputed data set keeps the data's rows in their order and every observed value: each cell of the
-    grouping columns and of every column the data have in full (ids), then each observed cell of a model
-    variable, must be in the file unchanged (numbers within a relative RTOL). A changed value would pool
-    silently into wrong tables, and rows in another order would pair observed and imputed values wrongly
-    in the report."""
-    model = formula.variables(data.columns)
-    ids = [c for c in data.columns if c not in model and data[c].notna().all()]
-    groups = list(formula.grouping_columns)
-    checked = [*groups, *(c for c in ids if c not in groups), *(c for c in model if c not in groups)]
-    for column in [c for c in checked if c in imputed.columns]:          # ids first: they tell of another order
-        differ = data[column].notna().to_numpy() & ~_same_values(data[column], imputed[column])
-        if differ.any():
-            row = int(np.argmax(differ))
-            others = int(differ.sum()) - 1
-            more = f" (and {others} more row{'s' if others > 1 else ''})" if others else ""
-            raise InputError(
-                f"{path}: {_data_row(path, row)} has {column} {_show(imputed[column].iloc[row])} where {source} "
-                f"has {_show(data[column].iloc[row])}{more}; an imputed data set must keep the data's rows, in "
-                f"order, and their observed values (numbers to a relative {RTOL:g}): give the files imputed "
-                f"from {source}, in its row order")
-
-
-def _same_values(data: pd.Series, imputed: pd.Series) -> np.ndarray:
-    """Cell by cell, whether ``imputed`` holds the value of ``data``: numbers within a relative RTOL (the
-    round-off of a CSV copy), anything else as text."""
-    if pd.api.types.is_numeric_dtype(data) and pd.api.types.is_numeric_dtype(imputed):
-        return np.isclose(data.to_numpy(dtype=float, na_value=np.nan), imputed.to_numpy(dtype=float, na_value=np.nan),
-                          rtol=RTOL, atol=0)
-    return (data.astype(str) == imputed.astype(str)).to_numpy()
+                             f"{cells(path, imputed[holes[0]].isna())}; give completed data sets")
+        check_magnitudes(path, imputed, numbers)
+        check_same_rows(path, imputed, source, data, formula)

@@ -204,7 +204,7 @@ def load(source_path, data_path, checks_path=None, *, na_values=(), warnings=())
     """Copy a user's CSV or Parquet data set into the workflow as Parquet, its missing-value codes
     (data.na_values) made missing (the file is only read); record the start-up check's ``warnings`` about it in
     ``checks_path`` (``mlmi.layout.CHECKS``), which the report reads, and log them for people."""
-    from mlmi.inputs import read_table
+    from mlmi.tables import read_table
 
     for text in warnings:
         log.warning(text)

@@ -105,9 +105,7 @@ def omega_covariance(theta: np.ndarray, objective) -> np.ndarray:
     theta = np.asarray(theta, dtype=float)
     h_inv = np.linalg.inv(np.linalg.cholesky(deviance.hessian(objective.criterion, theta, STEP))).T
     h_inv = h_inv @ h_inv.T
-    steps = np.eye(len(theta)) * STEP
-    log_sigma2 = lambda at: np.log(objective.solve(at).sigma2)  # noqa: E731
-    g = np.array([(log_sigma2(theta + e) - log_sigma2(theta - e)) / (2 * STEP) for e in steps])
+    g = deviance.gradient(lambda at: np.log(objective.solve(at).sigma2), theta, STEP)
     dof = objective.n - objective.p if objective.reml else objective.n
     cov = np.empty((len(theta) + 1, len(theta) + 1))
     cov[:-1, :-1] = 2 * h_inv

@@ -4,7 +4,8 @@ The lme4 numbers are frozen in data/glmm_lme4.json by data/glmm_reference.R (lme
 defaults: Laplace with its two optimisation stages, or nAGQ = 10), on cbpp (cbind, and the same as a
 proportion with the trials as weights), a simulated binary outcome with a correlated random slope
 (logit; probit with glmerControl(tolPwrss = 1e-12), see glmm.py), one whose groups do not differ (a singular
-fit) and grouseticks (Poisson).
+fit), grouseticks (Poisson; with one random term, and lme4's own nested example with an observation-level
+effect), and a binary outcome of pupils in classes in schools (a random slope per school beside the classes).
 """
 import json
 from pathlib import Path
@@ -17,7 +18,7 @@ from scipy import stats
 
 from mlmi import glmm
 from mlmi.families import Family, Response, binomial_response, response_problem
-from mlmi.fit_record import wald_table
+from mlmi.fit_record import per_term, wald_table
 from mlmi.pool import exponentiated, pool
 from mlmi.formula import FormulaError, parse_formula
 
@@ -56,21 +57,27 @@ def test_matches_glmer(fits, case):
     np.testing.assert_allclose(_column(fit, "estimate"), list(ref["fixef"].values()), rtol=1e-4)
     np.testing.assert_allclose(_column(fit, "std_error"), list(ref["se"].values()), rtol=1e-3)
     np.testing.assert_allclose(fit["vcov"]["matrix"], ref["vcov"], rtol=2e-3, atol=1e-7)
-    re = fit["random_effects"]
-    np.testing.assert_allclose([*re["sd"].values(), *re["cor"].values()], np.atleast_1d(ref["sdcor"]), rtol=1e-3,
+    sdcor = [value for term in per_term(fit["random_effects"]) for value in [*term["sd"].values(),
+                                                                             *term["cor"].values()]]
+    np.testing.assert_allclose(sdcor, np.atleast_1d(ref["sdcor"]), rtol=1e-3,
                                atol=1e-5)  # atol: a singular fit's SD is 0 here, 1.2e-7 in lme4
     np.testing.assert_allclose(fit["theta"], np.atleast_1d(ref["theta"]), rtol=1e-3, atol=1e-5)
     assert fit["deviance"] == pytest.approx(ref["deviance"], abs=1e-4)
     assert fit["deviance"] <= ref["deviance"] + 1e-7
     for key in ("loglik", "aic", "bic"):
         assert fit[key] == pytest.approx(ref[key], abs=1e-4)
-    assert fit["resid_deviance"] == pytest.approx(ref["resid_deviance"], abs=1e-3)
+    # rel 1e-5: with an observation-level effect (grouseticks_nested) the residual deviance moves with all 403
+    # modes, which follow theta, and lme4's Nelder_Mead stops short of the optimum (glmm.py): 1.1e-3 of 221 there.
+    assert fit["resid_deviance"] == pytest.approx(ref["resid_deviance"], abs=1e-3, rel=1e-5)
     assert (fit["npar"], fit["n_obs"], fit["dfcom"]) == (ref["npar"], ref["nobs"], ref["df_residual"])
     assert fit["dfcom"] == ref["dfcom"]  # mice:::get.dfcom on glmer fits: df.residual = n - npar
-    modes = np.array(fit["ranef"]["modes"])
-    np.testing.assert_allclose(modes, np.array(ref["modes"]).reshape(modes.shape), atol=1e-3)
-    cond_var = np.array(fit["ranef"]["cond_var"])
-    np.testing.assert_allclose(cond_var, np.array(ref["cond_var"]).reshape(cond_var.shape), atol=1e-3)
+    assert [term["group"] for term in per_term(fit["ranef"])] == list(ref["ranef"])  # lme4's term order
+    for term in per_term(fit["ranef"]):
+        modes, cond_var = np.array(term["modes"]), np.array(term["cond_var"])
+        np.testing.assert_allclose(modes, np.array(ref["ranef"][term["group"]]["modes"]).reshape(modes.shape),
+                                   atol=1e-3)
+        np.testing.assert_allclose(cond_var, np.array(ref["ranef"][term["group"]]["cond_var"]).reshape(
+            cond_var.shape), atol=1e-3)
     convergence = fit["convergence"]
     singular = ["boundary (singular) fit: see help('isSingular')"] if ref["singular"] else []
     assert convergence["converged"] and ref["messages"] == singular and convergence["singular"] == ref["singular"]
@@ -173,13 +180,26 @@ def test_agq_needs_one_scalar_random_effect():
         glmm.fit_glmm(data, "y ~ x + (1 + x | g)", "binomial", n_agq=5)
 
 
-@pytest.mark.parametrize("formula", ["y ~ x + (1 | g) + (0 + x | g)", "y ~ x + (1 + x || g)", "y ~ x + (1 | g/z)"])
-def test_a_glmm_takes_one_grouping_column(formula):
-    """Several random terms (crossed, nested, '||') are for linear mixed models: said in one line, not fitted."""
+def test_several_terms_on_one_factor_are_the_one_term_without_correlation():
+    """'(1 + x || g)' is lme4's '(1 | g) + (0 + x | g)': two terms on one factor, fitted by the sparse path; it
+    is the one-term model '(1 + x | g)' with the correlation held at zero. So the two paths give the same
+    Laplace deviance at the same parameters (PIRLS converged tightly: its path no longer matters), and the fit
+    of the restricted model has one parameter fewer and a deviance no lower."""
     data = pd.read_csv(DATA / "binary_slope.csv")
-    with pytest.raises(ValueError, match="generalized linear mixed model of one grouping column") as error:
-        glmm.fit_glmm(data, formula, "binomial")
-    assert "\n" not in str(error.value)
+    family = Family("binomial", "logit")
+    split = glmm.GlmmDesign(data, parse_formula("y ~ x + z + (1 + x || g)"), family)
+    joint = glmm.GlmmDesign(data, parse_formula("y ~ x + z + (1 + x | g)"), family)
+    assert not split.base.single and joint.base.single
+    beta, eta0 = np.array([-0.3, 0.6, -0.4]), np.zeros(len(data))
+    for sd_intercept, sd_slope in [(0.8, 0.5), (1.3, 0.05), (0.2, 0.9)]:
+        on_split = glmm.Objective(split, 1, eta0, tol=1e-13).stage2(np.r_[sd_intercept, sd_slope, beta])
+        on_joint = glmm.Objective(joint, 1, eta0, tol=1e-13).stage2(np.r_[sd_intercept, 0.0, sd_slope, beta])
+        assert on_split == pytest.approx(on_joint, abs=1e-8)
+    fit_split = glmm.fit_glmm(data, "y ~ x + z + (1 + x || g)", "binomial")
+    fit_joint = glmm.fit_glmm(data, "y ~ x + z + (1 + x | g)", "binomial")
+    assert [term["terms"] for term in fit_split["random_effects"]] == [["(Intercept)"], ["x"]]
+    assert fit_split["npar"] == fit_joint["npar"] - 1
+    assert fit_split["deviance"] >= fit_joint["deviance"] - 1e-6
 
 
 def test_cbind_is_parsed_never_evaluated():
@@ -192,18 +212,21 @@ def test_cbind_is_parsed_never_evaluated():
             parse_formula(bad)
 
 
-MICE = json.loads((DATA / "glmm_mice.json").read_text())  # from glmm_mice_reference.R
+MICE_CASES = ["glmm_mice", "glmm_mice_nested"]  # from glmm_mice_reference.R: one random term, and two (nested)
 
 
-@pytest.fixture(scope="module")
-def mice_fits():
-    return [glmm.fit_glmm(pd.read_csv(DATA / f"glmm_mice_imp_{k}.csv"), MICE["formula"], "binomial")
-            for k in range(1, MICE["m"] + 1)]
+@pytest.fixture(scope="module", params=MICE_CASES)
+def mice_case(request):
+    """A mice reference and mlmi's glmer fits of its imputations."""
+    ref = json.loads((DATA / f"{request.param}.json").read_text())
+    return ref, [glmm.fit_glmm(pd.read_csv(DATA / f"{request.param}_imp_{k}.csv"), ref["formula"], "binomial")
+                 for k in range(1, ref["m"] + 1)]
 
 
-def test_pooled_as_mice_pools_glmer_fits(mice_fits):
+def test_pooled_as_mice_pools_glmer_fits(mice_case):
     """mice::pool(with(imp, glmer(...))) on mice's own imputations: the same pooled table, with mice's dfcom for a
     glmerMod (n - npar) and summary(pool, conf.int = TRUE, exponentiate = TRUE)'s ratios."""
+    MICE, mice_fits = mice_case
     for fit, ref in zip(mice_fits, MICE["per_fit"]):
         np.testing.assert_allclose(_column(fit, "estimate"), ref["fixef"], rtol=1e-4)
         np.testing.assert_allclose(_column(fit, "std_error"), ref["se"], rtol=1e-3)
@@ -211,7 +234,8 @@ def test_pooled_as_mice_pools_glmer_fits(mice_fits):
     pooled, ref = pool(mice_fits), MICE["pooled"]
     assert list(pooled["term"]) == ref["term"] and (pooled["dfcom"] == ref["dfcom"]).all()
     # Seen: estimate, ubar and t within 3e-5 relative; b, riv, lambda, fmi and df (which amplify the fits'
-    # differences) within 2.5e-4.
+    # differences) within 2.5e-4 (one term, glmer's default Nelder_Mead); everything within 5.2e-6 (nested, lme4's
+    # bobyqa run to the optimum).
     for column, rtol in [("estimate", 1e-4), ("ubar", 1e-4), ("t", 1e-4), ("b", 1e-3), ("riv", 1e-3),
                          ("lambda", 1e-3), ("fmi", 1e-3), ("df", 1e-3)]:
         np.testing.assert_allclose(pooled[column], ref[column], rtol=rtol, err_msg=column)

@@ -67,10 +67,18 @@ def test_family_keys_that_do_not_fit_are_one_line(binary, change, expected):
         assert message(binary).startswith(expected)
 
 
-def test_a_binomial_config_of_several_random_terms_stops_at_start_up(binary):
-    binary["model"]["formula"] = "y ~ x + z + (1 | g) + (0 + x | g)"
-    assert message(binary).startswith("model.formula 'y ~ x + z + (1 | g) + (0 + x | g)': random terms (1 | g), "
-                                      "(0 + x | g); this step handles one grouping column")
+def test_a_binomial_config_of_several_random_terms_runs_with_miceforest_only(binary):
+    """Several random terms are glmer's as they are lmer's (an observation-level effect too: glmer checks no
+    levels against rows); the multilevel sampler takes one grouping column, said at start-up in one line."""
+    data = pd.read_csv("binary.csv")
+    data.assign(obs=np.arange(len(data))).to_csv("binary.csv", index=False)
+    binary["model"]["formula"] = "y ~ x + z + (1 | g) + (0 + x | g) + (1 | obs)"
+    binary["imputation"]["method"] = "miceforest"
+    binary["imputation"]["exclude"] = ["obs"]
+    assert check_inputs(binary) == []
+    binary["imputation"]["method"] = "multilevel"
+    assert message(binary).startswith("model.formula 'y ~ x + z + (1 | g) + (0 + x | g) + (1 | obs)': random terms "
+                                      "(1 | g), (0 + x | g), (1 | obs), but imputation.method multilevel")
 
 
 def test_gaussian_takes_no_glmm_keys_and_no_cbind(binary):

@@ -21,10 +21,11 @@ LARGEST = 1e75
 RTOL = 1e-6
 
 
-def check_groups(path: str, data: pd.DataFrame, formula, warn) -> None:
+def check_groups(path: str, data: pd.DataFrame, formula, warn, residual: bool = True) -> None:
     """Every row has an id in each grouping column (a row without one cannot be imputed within its cluster),
-    each grouping column has several levels, the random terms are ones lme4 can identify, and in a
-    random-slope term groups of a single row are warned of."""
+    each grouping column has several levels, the random terms are ones lme4 can identify (``residual``: a
+    linear mixed model's, checked against its residual variance as lmer does), and in a random-slope term
+    groups of a single row are warned of."""
     for column in formula.grouping_columns:
         ids = data[column]
         if ids.isna().any():
@@ -39,7 +40,7 @@ def check_groups(path: str, data: pd.DataFrame, formula, warn) -> None:
     filled = with_gaps_filled(data[formula.variables(data.columns)])
     sizes = [TermSize(bar.lme4_text, bar.group, data.groupby(list(bar.factors)).ngroups, _effects(bar, filled))
              for bar in formula.bars]
-    problem = random_effects_problem(len(data), sizes)  # every row: each imputation has them all
+    problem = random_effects_problem(len(data), sizes, residual)  # every row: each imputation has them all
     if problem:
         raise InputError(f"{path}: {problem}")
     for bar in formula.bars:

@@ -21,6 +21,7 @@ sparse Cholesky (CHOLMOD through scikit-sparse) could not be had: PyPI has no wh
 its 0.5 source needs SuiteSparse 7 where Debian 12 ships 5.12, and 0.4.16's build requirements
 no longer install.
 """
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,15 +60,26 @@ class Terms:
             raise ValueError(f"{q - self.q1} random effects outside the largest term ({self.q1} effects): more than "
                              f"the {DENSE_LIMIT} mlmi's dense Schur step takes; fit fewer or smaller terms beside "
                              "the largest")
-        self.y, self.X, self.Z = y, X, _sparse_z(structure, self.n)
-        ztz = (self.Z.T @ self.Z).tocsc()
+        self.lam_rows, self.lam_cols = _lambda_pattern(self.ks, self.levels, self.gp)
+        self.block_rows, self.block_cols = _block_pattern(self.levels[0], self.ks[0])
+        self._cross(y, X, _sparse_z(structure, self.n))
+
+    def _cross(self, y: np.ndarray, X: np.ndarray, Z: sparse.spmatrix) -> None:
+        """Keep y, X and Z and the cross-products the factor needs: Z'Z in its blocks, Z'[X y], X'X, X'y, y'y."""
+        self.y, self.X, self.Z = y, X, Z
+        ztz = (Z.T @ Z).tocsc()
         self.ztz1 = _diagonal_blocks(ztz[:self.q1, :self.q1], self.ks[0])
         self.ztz12 = ztz[:self.q1, self.q1:].tocsr()
         self.ztz22 = ztz[self.q1:, self.q1:].tocsr()
-        self.ztxy = np.asarray(self.Z.T @ np.column_stack([X, y]))
+        self.ztxy = np.asarray(Z.T @ np.column_stack([X, y]))
         self.xtx, self.xty, self.yty = X.T @ X, X.T @ y, float(y @ y)
-        self.lam_rows, self.lam_cols = _lambda_pattern(self.ks, self.levels, self.gp)
-        self.block_rows, self.block_cols = _block_pattern(self.levels[0], self.ks[0])
+
+    def weighted(self, sqrt_w: np.ndarray, y: np.ndarray) -> "Terms":
+        """The same terms with every row of X and Z scaled by ``sqrt_w`` and the response ``y``: the penalised
+        weighted least squares of one PIRLS step of a generalized model (``mlmi.glmm``)."""
+        other = copy.copy(self)
+        other._cross(y, sqrt_w[:, None] * self.X, sparse.diags(sqrt_w) @ self.Z)
+        return other
 
     @property
     def bounds(self) -> list:
@@ -88,10 +100,17 @@ class Terms:
         """Each term's k x k Lambda from theta."""
         return lambdas(theta, self.ks)
 
+    def lambda_matrix(self, theta: np.ndarray) -> sparse.csr_matrix:
+        """The q x q sparse Lambda: each term's k x k Lambda repeated for every level of its factor."""
+        values = np.concatenate([np.tile(lam[np.tril_indices(len(lam))], n)
+                                 for lam, n in zip(self.lambdas(theta), self.levels)])
+        q = self.gp[-1]
+        return sparse.csr_matrix((values, (self.lam_rows, self.lam_cols)), shape=(q, q))
+
     def criterion(self, theta: np.ndarray) -> float:
         """The deviance at theta (REML criterion, or -2 logLik for ML); +inf where rounding breaks a factor."""
         try:
-            factor = _Factor(self, theta)
+            factor = Factor(self, theta)
             rx = np.linalg.cholesky(factor.rxtrx)
         except np.linalg.LinAlgError:
             return np.inf
@@ -102,28 +121,30 @@ class Terms:
 
     def solve(self, theta: np.ndarray) -> Solution:
         """The fixed effects, their covariance, sigma, the conditional modes and variances at theta."""
-        factor = _Factor(self, theta)
+        factor = Factor(self, theta)
         rxtrx = factor.rxtrx
         beta = np.linalg.solve(rxtrx, self.xty - factor.rzx.T @ factor.cu)
-        residual = factor.cu - factor.rzx @ beta                        # L u = cu - RZX beta
-        u2 = linalg.solve_triangular(factor.l22, residual[self.q1:], lower=True, trans="T")
-        u1 = factor.l11inv.T @ (residual[:self.q1] - factor.m @ u2)
-        u = np.concatenate([u1, u2])
-        b = factor.lam @ u
-        residual = self.y - self.X @ beta - self.Z @ b
+        u = factor.back(factor.cu - factor.rzx @ beta)                 # L'u = cu - RZX beta
+        residual = self.y - self.X @ beta - self.Z @ (factor.lam @ u)
         pwrss = residual @ residual + u @ u
         log_det_rx = np.linalg.slogdet(rxtrx)[1] if self.reml else 0.0
         dev = deviance.profiled(factor.log_det_l, pwrss, log_det_rx, self.n, self.p, self.reml)
         sigma2 = pwrss / deviance.dof(self.n, self.p, self.reml)
-        blocks = self._cond_blocks(factor)
-        lams = self.lambdas(theta)
-        modes, cond_var = [], []
-        for i, (k, lam) in enumerate(zip(self.ks, lams)):
-            modes.append(b[self.gp[i]:self.gp[i + 1]].reshape(-1, k))
-            cond_var.append(sigma2 * (lam @ blocks[i] @ lam.T))
+        modes, cond_var = self.conditional(factor, theta, u, sigma2)
         return Solution(float(dev), beta, float(sigma2), sigma2 * np.linalg.inv(rxtrx), modes, cond_var)
 
-    def _cond_blocks(self, factor: "_Factor") -> list[np.ndarray]:
+    def conditional(self, factor: "Factor", theta: np.ndarray, u: np.ndarray, sigma2: float) -> tuple[list, list]:
+        """Each term's conditional modes (levels x k, b = Lambda u) and conditional variances (levels x k x k,
+        sigma^2 Lambda (L'L)^-1 Lambda' in its blocks), from the spherical modes ``u`` and the factor at theta."""
+        b = factor.lam @ u
+        blocks = self._cond_blocks(factor)
+        modes, cond_var = [], []
+        for i, (k, lam) in enumerate(zip(self.ks, self.lambdas(theta))):
+            modes.append(b[self.gp[i]:self.gp[i + 1]].reshape(-1, k))
+            cond_var.append(sigma2 * (lam @ blocks[i] @ lam.T))
+        return modes, cond_var
+
+    def _cond_blocks(self, factor: "Factor") -> list[np.ndarray]:
         """Each term's per-level k x k diagonal blocks of (Lambda'Z'Z Lambda + I)^-1 = L^-T L^-1.
 
         For the other terms they are blocks of S^-1; for the first, L11g^-T (I + W_g W_g') L11g^-1 with
@@ -142,16 +163,15 @@ class Terms:
         return blocks
 
 
-class _Factor:
+class Factor:
     """lme4's blocked Cholesky factor at theta: L11 per level of the first term, M = L11^-1 A12, L22 of the
     Schur complement; RZX and cu (L^-1 Lambda'Z'X and L^-1 Lambda'Z'y), X'X - RZX'RZX and log|L|^2."""
 
     def __init__(self, terms: Terms, theta: np.ndarray):
         lams = terms.lambdas(theta)
         q1, k1 = terms.q1, terms.ks[0]
-        values = np.concatenate([np.tile(lam[np.tril_indices(len(lam))], n) for lam, n in zip(lams, terms.levels)])
         q = terms.gp[-1]
-        self.lam = lam = sparse.csr_matrix((values, (terms.lam_rows, terms.lam_cols)), shape=(q, q))
+        self.lam = lam = terms.lambda_matrix(theta)
         lam2 = lam[q1:, q1:]
         chol = np.linalg.cholesky(lams[0].T @ terms.ztz1 @ lams[0] + np.eye(k1))
         self.l11inv_blocks = linv = np.linalg.inv(chol)
@@ -167,6 +187,12 @@ class _Factor:
         self.rzx, self.cu = solved[:, :-1], solved[:, -1]
         self.rxtrx = terms.xtx - self.rzx.T @ self.rzx
         self.log_det_l = 2 * (np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2))) + np.sum(np.log(np.diag(self.l22))))
+
+    def back(self, rhs: np.ndarray) -> np.ndarray:
+        """The solution u of L'u = ``rhs`` (the back substitution that gives the spherical modes)."""
+        q1 = self.m.shape[0]
+        u2 = linalg.solve_triangular(self.l22, rhs[q1:], lower=True, trans="T")
+        return np.concatenate([self.l11inv.T @ (rhs[:q1] - self.m @ u2), u2])
 
 
 def lambdas(theta: np.ndarray, ks: list[int]) -> list[np.ndarray]:

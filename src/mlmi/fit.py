@@ -47,9 +47,10 @@ OPTIONS = {"BOBYQA": {"xtol_abs": 1e-10, "ftol_abs": 1e-10, "maxeval": 100_000},
 
 class Design:
     """Response, fixed and random design matrices and groups of one formula on one data set, after lme4's
-    checks: aliased fixed-effect columns dropped (named in ``dropped``), unidentifiable random effects refused."""
+    checks: aliased fixed-effect columns dropped (named in ``dropped``), unidentifiable random effects refused
+    (``residual``: with lmer's checks of levels against rows, which glmer does not make)."""
 
-    def __init__(self, data: pd.DataFrame, formula: MixedFormula):
+    def __init__(self, data: pd.DataFrame, formula: MixedFormula, residual: bool = True):
         missing = [v for v in formula.variables(data.columns) if data[v].isna().any()]
         if missing:
             raise ValueError(f"missing values in model variables {missing}; fit complete data only")
@@ -60,7 +61,7 @@ class Design:
         self.dropped = [fixed.names[j] for j in aliased]
         self.y = data[formula.response].to_numpy(dtype=float)
         self.structure = structure = random_effects(data, formula)
-        problem = random_effects_problem(len(data), term_sizes(structure))
+        problem = random_effects_problem(len(data), term_sizes(structure), residual)
         if problem:
             raise ValueError(problem)
         self.single = len(structure.blocks) == 1
@@ -332,8 +333,8 @@ def _deviance(theta: np.ndarray, objective) -> float:
 def _describe(design: Design, solution, theta: np.ndarray, reml: bool) -> dict:
     """Everything design §5.1 lists, from lme4's solution at the optimum. A model of one random term keeps
     ``random_effects`` and ``ranef`` as one mapping each; with several terms each is a list of them, one per
-    term in lme4's order (``_random_parts``)."""
-    random = _random_parts(design, solution, theta)
+    term in lme4's order (``random_parts``)."""
+    random = random_parts(design, solution, theta)
     se = np.sqrt(np.diag(solution.vcov))
     loglik = -solution.deviance / 2
     n_obs = len(design.y)
@@ -341,8 +342,7 @@ def _describe(design: Design, solution, theta: np.ndarray, reml: bool) -> dict:
     return {
         "reml": reml,
         "n_obs": n_obs,
-        "n_groups": {factor.name: factor.n_levels for factor in design.structure.factors},
-        "n_levels": len(design.structure.factors),
+        **grouping(design),
         "dropped": design.dropped,
         "fixed_effects": [{"term": t, "estimate": b, "std_error": s, "statistic": b / s}
                           for t, b, s in zip(design.fe_names, solution.beta.tolist(), se.tolist())],
@@ -362,7 +362,14 @@ def _describe(design: Design, solution, theta: np.ndarray, reml: bool) -> dict:
     }
 
 
-def _random_parts(design: Design, solution, theta: np.ndarray) -> dict:
+def grouping(design: Design) -> dict:
+    """The record's ``n_groups`` (levels of each grouping factor) and ``n_levels`` (how many factors, as
+    merTools' ``n.lvls``)."""
+    return {"n_groups": {factor.name: factor.n_levels for factor in design.structure.factors},
+            "n_levels": len(design.structure.factors)}
+
+
+def random_parts(design: Design, solution, theta: np.ndarray) -> dict:
     """The variance components (lme4's ``VarCorr``) and conditional modes with their variances (``ranef``) per
     random term: one mapping each for one term, lists of them (lme4's term order) for several."""
     if design.single:

@@ -1,9 +1,9 @@
 """Fit one generalized linear mixed model as lme4's ``glmer`` does by default, and report it to lme4's definitions.
 
-One random term on one grouping column with any number of plain slopes (``(1 + x | g)``; several
-terms are ``mlmi.fit.fit_mixed``'s, for linear mixed models only), binomial (logit,
-probit) or Poisson (log) responses (``mlmi.families``). The stages are lme4's (``R/modular.R``,
-``src/external.cpp`` of lme4 1.1-31):
+Any random terms lme4 takes (``mlmi.random_design``): one term on one grouping column factored group by
+group, or several (nested, crossed, an observation-level effect) through ``mlmi.deviance_factors``' blocked
+sparse factor, its cross-products reweighted at every PIRLS step; binomial (logit, probit) or Poisson (log)
+responses (``mlmi.families``). The stages are lme4's (``R/modular.R``, ``src/external.cpp`` of lme4 1.1-31):
 
 - ``pirls``: penalised iteratively reweighted least squares at a theta: the conditional modes u
   (and, in the first stage, beta jointly) of ``Sum dev.resid(y, mu) + |u|^2`` with
@@ -38,10 +38,11 @@ import nlopt
 import numpy as np
 import pandas as pd
 import scipy
+from threadpoolctl import threadpool_limits
 
-from mlmi import deviance
+from mlmi import deviance, deviance_factors
 from mlmi.families import Family, Response, binomial_response, family_of, response_problem
-from mlmi.fit import Design, _plain, _variance_components, singular_warning
+from mlmi.fit import Design, grouping, random_parts, singular_warning
 from mlmi.formula import MixedFormula, parse_formula
 from mlmi.lmer_checks import rank_message
 
@@ -70,11 +71,13 @@ MAX_AGQ = 25
 
 class GlmmDesign:
     """A GLMM's design: ``mlmi.fit.Design`` (fixed and random design, groups, lme4's checks) with the family's
-    response, and every row's group as an index into ``levels`` (rows sorted by group, for per-group sums)."""
+    response. With one random term, every row's group is an index into ``levels`` (rows sorted by group, for
+    per-group sums); with several, ``terms`` holds the sparse Z of ``mlmi.deviance_factors``."""
 
     def __init__(self, data: pd.DataFrame, formula: MixedFormula, family: Family, weights: str | None = None):
-        data = data.iloc[np.argsort(data[formula.group].to_numpy(), kind="stable")].reset_index(drop=True)
-        self.base = Design(data, formula)
+        if formula.single:
+            data = data.iloc[np.argsort(data[formula.group].to_numpy(), kind="stable")].reset_index(drop=True)
+        self.base = Design(data, formula, residual=False)
         if weights and data[weights].isna().any():
             raise ValueError(f"missing values in model.weights column {weights!r}; fit complete data only")
         prior = None if weights is None else data[weights].to_numpy(dtype=float)
@@ -87,8 +90,13 @@ class GlmmDesign:
         else:
             self.response = Response(self.base.y, np.ones(len(data)) if prior is None else prior, np.ones(len(data)))
         self.family = family
-        self.code = self.base.codes
-        self.starts = np.flatnonzero(np.r_[True, self.code[1:] != self.code[:-1]])
+        if self.base.single:
+            self.code = self.base.codes
+            self.starts = np.flatnonzero(np.r_[True, self.code[1:] != self.code[:-1]])
+            self.bounds = deviance.lower_bounds(self.base.Z.shape[1])
+        else:
+            self.terms = deviance_factors.Terms(self.response.y, self.base.X, self.base.structure, reml=False)
+            self.bounds = self.terms.bounds
 
     @staticmethod
     def _failures(data: pd.DataFrame, formula: MixedFormula) -> np.ndarray | None:
@@ -97,50 +105,116 @@ class GlmmDesign:
             return None
         return sum(sign * data[column].to_numpy(dtype=float) for sign, column in formula.failures)
 
+    @property
+    def lower(self) -> np.ndarray:
+        """lme4's lower bounds on theta: 0 for each Lambda's diagonal, -inf elsewhere."""
+        return np.array([-np.inf if low is None else low for low, _ in self.bounds])
+
+    @property
+    def theta0(self) -> np.ndarray:
+        """lme4's start: every term's Lambda the identity."""
+        return np.where(self.lower == 0, 1.0, 0.0)
+
+    def random(self, theta: np.ndarray):
+        """The random part at ``theta``: per-group blocks for one term, the sparse terms for several."""
+        return _OneTerm(self, theta) if self.base.single else _SeveralTerms(self, theta)
+
     def group_sums(self, values: np.ndarray) -> np.ndarray:
-        """Per-group sums of ``values`` over rows (first axis), groups in the order of ``levels``."""
+        """Per-group sums of ``values`` over rows (first axis), groups in the order of ``levels`` (one term)."""
         return np.add.reduceat(values, self.starts, axis=0)
+
+
+class _OneTerm:
+    """Z Lambda of one random term at theta (per row, its group's q columns); the modes u are G x q."""
+
+    def __init__(self, design: GlmmDesign, theta: np.ndarray):
+        self.design, self.theta = design, theta
+        self.lam = deviance.lambda_of(theta, design.base.Z.shape[1])
+        self.zl = design.base.Z @ self.lam
+
+    def zeros(self) -> np.ndarray:
+        """u = 0."""
+        return np.zeros((len(self.design.starts), self.zl.shape[1]))
+
+    def linear(self, u: np.ndarray) -> np.ndarray:
+        """Z Lambda u, row by row."""
+        return np.einsum("iq,iq->i", self.zl, u[self.design.code])
+
+    def weighted(self, sqrt_w: np.ndarray, working: np.ndarray) -> "_Weighted":
+        """The factored weighted least squares of one PIRLS step."""
+        return _Weighted(self, sqrt_w, working)
+
+
+class _SeveralTerms:
+    """Z Lambda of several random terms at theta (sparse); the modes u are one vector, term after term."""
+
+    def __init__(self, design: GlmmDesign, theta: np.ndarray):
+        self.terms, self.theta = design.terms, theta
+        self.zl = (self.terms.Z @ self.terms.lambda_matrix(theta)).tocsr()
+
+    def zeros(self) -> np.ndarray:
+        """u = 0."""
+        return np.zeros(self.zl.shape[1])
+
+    def linear(self, u: np.ndarray) -> np.ndarray:
+        """Z Lambda u."""
+        return self.zl @ u
+
+    def weighted(self, sqrt_w: np.ndarray, working: np.ndarray) -> "_WeightedTerms":
+        """The factored weighted least squares of one PIRLS step."""
+        return _WeightedTerms(self, sqrt_w, working)
 
 
 @dataclass(frozen=True)
 class Mode:
-    """Where PIRLS stopped at one theta (and beta): the conditional modes, the means there, and the blocks of the
-    Cholesky factor L (per group: L L' = Lambda'Z_g'W_g Z_g Lambda + I) of its last step, with W at the means
-    before that step, as lme4 keeps it."""
+    """Where PIRLS stopped at one theta (and beta): the conditional modes, the means there, and the factored
+    weighted least squares of its last step (L L' = Lambda'Z'WZ Lambda + I with W at the means before that
+    step, as lme4 keeps it)."""
 
     theta: np.ndarray
     beta: np.ndarray
-    u: np.ndarray          # G x q spherical conditional modes
+    u: np.ndarray          # spherical conditional modes: G x q for one term, a vector for several
     eta: np.ndarray
     mu: np.ndarray
-    chol: np.ndarray       # G x q x q
-    rxtrx: np.ndarray      # p x p: X'WX - RZX'RZX of that step (lme4's RX'RX)
+    factor: "_Weighted | _WeightedTerms"
     converged: bool
 
     @property
     def log_det_l2(self) -> float:
         """log |L|^2 (lme4's ``ldL2``)."""
-        return float(2 * np.sum(np.log(np.diagonal(self.chol, axis1=1, axis2=2))))
+        return self.factor.log_det_l2
+
+    @property
+    def rxtrx(self) -> np.ndarray:
+        """X'WX - RZX'RZX of the last step (lme4's RX'RX)."""
+        return self.factor.rxtrx
+
+    def conditional(self) -> tuple:
+        """The conditional modes b = Lambda u and variances Lambda (L L')^-1 Lambda' (sigma = 1), in
+        ``mlmi.fit``'s solution shapes: arrays for one term, lists per term for several."""
+        return self.factor.conditional(self.u)
 
 
 class _Weighted:
-    """The weighted pieces of the penalised least squares at theta and the current means: per group
+    """The weighted pieces of the penalised least squares of one term at theta and the current means: per group
     Lambda'Z'WZ Lambda + I (factored), Lambda'Z'W z and Lambda'Z'WX; X'WX and X'Wz; z the working response."""
 
-    def __init__(self, design: GlmmDesign, zl: np.ndarray, eta: np.ndarray, offset: np.ndarray):
-        family, response = design.family, design.response
-        mu, mu_eta = family.linkinv(eta), family.mu_eta(eta)
-        sqrt_w = mu_eta * np.sqrt(response.weights / family.variance(mu))
-        working = sqrt_w * (eta - offset + (response.y - mu) / mu_eta)
-        a = sqrt_w[:, None] * zl
+    def __init__(self, random: _OneTerm, sqrt_w: np.ndarray, working: np.ndarray):
+        design, self.lam = random.design, random.lam
+        a = sqrt_w[:, None] * random.zl
         wx = sqrt_w[:, None] * design.base.X
-        q = zl.shape[1]
+        q = a.shape[1]
         self.chol = np.linalg.cholesky(design.group_sums(a[:, :, None] * a[:, None, :]) + np.eye(q))
         self.cu = np.linalg.solve(self.chol, design.group_sums(a * working[:, None])[..., None])[..., 0]
         self.rzx = np.linalg.solve(self.chol, design.group_sums(a[:, :, None] * wx[:, None, :]))
         rzx_flat = self.rzx.reshape(-1, wx.shape[1])
         self.rxtrx = wx.T @ wx - rzx_flat.T @ rzx_flat
         self.xtz = wx.T @ working
+
+    @property
+    def log_det_l2(self) -> float:
+        """log |L|^2."""
+        return float(2 * np.sum(np.log(np.diagonal(self.chol, axis1=1, axis2=2))))
 
     def solve(self, joint: bool) -> tuple[np.ndarray, np.ndarray | None]:
         """The new u (G x q) and, when ``joint``, beta (lme4's ``merPredD::solve``; ``solveU`` otherwise)."""
@@ -149,6 +223,34 @@ class _Weighted:
             return np.linalg.solve(lt, self.cu[..., None])[..., 0], None
         beta = np.linalg.solve(self.rxtrx, self.xtz - np.einsum("gqp,gq->p", self.rzx, self.cu))
         return np.linalg.solve(lt, (self.cu - self.rzx @ beta)[..., None])[..., 0], beta
+
+    def conditional(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Modes (G x q) and conditional variances (G x q x q)."""
+        inner_inv = np.linalg.inv(self.chol)
+        return u @ self.lam.T, self.lam @ (np.swapaxes(inner_inv, 1, 2) @ inner_inv) @ self.lam.T
+
+
+class _WeightedTerms:
+    """The same pieces for several terms: ``mlmi.deviance_factors``' blocked sparse factor of the weighted
+    cross-products."""
+
+    def __init__(self, random: _SeveralTerms, sqrt_w: np.ndarray, working: np.ndarray):
+        self.theta = random.theta
+        self.terms = random.terms.weighted(sqrt_w, working)
+        self.factor = deviance_factors.Factor(self.terms, self.theta)
+        self.rxtrx, self.log_det_l2 = self.factor.rxtrx, self.factor.log_det_l
+
+    def solve(self, joint: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """The new u and, when ``joint``, beta: L'u = cu - RZX beta, beta from RX'RX."""
+        factor = self.factor
+        if not joint:
+            return factor.back(factor.cu), None
+        beta = np.linalg.solve(factor.rxtrx, self.terms.xty - factor.rzx.T @ factor.cu)
+        return factor.back(factor.cu - factor.rzx @ beta), beta
+
+    def conditional(self, u: np.ndarray) -> tuple[list, list]:
+        """Per term: modes (levels x k) and conditional variances (levels x k x k)."""
+        return self.terms.conditional(self.factor, self.theta, u, 1.0)
 
 
 def pirls(design: GlmmDesign, theta: np.ndarray, eta: np.ndarray, beta: np.ndarray | None = None,
@@ -160,20 +262,20 @@ def pirls(design: GlmmDesign, theta: np.ndarray, eta: np.ndarray, beta: np.ndarr
     step, made at the means before it, as lme4's does: its ``ldL2`` (and so its deviance) is that one's."""
     family, response = design.family, design.response
     X = design.base.X
-    zl = design.base.Z @ deviance.lambda_of(np.asarray(theta, dtype=float), design.base.Z.shape[1])
+    random = design.random(np.asarray(theta, dtype=float))
     joint = beta is None
     offset = np.zeros(len(eta)) if joint else X @ beta
-    u = np.zeros((len(design.starts), zl.shape[1]))
+    u = random.zeros()
     b = np.zeros(X.shape[1]) if joint else np.asarray(beta, dtype=float)
     old_pdev, converged = np.inf, False
 
     def penalised(new_u, new_b):
-        new_eta = offset + np.einsum("iq,iq->i", zl, new_u[design.code]) + (X @ new_b if joint else 0)
+        new_eta = offset + random.linear(new_u) + (X @ new_b if joint else 0)
         dev = np.sum(family.dev_resid(response.y, family.linkinv(new_eta), response.weights))
         return new_eta, dev + np.sum(new_u**2)
 
     for _ in range(PIRLS_MAXIT):
-        weighted = _Weighted(design, zl, eta, offset)
+        weighted = random.weighted(*_working(design, eta, offset))
         new_u, new_b = weighted.solve(joint)
         new_b = b if new_b is None else new_b
         new_eta, pdev = penalised(new_u, new_b)
@@ -188,8 +290,15 @@ def pirls(design: GlmmDesign, theta: np.ndarray, eta: np.ndarray, beta: np.ndarr
         if not np.isfinite(pdev) or pdev - old_pdev > tol:
             break
         u, b, eta, old_pdev = new_u, new_b, new_eta, pdev
-    return Mode(np.asarray(theta, dtype=float), b, u, eta, family.linkinv(eta), weighted.chol, weighted.rxtrx,
-                converged)
+    return Mode(np.asarray(theta, dtype=float), b, u, eta, family.linkinv(eta), weighted, converged)
+
+
+def _working(design: GlmmDesign, eta: np.ndarray, offset: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IRLS's square-root weights and weighted working response (offset taken out) at the means of ``eta``."""
+    family, response = design.family, design.response
+    mu, mu_eta = family.linkinv(eta), family.mu_eta(eta)
+    sqrt_w = mu_eta * np.sqrt(response.weights / family.variance(mu))
+    return sqrt_w, sqrt_w * (eta - offset + (response.y - mu) / mu_eta)
 
 
 def laplace(design: GlmmDesign, mode: Mode) -> float:
@@ -216,7 +325,7 @@ def agq(design: GlmmDesign, mode: Mode, n_agq: int) -> float:
         eta = offset + zl[:, 0] * u[design.code]
         return u**2 + design.group_sums(family.dev_resid(response.y, family.linkinv(eta), response.weights))
 
-    u0, sd = mode.u[:, 0], 1 / mode.chol[:, 0, 0]
+    u0, sd = mode.u[:, 0], 1 / mode.factor.chol[:, 0, 0]
     at_mode = per_group(u0)
     knots, weights = gh_rule(n_agq)
     total = np.zeros(len(u0))
@@ -238,7 +347,7 @@ class Objective:
     @property
     def n_theta(self) -> int:
         """The number of covariance parameters, theta's length."""
-        return deviance.theta_size(self.design.base.Z.shape[1])
+        return len(self.design.bounds)
 
     def stage1(self, theta: np.ndarray) -> float:
         """The nAGQ = 0 deviance at theta: Laplace at the joint mode of u and beta."""
@@ -284,22 +393,15 @@ def _bobyqa(objective, start: np.ndarray, lower: np.ndarray, step: np.ndarray, t
     return best["x"], best["fun"], message
 
 
-def _theta_lower(q: int) -> np.ndarray:
-    """lme4's bounds on theta: 0 for Lambda's diagonal, -inf elsewhere."""
-    return np.array([-np.inf if low is None else low for low, _ in deviance.lower_bounds(q)])
-
-
 def optimize(design: GlmmDesign, n_agq: int = 1, tol: float = TOL_PWRSS) -> tuple[np.ndarray, float, Objective,
                                                                                  list[str]]:
     """glmer's two stages; returns (theta, beta), the deviance there, the stage-2 objective and the optimizers'
     messages. Stage 1 starts at lme4's theta (Lambda = identity) from R's starting means; stage 2 at stage 1's
     theta and beta, its initial steps those of glmer's ``Nelder_Mead`` (0.02 for theta, 0.2 x beta's SE)."""
-    base = design.base
-    q = base.Z.shape[1]
-    theta0 = np.eye(q)[np.tril_indices(q)]
+    theta0 = design.theta0
     start = pirls(design, theta0, design.family.linkfun(design.family.mustart(design.response)), tol=tol)
     first = Objective(design, 0, start.eta, tol)
-    lower = _theta_lower(q)
+    lower = design.lower
     theta1, _, message1 = _bobyqa(first.stage1, theta0, lower, np.full(len(theta0), 0.2), STAGE1_TOL)
     stage1 = pirls(design, theta1, first.eta0, tol=tol)
     second = Objective(design, n_agq, stage1.eta, tol)
@@ -359,12 +461,11 @@ def fixed_vcov(hessian: np.ndarray, n_theta: int, mode: Mode) -> tuple[np.ndarra
                                        "estimated from RX"]
 
 
-def check_convergence(pars: np.ndarray, n_theta: int, q: int, gradient: np.ndarray, hessian: np.ndarray) -> dict:
+def check_convergence(pars: np.ndarray, lower: np.ndarray, gradient: np.ndarray, hessian: np.ndarray) -> dict:
     """lme4's ``checkConv`` with glmerControl's defaults: a theta on its bound is a singular fit (then nothing
     else is checked); else max over parameters of min(|scaled gradient|, |gradient|) against GRAD_TOL, the
     gradient scaled by the inverse Cholesky factor of the Hessian, and the Hessian's eigenvalues."""
-    lower = _theta_lower(q)
-    singular = bool(np.any(pars[:n_theta][lower == 0] < SINGULAR_TOL))
+    singular = bool(np.any(pars[:len(lower)][lower == 0] < SINGULAR_TOL))
     verdict = {"singular": singular, "max_abs_gradient": None, "messages": []}
     if singular:
         verdict["messages"].append("boundary (singular) fit: see help('isSingular')")
@@ -414,21 +515,18 @@ def fit_glmm(data: pd.DataFrame, formula: str, family: str = "binomial", link: s
     The response must fit the family (``mlmi.families``), else ValueError with a one-line message.
     """
     parsed = parse_formula(formula)
-    if not parsed.single:
-        raise ValueError(f"model.formula {formula!r}: mlmi fits a generalized linear mixed model of one grouping "
-                         "column with random intercept and slopes of plain columns, such as '(1 + x | g)' "
-                         "(mlmi.fit.fit_mixed fits linear mixed models of several)")
     fam = family_of(family, link)
     if not 1 <= n_agq <= MAX_AGQ:
         raise ValueError(f"model.nagq {n_agq}: lme4 takes 1 (Laplace) to {MAX_AGQ} quadrature points")
     design = GlmmDesign(data, parsed, fam, weights)
-    if n_agq > 1 and design.base.Z.shape[1] != 1:
+    if n_agq > 1 and not (design.base.single and design.base.Z.shape[1] == 1):
         raise ValueError(f"model.nagq {n_agq}: nAGQ > 1 is only available for models with a single, scalar "
                          "random-effects term, such as (1 | g)")
     started = time.perf_counter()
-    pars, value, objective, messages = optimize(design, n_agq, tol_pwrss)
-    gradient, hessian = deriv12(objective.stage2, pars)
-    record, warnings = describe(design, objective, pars, value, hessian)
+    with threadpool_limits(limits=1):  # small matrices: threads cost more than they give, and change rounding
+        pars, value, objective, messages = optimize(design, n_agq, tol_pwrss)
+        gradient, hessian = deriv12(objective.stage2, pars)
+        record, warnings = describe(design, objective, pars, value, hessian)
     record["convergence"] = _convergence(design, objective, pars, gradient, hessian, messages)
     record["convergence"]["warnings"] += warnings
     record.update(label=label, formula=formula, weights=weights, fit_seconds=time.perf_counter() - started,
@@ -441,10 +539,8 @@ def describe(design: GlmmDesign, objective: Objective, pars: np.ndarray, value: 
     """Everything glmer reports, from the mode at the optimum (design §5.1, in glmer's terms), and the warnings
     of its making: vcov's fallback to RX, and a PIRLS that did not converge there."""
     base, n_theta = design.base, objective.n_theta
-    q = base.Z.shape[1]
     theta, beta = pars[:n_theta], pars[n_theta:]
     mode = objective.mode(pars)
-    lam = deviance.lambda_of(theta, q)
     vcov, warnings = fixed_vcov(hessian, n_theta, mode)
     if not mode.converged:
         warnings.append(f"PIRLS did not converge at the optimum in {PIRLS_MAXIT} steps (lme4: pwrssUpdate did not "
@@ -453,17 +549,17 @@ def describe(design: GlmmDesign, objective: Objective, pars: np.ndarray, value: 
     n_obs = len(base.y)
     npar = len(beta) + n_theta
     loglik = -value / 2
-    inner_inv = np.linalg.inv(mode.chol)
-    cond_var = lam @ (np.swapaxes(inner_inv, 1, 2) @ inner_inv) @ lam.T
+    modes, cond_var = mode.conditional()
+    random = random_parts(base, deviance_factors.Solution(value, beta, 1.0, vcov, modes, cond_var), theta)
     return {
         "family": design.family.name, "link": design.family.link, "nagq": objective.n_agq,
-        "reml": False, "n_obs": n_obs, "n_groups": {base.group: len(base.levels)}, "n_levels": 1,
+        "reml": False, "n_obs": n_obs, **grouping(base),
         "dropped": base.dropped,
         "fixed_effects": [{"term": t, "estimate": b, "std_error": s, "statistic": b / s}
                           for t, b, s in zip(base.fe_names, beta.tolist(), se.tolist())],
         "vcov": {"terms": base.fe_names, "matrix": vcov.tolist()},
         "factors": base.factors,
-        "random_effects": _variance_components(base.group, base.re_names, lam @ lam.T),
+        "random_effects": random["random_effects"],
         "sigma": 1.0,
         "theta": theta.tolist(),
         "reml_criterion": None,
@@ -472,16 +568,14 @@ def describe(design: GlmmDesign, objective: Objective, pars: np.ndarray, value: 
         "loglik": loglik, "npar": npar,
         "aic": -2 * loglik + 2 * npar, "bic": -2 * loglik + np.log(n_obs) * npar,
         "dfcom": n_obs - npar,
-        "ranef": {"group": base.group, "levels": [_plain(v) for v in base.levels], "terms": base.re_names,
-                  "modes": (mode.u @ lam.T).tolist(), "cond_var": cond_var.tolist()},
+        "ranef": random["ranef"],
     }, warnings
 
 
 def _convergence(design: GlmmDesign, objective: Objective, pars: np.ndarray, gradient: np.ndarray,
                  hessian: np.ndarray, messages: list[str]) -> dict:
     """The verdict in lme4's terms: converged unless ``checkConv`` says the model failed to converge."""
-    q = design.base.Z.shape[1]
-    verdict = check_convergence(pars, objective.n_theta, q, gradient, hessian)
+    verdict = check_convergence(pars, design.lower, gradient, hessian)
     failed = [m for m in verdict["messages"] if m.startswith(("Model failed", "unable"))]
     warnings = [rank_message(design.base.dropped)] if design.base.dropped else []
     warnings += [m for m in verdict["messages"] if not m.startswith("boundary")]

@@ -139,16 +139,13 @@ def level2_roles(config: dict, exclude, data: pd.DataFrame | None = None) -> lis
 def model_formula(config: dict):
     """The parsed model.formula, its problems as InputError.
 
-    A linear mixed model imputed by miceforest or elsewhere may have any random terms ``mlmi.fit.fit_mixed``
-    fits (several grouping factors, nested or crossed, ``||``); the multilevel sampler and a generalized
-    model take one plain term, ``(1 + x | g)``, and any other is one line saying what to do.
+    A model imputed by miceforest or elsewhere, linear or generalized, may have any random terms lme4 fits
+    (several grouping factors, nested or crossed, ``||``); the multilevel sampler takes one plain term,
+    ``(1 + x | g)`` (``_check_sampler_shape``).
     """
     text = config["model"]["formula"]
     try:
-        formula = parse_formula(text)
-        if config["model"].get("family", "gaussian") != "gaussian":
-            formula.single_term()         # glmer's engine fits one plain term
-        return formula
+        return parse_formula(text)
     except FormulaError as error:
         raise InputError(str(error)) from None
 
@@ -462,7 +459,7 @@ def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
     check_numbers(path, data, numbers, formula)
     check_magnitudes(path, data, numbers)
     check_observed(path, data, formula)
-    check_groups(path, data, formula, warn)
+    check_groups(path, data, formula, warn, residual=config["model"].get("family", "gaussian") == "gaussian")
     return data
 
 

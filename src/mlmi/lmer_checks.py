@@ -64,18 +64,22 @@ def term_sizes(structure) -> list[TermSize]:
                      block.k) for block in structure.blocks]
 
 
-def random_effects_problem(n_obs: int, terms: list[TermSize]) -> str | None:
+def random_effects_problem(n_obs: int, terms: list[TermSize], residual: bool = True) -> str | None:
     """Why lme4 refuses to fit random terms of these sizes to ``n_obs`` rows, or None.
 
     lme4's checks in its order, with its words and then what to do: a grouping factor of a single
-    level; a factor with as many levels as rows; a term with no fewer random effects than rows
-    (levels x effects per level), where its variances cannot be told from the residual's.
+    level; then, for a model with a residual variance (``residual``: lmer's; glmerControl ignores these
+    checks, so that a GLMM may have one level per row, as an observation-level random effect does), a
+    factor with as many levels as rows and a term with no fewer random effects than rows (levels x
+    effects per level), where its variances cannot be told from the residual's.
     """
     factors = dict((term.group, term.n_levels) for term in terms)
     single = [(group, n) for group, n in factors.items() if n < 2]
     if single:
         return (f"grouping factors must have > 1 sampled level ({single[0][0]!r} has {single[0][1]}); "
                 "a mixed model needs several groups: check the grouping factor of the formula")
+    if not residual:
+        return None
     crowded = [group for group, n in factors.items() if n >= n_obs]
     if crowded:
         return (f"number of levels of each grouping factor must be < number of observations (problems: "

@@ -61,24 +61,40 @@ class Terms:
                              f"the {DENSE_LIMIT} mlmi's dense Schur step takes; fit fewer or smaller terms beside "
                              "the largest")
         self.lam_rows, self.lam_cols = _lambda_pattern(self.ks, self.levels, self.gp)
-        self.block_rows, self.block_cols = _block_pattern(self.levels[0], self.ks[0])
-        self._cross(y, X, _sparse_z(structure, self.n))
+        self.rest = _CsrPattern(*_lambda_pattern(self.ks[1:], self.levels[1:], [g - self.q1 for g in self.gp[1:]]),
+                                (q - self.q1, q - self.q1))
+        self.first = _CsrPattern(*_block_pattern(self.levels[0], self.ks[0]), (self.q1, self.q1))
+        first = structure.blocks[0]
+        codes = structure.factors[first.factor].codes
+        self.z1t = _CsrPattern((codes[:, None] * first.k + np.arange(first.k)).T.ravel(),
+                               np.tile(np.arange(self.n), first.k), (self.q1, self.n))      # Z1' (q1 x n)
+        self.indicator = sparse.csr_matrix((np.ones(self.n), (codes, np.arange(self.n))),
+                                           shape=(self.levels[0], self.n))                   # level of each row
+        self.Z = _sparse_z(structure, self.n)
+        self.z1, self.Z2 = first.Z, self.Z[:, self.q1:].tocsc()
+        self._cross(y, X)
 
-    def _cross(self, y: np.ndarray, X: np.ndarray, Z: sparse.spmatrix) -> None:
-        """Keep y, X and Z and the cross-products the factor needs: Z'Z in its blocks, Z'[X y], X'X, X'y, y'y."""
-        self.y, self.X, self.Z = y, X, Z
-        ztz = (Z.T @ Z).tocsc()
-        self.ztz1 = _diagonal_blocks(ztz[:self.q1, :self.q1], self.ks[0])
-        self.ztz12 = ztz[:self.q1, self.q1:].tocsr()
-        self.ztz22 = ztz[self.q1:, self.q1:].tocsr()
-        self.ztxy = np.asarray(Z.T @ np.column_stack([X, y]))
+    def _cross(self, y: np.ndarray, X: np.ndarray) -> None:
+        """Keep y and X and the cross-products the factor needs of them and Z = [Z1 Z2] (Z1's columns per row
+        in ``z1``): Z1'Z1 per level of the first term, Z1'Z2, Z2'Z2, Z'[X y], X'X, X'y, y'y."""
+        self.y, self.X = y, X
+        xy = np.column_stack([X, y])
+        z1, k1, g1 = self.z1, self.ks[0], self.levels[0]
+        self.ztz1 = (self.indicator @ (z1[:, :, None] * z1[:, None, :]).reshape(self.n, -1)).reshape(g1, k1, k1)
+        z1t = self.z1t.matrix(z1.T.ravel())
+        self.ztz12 = (z1t @ self.Z2).tocsr()
+        self.ztz22 = (self.Z2.T @ self.Z2).tocsr()
+        self.ztxy = np.vstack([z1t @ xy, self.Z2.T @ xy])
+        self.ztxy1 = self.ztxy[:self.q1].reshape(g1, k1, -1)
         self.xtx, self.xty, self.yty = X.T @ X, X.T @ y, float(y @ y)
 
     def weighted(self, sqrt_w: np.ndarray, y: np.ndarray) -> "Terms":
         """The same terms with every row of X and Z scaled by ``sqrt_w`` and the response ``y``: the penalised
         weighted least squares of one PIRLS step of a generalized model (``mlmi.glmm``)."""
         other = copy.copy(self)
-        other._cross(y, sqrt_w[:, None] * self.X, sparse.diags(sqrt_w) @ self.Z)
+        other.Z, other.Z2 = (_scale_rows(Z, sqrt_w) for Z in (self.Z, self.Z2))
+        other.z1 = sqrt_w[:, None] * self.z1
+        other._cross(y, sqrt_w[:, None] * self.X)
         return other
 
     @property
@@ -99,6 +115,11 @@ class Terms:
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """Each term's k x k Lambda from theta."""
         return lambdas(theta, self.ks)
+
+    def lambda_rest(self, lams: list[np.ndarray]) -> sparse.csr_matrix:
+        """The sparse Lambda of the terms after the first (q2 x q2), from each term's k x k Lambda."""
+        return self.rest.matrix(np.concatenate([np.tile(lam[np.tril_indices(len(lam))], n)
+                                                for lam, n in zip(lams[1:], self.levels[1:])]))
 
     def lambda_matrix(self, theta: np.ndarray) -> sparse.csr_matrix:
         """The q x q sparse Lambda: each term's k x k Lambda repeated for every level of its factor."""
@@ -125,21 +146,21 @@ class Terms:
         rxtrx = factor.rxtrx
         beta = np.linalg.solve(rxtrx, self.xty - factor.rzx.T @ factor.cu)
         u = factor.back(factor.cu - factor.rzx @ beta)                 # L'u = cu - RZX beta
-        residual = self.y - self.X @ beta - self.Z @ (factor.lam @ u)
+        residual = self.y - self.X @ beta - self.Z @ factor.lam_times(u)
         pwrss = residual @ residual + u @ u
         log_det_rx = np.linalg.slogdet(rxtrx)[1] if self.reml else 0.0
         dev = deviance.profiled(factor.log_det_l, pwrss, log_det_rx, self.n, self.p, self.reml)
         sigma2 = pwrss / deviance.dof(self.n, self.p, self.reml)
-        modes, cond_var = self.conditional(factor, theta, u, sigma2)
+        modes, cond_var = self.conditional(factor, u, sigma2)
         return Solution(float(dev), beta, float(sigma2), sigma2 * np.linalg.inv(rxtrx), modes, cond_var)
 
-    def conditional(self, factor: "Factor", theta: np.ndarray, u: np.ndarray, sigma2: float) -> tuple[list, list]:
+    def conditional(self, factor: "Factor", u: np.ndarray, sigma2: float) -> tuple[list, list]:
         """Each term's conditional modes (levels x k, b = Lambda u) and conditional variances (levels x k x k,
-        sigma^2 Lambda (L'L)^-1 Lambda' in its blocks), from the spherical modes ``u`` and the factor at theta."""
-        b = factor.lam @ u
+        sigma^2 Lambda (L'L)^-1 Lambda' in its blocks), from the spherical modes ``u`` and the factor at their theta."""
+        b = factor.lam_times(u)
         blocks = self._cond_blocks(factor)
         modes, cond_var = [], []
-        for i, (k, lam) in enumerate(zip(self.ks, self.lambdas(theta))):
+        for i, (k, lam) in enumerate(zip(self.ks, factor.lams)):
             modes.append(b[self.gp[i]:self.gp[i + 1]].reshape(-1, k))
             cond_var.append(sigma2 * (lam @ blocks[i] @ lam.T))
         return modes, cond_var
@@ -165,24 +186,24 @@ class Terms:
 
 class Factor:
     """lme4's blocked Cholesky factor at theta: L11 per level of the first term, M = L11^-1 A12, L22 of the
-    Schur complement; RZX and cu (L^-1 Lambda'Z'X and L^-1 Lambda'Z'y), X'X - RZX'RZX and log|L|^2."""
+    Schur complement; RZX and cu (L^-1 Lambda'Z'X and L^-1 Lambda'Z'y), X'X - RZX'RZX and log|L|^2.
+
+    The first term's Lambda and L11 are block diagonal: they stay per-level k1 x k1 arrays, and only their
+    product L11^-1 Lambda1' becomes a sparse matrix, the one that meets A12."""
 
     def __init__(self, terms: Terms, theta: np.ndarray):
-        lams = terms.lambdas(theta)
-        q1, k1 = terms.q1, terms.ks[0]
-        q = terms.gp[-1]
-        self.lam = lam = terms.lambda_matrix(theta)
-        lam2 = lam[q1:, q1:]
-        chol = np.linalg.cholesky(lams[0].T @ terms.ztz1 @ lams[0] + np.eye(k1))
+        self.lams = lams = terms.lambdas(theta)
+        lam1 = lams[0]
+        chol = np.linalg.cholesky(lam1.T @ terms.ztz1 @ lam1 + np.eye(len(lam1)))
         self.l11inv_blocks = linv = np.linalg.inv(chol)
-        self.l11inv = sparse.csr_matrix((linv.ravel(), (terms.block_rows, terms.block_cols)), shape=(q1, q1))
-        a12 = lam[:q1, :q1].T @ terms.ztz12 @ lam2
-        self.m = m = (self.l11inv @ a12).tocsr()
-        schur = (lam2.T @ terms.ztz22 @ lam2).toarray() + np.eye(q - q1) - (m.T @ m).toarray()
+        self.lam2 = lam2 = terms.lambda_rest(lams)
+        scaled = linv @ lam1.T                                   # per level: L11g^-1 Lambda1'
+        self.m = m = (terms.first.matrix(scaled.ravel()) @ terms.ztz12 @ lam2).tocsr()
+        schur = (lam2.T @ terms.ztz22 @ lam2).toarray() + np.eye(lam2.shape[0]) - (m.T @ m).toarray()
         self.l22 = np.linalg.cholesky(schur)
-        rhs = lam.T @ terms.ztxy
-        c1 = self.l11inv @ rhs[:q1]
-        c2 = linalg.solve_triangular(self.l22, rhs[q1:] - m.T @ c1, lower=True)
+        q1 = terms.q1
+        c1 = (scaled @ terms.ztxy1).reshape(q1, -1)
+        c2 = linalg.solve_triangular(self.l22, lam2.T @ terms.ztxy[q1:] - m.T @ c1, lower=True)
         solved = np.vstack([c1, c2])
         self.rzx, self.cu = solved[:, :-1], solved[:, -1]
         self.rxtrx = terms.xtx - self.rzx.T @ self.rzx
@@ -192,7 +213,33 @@ class Factor:
         """The solution u of L'u = ``rhs`` (the back substitution that gives the spherical modes)."""
         q1 = self.m.shape[0]
         u2 = linalg.solve_triangular(self.l22, rhs[q1:], lower=True, trans="T")
-        return np.concatenate([self.l11inv.T @ (rhs[:q1] - self.m @ u2), u2])
+        r1 = (rhs[:q1] - self.m @ u2).reshape(len(self.l11inv_blocks), -1)
+        return np.concatenate([np.einsum("gji,gj->gi", self.l11inv_blocks, r1).ravel(), u2])
+
+    def lam_times(self, u: np.ndarray) -> np.ndarray:
+        """Lambda u: the random effects b of the spherical ones."""
+        q1 = self.m.shape[0]
+        u1 = u[:q1].reshape(len(self.l11inv_blocks), -1)
+        return np.concatenate([(u1 @ self.lams[0].T).ravel(), self.lam2 @ u[q1:]])
+
+
+class _CsrPattern:
+    """A fixed sparsity pattern (rows, columns of its entries) as CSR structure, filled with values in the
+    pattern's own entry order: building the matrix at each theta (or weights) then neither sorts nor sums."""
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]):
+        order = sparse.csr_matrix((np.arange(1, len(rows) + 1, dtype=float), (rows, cols)), shape=shape)
+        self.order = order.data.astype(int) - 1
+        self.indices, self.indptr, self.shape = order.indices, order.indptr, shape
+
+    def matrix(self, values: np.ndarray) -> sparse.csr_matrix:
+        """The matrix with ``values`` (in the pattern's entry order) at the pattern's places."""
+        return sparse.csr_matrix((values[self.order], self.indices, self.indptr), shape=self.shape)
+
+
+def _scale_rows(matrix: sparse.csc_matrix, scale: np.ndarray) -> sparse.csc_matrix:
+    """diag(scale) @ matrix, by scaling its stored values (no product)."""
+    return sparse.csc_matrix((matrix.data * scale[matrix.indices], matrix.indices, matrix.indptr), shape=matrix.shape)
 
 
 def lambdas(theta: np.ndarray, ks: list[int]) -> list[np.ndarray]:
@@ -231,12 +278,3 @@ def _block_pattern(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     offsets = k * np.arange(n)[:, None, None]
     r, c = np.indices((k, k))
     return (offsets + r).ravel(), (offsets + c).ravel()
-
-
-def _diagonal_blocks(matrix: sparse.spmatrix, k: int) -> np.ndarray:
-    """The k x k diagonal blocks of a block-diagonal sparse matrix, as an array levels x k x k."""
-    n = matrix.shape[0] // k
-    blocks = np.zeros((n, k, k))
-    coo = matrix.tocoo()
-    blocks[coo.row // k, coo.row % k, coo.col % k] = coo.data
-    return blocks

@@ -235,9 +235,8 @@ class _WeightedTerms:
     cross-products."""
 
     def __init__(self, random: _SeveralTerms, sqrt_w: np.ndarray, working: np.ndarray):
-        self.theta = random.theta
         self.terms = random.terms.weighted(sqrt_w, working)
-        self.factor = deviance_factors.Factor(self.terms, self.theta)
+        self.factor = deviance_factors.Factor(self.terms, random.theta)
         self.rxtrx, self.log_det_l2 = self.factor.rxtrx, self.factor.log_det_l
 
     def solve(self, joint: bool) -> tuple[np.ndarray, np.ndarray | None]:
@@ -250,7 +249,7 @@ class _WeightedTerms:
 
     def conditional(self, u: np.ndarray) -> tuple[list, list]:
         """Per term: modes (levels x k) and conditional variances (levels x k x k)."""
-        return self.terms.conditional(self.factor, self.theta, u, 1.0)
+        return self.terms.conditional(self.factor, u, 1.0)
 
 
 def pirls(design: GlmmDesign, theta: np.ndarray, eta: np.ndarray, beta: np.ndarray | None = None,

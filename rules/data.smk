@@ -13,9 +13,6 @@ if SIMULATED:
             seed=get_param("seed"),
             seed_prefix=get_data_seed_prefix,
         threads: 1
-        resources:
-            mem_mb=1024,
-            runtime=1,
         conda:
             CONDA_ENV
         script:
@@ -36,9 +33,6 @@ if SIMULATED:
             seed=get_param("seed"),
             seed_prefix=get_data_seed_prefix,
         threads: 1
-        resources:
-            mem_mb=1024,
-            runtime=1,
         conda:
             CONDA_ENV
         script:
@@ -60,9 +54,6 @@ else:
             na_values=config["data"]["na_values"],
             warnings=get_input_warnings,  # the start-up check's warnings, recorded in checks.json for the report
         threads: 1
-        resources:
-            mem_mb=1024,
-            runtime=1,
         conda:
             CONDA_ENV
         script:

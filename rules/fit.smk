@@ -14,9 +14,6 @@ rule fit:
         listwise=False,
         label=get_label,
     threads: 1
-    resources:
-        mem_mb=1024,
-        runtime=1,
     conda:
         CONDA_ENV
     script:

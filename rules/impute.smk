@@ -13,9 +13,6 @@ if EXTERNAL:
             na_values=config["data"]["na_values"],
             warnings=[],  # the start-up check's warnings are recorded once, by load_data
         threads: 1
-        resources:
-            mem_mb=1024,
-            runtime=1,
         conda:
             CONDA_ENV
         script:
@@ -41,9 +38,6 @@ else:
             formula=get_param("model", "formula"),
             settings=get_imputation_settings,
         threads: 1
-        resources:
-            mem_mb=1024,
-            runtime=1,
         conda:
             CONDA_ENV
         script:
@@ -62,9 +56,6 @@ else:
             imputation=get_param("imputation"),
             formula=get_param("model", "formula"),
         threads: 1
-        resources:
-            mem_mb=512,
-            runtime=1,
         conda:
             CONDA_ENV
         script:

@@ -16,9 +16,6 @@ rule pool:
         compare=get_param("pooling", "compare"),
         formula=get_param("model", "formula"),
     threads: 1
-    resources:
-        mem_mb=512,
-        runtime=1,
     conda:
         CONDA_ENV
     script:

@@ -13,9 +13,6 @@ rule provenance:
         config=get_run_config,
         m=M,
     threads: 1
-    resources:
-        mem_mb=512,
-        runtime=1,
     conda:
         CONDA_ENV
     script:

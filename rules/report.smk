@@ -28,9 +28,6 @@ rule report:
         m=M,
         benchmarks=get_run_benchmarks(),
     threads: 1
-    resources:
-        mem_mb=1024,
-        runtime=1,
     conda:
         CONDA_ENV
     script:

@@ -25,9 +25,6 @@ rule replication:
     benchmark:
         f"{RUN}/benchmarks/replication.tsv"
     threads: 1
-    resources:
-        mem_mb=512,
-        runtime=1,
     conda:
         CONDA_ENV
     script:
@@ -51,9 +48,6 @@ if STUDY:
             runs=get_study_runs(),
             scenarios=list(STUDY),
         threads: 1
-        resources:
-            mem_mb=1024,
-            runtime=1,
         conda:
             CONDA_ENV
         script:

@@ -60,7 +60,14 @@ def test_profile_makes_each_replication_one_cluster_job(tmp_path):
     assert sorted(ungrouped) == ["all", "study_summary"], ungrouped
 
 
-def test_every_rule_declares_threads_memory_and_runtime(tmp_path):
+def test_every_rule_gets_memory_and_runtime_from_the_workflow_profile(tmp_path):
+    """profiles/default sets every rule's mem_mb and runtime (set-resources, one place), and every job of a
+    study is planned with exactly those; the rules declare threads and no resources of their own."""
+    declared = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())["set-resources"]
+    sources = "".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
+    rules = set(re.findall(r"^\s*rule (\w+):", sources, re.M)) | set(re.findall(r"^use rule \w+ as (\w+)", sources, re.M))
+    assert set(declared) == rules
+    assert "resources:" not in sources and sources.count("threads:") == len(re.findall(r"^\s*rule \w+:", sources, re.M))
     done = run_workflow(tmp_path, STUDY, extra=["-n"])
     assert done.returncode == 0, done.stderr[-3000:]
     job = r"^\s*(?:local)?rule (\w+):\n(.*?)(?=^\s*(?:local)?rule |\Z)"
@@ -69,9 +76,8 @@ def test_every_rule_declares_threads_memory_and_runtime(tmp_path):
     for rule, text in jobs:
         if rule != "all":
             resources = re.search(r"resources: (.*)", text).group(1)
-            assert re.search(r"\bmem_mb=\d+", resources) and re.search(r"\bruntime=\d+", resources), (rule, resources)
-    sources = "".join(path.read_text() for path in (REPO / "rules").glob("*.smk"))
-    assert sources.count("threads:") == sources.count("resources:") == len(re.findall(r"^\s*rule \w+:", sources, re.M))
+            assert f"mem_mb={declared[rule]['mem_mb']}," in resources, (rule, resources)
+            assert f"runtime={declared[rule]['runtime']}," in resources, (rule, resources)
 
 
 def slurm_job_ids(output: str) -> list[str]:

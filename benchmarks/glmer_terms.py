@@ -9,17 +9,14 @@ two stages) ``--repeats`` times (``benchmarks/glmer_terms.R``); this process tim
 as often. Prints the median seconds (wall and CPU) of each, their ratio, both deviances, and the load
 average. Needs R with lme4; writes only to a temporary folder.
 """
-import argparse
 import os
 import statistics
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from mlmi.glmm import fit_glmm
+from timing import r_run, repeats_argument, timed
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"
 CASES = {"grouseticks_nested": ("grouseticks.csv", "poisson",
@@ -31,24 +28,15 @@ def mlmi_times(case: str, repeats: int) -> tuple[float, float, float]:
     """Median wall and CPU seconds of mlmi's fits of one case, and the deviance."""
     file, family, formula = CASES[case]
     data = pd.read_csv(DATA / file)
-    walls, cpus = [], []
-    for _ in range(repeats):
-        start, cpu = time.perf_counter(), time.process_time()
-        record = fit_glmm(data, formula, family)
-        walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - cpu)
+    walls, cpus, record = timed(lambda: fit_glmm(data, formula, family), repeats)
     return statistics.median(walls), statistics.median(cpus), record["deviance"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    repeats = parser.parse_args().repeats
+    repeats = repeats_argument(__doc__)
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as folder:
-        subprocess.run(["Rscript", str(Path(__file__).with_name("glmer_terms.R")), str(DATA), folder, str(repeats)],
-                       check=True, capture_output=True)
-        r = pd.read_csv(Path(folder) / "timing.csv").groupby("case").median()
+    with r_run(Path(__file__).with_name("glmer_terms.R"), str(DATA), str(repeats)) as folder:
+        r = pd.read_csv(folder / "timing.csv").groupby("case").median()
     print(f"median of {repeats}; seconds (wall, CPU); deviance")
     print(f"{'case':20}{'lme4 wall':>10}{'CPU':>7}{'mlmi wall':>10}{'CPU':>7}{'ratio':>7}"
           f"{'lme4 deviance':>17}{'mlmi deviance':>17}")

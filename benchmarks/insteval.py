@@ -9,17 +9,14 @@ the median seconds of each (wall clock; and CPU, since the machine may be shared
 criteria, and the load average before and after. Needs R with lme4 (Debian: r-base-core r-cran-lme4); writes
 only to a temporary folder.
 """
-import argparse
 import os
 import statistics
-import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
 
 from mlmi.fit import fit_mixed
+from timing import r_run, repeats_argument, timed
 
 R_SCRIPT = Path(__file__).with_name("insteval.R")
 FORMULA = "y ~ service + (1 | s) + (1 | d)"
@@ -27,24 +24,16 @@ FORMULA = "y ~ service + (1 | s) + (1 | d)"
 
 def mlmi_times(data: pd.DataFrame, repeats: int) -> tuple[list[float], list[float], float]:
     """Wall and CPU seconds of each mlmi fit, and the REML criterion of the last."""
-    walls, cpus = [], []
-    for _ in range(repeats):
-        start, cpu = time.perf_counter(), time.process_time()
-        record = fit_mixed(data, FORMULA)
-        walls.append(time.perf_counter() - start)
-        cpus.append(time.process_time() - cpu)
+    walls, cpus, record = timed(lambda: fit_mixed(data, FORMULA), repeats)
     return walls, cpus, record["reml_criterion"]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    repeats = parser.parse_args().repeats
+    repeats = repeats_argument(__doc__)
     load = os.getloadavg()[0]
-    with tempfile.TemporaryDirectory() as folder:
-        subprocess.run(["Rscript", str(R_SCRIPT), folder, str(repeats)], check=True, capture_output=True)
-        r = pd.read_csv(Path(folder) / "timing.csv")
-        data = pd.read_csv(Path(folder) / "insteval.csv", dtype={"service": str, "s": str, "d": str})
+    with r_run(R_SCRIPT, str(repeats)) as folder:
+        r = pd.read_csv(folder / "timing.csv")
+        data = pd.read_csv(folder / "insteval.csv", dtype={"service": str, "s": str, "d": str})
     walls, cpus, criterion = mlmi_times(data, repeats)
     lme4_wall, lme4_cpu = r["elapsed"].median(), r["cpu"].median()
     print(f"InstEval, {FORMULA}: {len(data)} rows, {data['s'].nunique()} s x {data['d'].nunique()} d; "

@@ -74,6 +74,7 @@ def run_replication(config: dict, resolved: dict, name: str, r: int, out: Path) 
     stages.pool_fits(fits, folder / "fits/listwise.json", tables, on_failed_fit=given["pooling"]["on_failed_fit"],
                      tests=given["pooling"]["tests"], formula=model["formula"])
     stages.replication(estimates, pooled_path=tables["fixed_effects"], random_effects_path=tables["random_effects"],
+                       variance_components_path=tables["variance_components"],
                        listwise_path=folder / "fits/listwise.json", complete_path=folder / "fits/complete.json")
     return estimates
 

@@ -1,10 +1,16 @@
 """A tiny sensitivity study through Snakemake: layout, summary, and incremental re-runs."""
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 from test_workflow import finished, run_workflow
+
+REPO = Path(__file__).resolve().parents[1]
 
 STUDY = {"scenario": "tiny_study", "data": {"simulate": {"n_schools": 15}}, "imputation": {"m": 2, "iterations": 1},
          "study": {"replications": 2, "grid": {"missingness.mechanism": ["MCAR", "MNAR"]}}}
@@ -71,3 +77,17 @@ def test_a_scenario_that_overrides_the_seed_gets_its_own_numbers(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     a, b, c = (pd.read_parquet(tmp_path / target) for target in targets)
     assert a.equals(c) and not a.equals(b)
+
+
+def test_the_in_process_study_gives_snakemakes_estimates(study, tmp_path):
+    """benchmarks/study_in_process.py makes each replication by the same stages, parameters and seeds as the
+    rules: its estimates.csv are byte for byte those of the Snakemake run, and it keeps up with the stages'
+    signatures (it is not run by the workflow, so only this test would notice it falling behind)."""
+    workdir, _ = study
+    config = tmp_path / "study.yaml"
+    config.write_text(yaml.safe_dump(STUDY))
+    done = subprocess.run([sys.executable, str(REPO / "benchmarks" / "study_in_process.py"), str(config),
+                           "--out", str(tmp_path / "out"), "--workers", "1", "--compare-with",
+                           str(workdir / "results")], capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "byte-identical to" in done.stdout and "in 4 of the 4 replications both made" in done.stdout, done.stdout

@@ -80,7 +80,8 @@ def test_a_record_of_another_version_is_one_line_naming_the_file_and_what_to_do(
     said = 0 if version is None else version
     assert str(error.value) == (f"{path} is a fit record of version {said!r}; this mlmi reads version "
                                 f"{RECORD_VERSION}: rerun the fit step (delete {path.parent})")
-    with pytest.raises(RecordVersionError, match="^the fit record is a fit record of version"):
+    with pytest.raises(RecordVersionError, match=r"^this mapping is a fit record of version .*: make it again with "
+                                                 r"this mlmi's fit stage \(mlmi.stages.fit\)$"):
         FitRecord.from_json(raw)
 
 

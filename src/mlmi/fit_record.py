@@ -101,7 +101,7 @@ class FitRecord:
     (``source``, for messages)."""
 
     raw: dict
-    source: str = "the fit record"
+    source: str = "this mapping"
 
     @classmethod
     def from_json(cls, record) -> "FitRecord":

@@ -79,8 +79,9 @@ def measures(parts: dict, null: dict | None, random_intercept: bool) -> dict:
 def fit_r2(data: pd.DataFrame, record: FitRecord) -> dict:
     """The ``r2`` entry of a fit record: the variance parts, the null model's, and the measures.
 
-    ``record`` is ``mlmi.fit.fit_mixed``'s record of ``data``; the null model ``y ~ 1 + (1 | g)`` is fitted here
-    to the same rows with the record's REML setting, as ``multilevelR2`` refits it (``update(model, y ~ 1 + (1|g))``).
+    ``record`` is the fit record of ``mlmi.fit.fit_mixed``'s fit of ``data``; the null model ``y ~ 1 + (1 | g)`` is
+    fitted here to the same rows with the record's REML setting, as ``multilevelR2`` refits it
+    (``update(model, y ~ 1 + (1|g))``).
     A model of several random terms has its marginal and conditional R² (every term's variance counted) and no
     null model: RB1, RB2 and SB are defined against one grouping factor (``multilevelR2`` takes one).
     """

@@ -30,6 +30,7 @@ import yaml
 import mlmi.impute
 from mlmi.ampute import ampute_from_config
 from mlmi.fit import complete_cases, fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.impute import impute
 from mlmi.imputation_models import method_settings
 from mlmi.inputs import imputation_roles
@@ -89,7 +90,8 @@ def replication(r: int, variants, forests) -> tuple[pd.DataFrame, dict, pd.DataF
     first = next(iter(configs.values()))
     seed, formula, prefix = first["seed"], first["model"]["formula"], (scenario_key(SCENARIO), r)
     complete, truth, missing = replication_data(first, r)
-    listwise, complete_fit = fit_mixed(complete_cases(missing, formula), formula), fit_mixed(complete, formula)
+    listwise, complete_fit = (FitRecord.from_fit(fit_mixed(data, formula))
+                              for data in (complete_cases(missing, formula), complete))
     estimates, seconds = [], []
     for (name, config), forest in ((item, forest) for item in configs.items() for forest in forests):
         scenario, imputation = scenario_name(name, forest, forests), config["imputation"]
@@ -100,7 +102,7 @@ def replication(r: int, variants, forests) -> tuple[pd.DataFrame, dict, pd.DataF
                 imputed = impute(imputation["method"], missing, formula, seed=int_seed_for(seed, "impute", k, prefix),
                                  **method_settings(imputation))[0]
                 seconds.append((scenario, r, k, time.process_time() - start))
-                fits.append(fit_mixed(imputed, formula))
+                fits.append(FitRecord.from_fit(fit_mixed(imputed, formula)))
         estimates.append(replication_estimates(pooled=pool(fits), random_effects=random_effect_stats(fits),
                                                variance_components=pool_variance_components(fits), listwise=listwise,
                                                complete=complete_fit).assign(scenario=scenario, replication=r))

@@ -20,6 +20,7 @@ import yaml
 
 from mlmi.ampute import ampute_from_config
 from mlmi.fit import complete_cases, fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.formula import parse_formula
 from mlmi.impute import impute
 from mlmi.imputation_models import method_settings
@@ -58,13 +59,15 @@ def replication(job: tuple[str, dict, int]) -> tuple[pd.DataFrame, dict]:
     missing = ampute_from_config(complete, config["missingness"], rng_for(seed, "ampute", prefix=data_prefix),
                                  group=parse_formula(formula).group)
     imputation, reml = config["imputation"], config["model"]["reml"]
-    fits = [fit_mixed(impute(imputation["method"], missing, formula, seed=int_seed_for(seed, "impute", k, prefix),
-                             **method_settings(imputation))[0], formula, reml=reml)
+    def fitted(data):
+        return FitRecord.from_fit(fit_mixed(data, formula, reml=reml))
+
+    fits = [fitted(impute(imputation["method"], missing, formula, seed=int_seed_for(seed, "impute", k, prefix),
+                          **method_settings(imputation))[0])
             for k in range(1, imputation["m"] + 1)]
     estimates = replication_estimates(pooled=pool(fits), random_effects=random_effect_stats(fits),
                                       variance_components=pool_variance_components(fits),
-                                      listwise=fit_mixed(complete_cases(missing, formula), formula, reml=reml),
-                                      complete=fit_mixed(complete, formula, reml=reml))
+                                      listwise=fitted(complete_cases(missing, formula)), complete=fitted(complete))
     return estimates.assign(scenario=name, replication=r), truth
 
 

@@ -3,6 +3,7 @@ import sys
 from mlmi import stages
 from mlmi.logs import log_to
 from mlmi.failed_fits import FailedFitError
+from mlmi.fit_record import RecordVersionError
 from mlmi.pool_compare import ComparisonError
 from mlmi.pool_tests import HypothesisError
 
@@ -12,6 +13,7 @@ try:
                          on_failed_fit=snakemake.params.on_failed_fit, tests=snakemake.params.tests,
                          comparisons=snakemake.params.compare, compare_paths=snakemake.input.compare,
                          imputed_paths=snakemake.input.imputations, formula=snakemake.params.formula)
-except (FailedFitError, HypothesisError, ComparisonError) as error:  # a fit that did not converge, a tested term
-    # a fit dropped, a comparison model not nested in the fits: one line, not a traceback
+except (FailedFitError, HypothesisError, ComparisonError, RecordVersionError) as error:  # a fit that did not
+    # converge, a tested term a fit dropped, a comparison model not nested in the fits, a fit record another mlmi
+    # wrote: one line, not a traceback
     sys.exit(f"mlmi: {error}")

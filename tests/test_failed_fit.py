@@ -21,6 +21,7 @@ import yaml
 from mlmi import io, stages
 from mlmi.console import summary
 from mlmi.fit import GRAD_TOL, RESCUES, fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.inputs import schema_problem
 from mlmi.layout import POOLED_TABLES
 from mlmi.failed_fits import FailedFitError
@@ -117,6 +118,11 @@ def test_the_same_data_give_the_same_record(small, hopeless):
     assert {**again, "fit_seconds": None} == {**hopeless, "fit_seconds": None}
 
 
+def write_record(made: dict, path: Path) -> None:
+    """A fit made here written as the fit stage writes one (``mlmi.stages.fit``)."""
+    io.write_json(FitRecord.from_fit(made).to_json(), path)
+
+
 @pytest.fixture(scope="module")
 def records(small, hopeless, tmp_path_factory):
     """Fit records on disk: imputation 2 of 3 did not converge; a listwise fit."""
@@ -124,7 +130,7 @@ def records(small, hopeless, tmp_path_factory):
     fits = {1: fit_mixed(noisy(small, 1), FORMULA, label="1"), 2: hopeless,
             3: fit_mixed(noisy(small, 3), FORMULA, label="3"), "listwise": fit_mixed(small.iloc[::2], FORMULA)}
     for k, fit in fits.items():
-        io.write_json(fit, folder / f"imp_{k}.json")
+        write_record(fit, folder / f"imp_{k}.json")
     return folder, fits
 
 
@@ -159,7 +165,7 @@ def test_warn_pools_the_converged_fits_and_says_which_were_left_out(records, cap
     with caplog.at_level("WARNING"):
         written = pool_stage(folder, (1, 2, 3), "warn")
     pooled = pd.read_csv(written["fixed_effects"])
-    expected = pool([fits[1], fits[3]])
+    expected = pool([FitRecord.from_fit(fits[1]), FitRecord.from_fit(fits[3])])
     pd.testing.assert_frame_equal(pooled, expected, check_exact=False, rtol=1e-15)
     assert set(pooled["m"]) == {2}
     assert set(pd.read_csv(written["by_imputation"])["imputation"]) == {1, 3}
@@ -186,8 +192,8 @@ def test_singular_fits_are_flagged_pooled_and_shown(tmp_path):
     case = REFERENCE["singular"]
     data = pd.read_csv(DATA / case["data"])
     for k in (1, 2):
-        io.write_json(fit_mixed(noisy(data, k), case["formula"]), tmp_path / f"imp_{k}.json")
-    io.write_json(fit_mixed(data, case["formula"]), tmp_path / "imp_listwise.json")
+        write_record(fit_mixed(noisy(data, k), case["formula"]), tmp_path / f"imp_{k}.json")
+    write_record(fit_mixed(data, case["formula"]), tmp_path / "imp_listwise.json")
     written = pool_stage(tmp_path, (1, 2), "stop")
     info = pd.read_csv(written["model_info"], dtype={"imputation": str})
     assert list(info["singular"]) == [True, True, True] and list(info["converged"]) == [True, True, True]

@@ -8,6 +8,7 @@ import pytest
 import statsmodels.api as sm
 
 from mlmi.fit import complete_cases, fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.summarize import model_info
 
 DATA = Path(__file__).parent / "data"
@@ -105,7 +106,7 @@ def test_model_info_holds_the_fits_own_warnings(fits):
     """model_info's flags and warnings column are the kept fits' verdicts, one row per fit."""
     convergence = fits["singular"]["convergence"]
     assert convergence["converged"] and fits["singular"]["convergence"]["attempts"][0]["start"] == "lme4 default"
-    info = model_info({"1": fits["singular"], "2": fits["full"]})
+    info = model_info({"1": FitRecord.from_fit(fits["singular"]), "2": FitRecord.from_fit(fits["full"])})
     assert info["converged"].tolist() == [True, True] and info["singular"].tolist() == [True, False]
     assert info["warnings"].tolist() == ["; ".join(convergence["warnings"]), ""]
 

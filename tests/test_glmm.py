@@ -18,7 +18,7 @@ from scipy import stats
 
 from mlmi import glmm
 from mlmi.families import Family, Response, binomial_response, response_problem
-from mlmi.fit_record import per_term, wald_table
+from mlmi.fit_record import FitRecord, per_term
 from mlmi.pool import exponentiated, pool
 from mlmi.formula import FormulaError, parse_formula
 
@@ -88,7 +88,7 @@ def test_matches_glmer(fits, case):
 @pytest.mark.parametrize("case", CASES)
 def test_exponentiated_as_broom_mixed(fits, case):
     """Odds and rate ratios with Wald intervals: broom.mixed::tidy(exponentiate = TRUE, conf.int = TRUE)."""
-    table, ref = wald_table(fits[case]), REFERENCE[case]["exponentiated"]
+    table, ref = FitRecord.from_fit(fits[case]).wald_table(), REFERENCE[case]["exponentiated"]
     np.testing.assert_allclose(np.exp(table["estimate"]), ref["estimate"], rtol=1e-4)
     np.testing.assert_allclose(np.exp(table[["conf_low", "conf_high"]]).T, [ref["conf_low"], ref["conf_high"]],
                                rtol=1e-3)
@@ -231,7 +231,7 @@ def test_pooled_as_mice_pools_glmer_fits(mice_case):
         np.testing.assert_allclose(_column(fit, "estimate"), ref["fixef"], rtol=1e-4)
         np.testing.assert_allclose(_column(fit, "std_error"), ref["se"], rtol=1e-3)
         assert fit["deviance"] == pytest.approx(ref["deviance"], abs=1e-4) and not ref["messages"]
-    pooled, ref = pool(mice_fits), MICE["pooled"]
+    pooled, ref = pool([FitRecord.from_fit(fit) for fit in mice_fits]), MICE["pooled"]
     assert list(pooled["term"]) == ref["term"] and (pooled["dfcom"] == ref["dfcom"]).all()
     # Seen: estimate, ubar and t within 3e-5 relative; b, riv, lambda, fmi and df (which amplify the fits'
     # differences) within 2.5e-4 (one term, glmer's default Nelder_Mead); everything within 5.2e-6 (nested, lme4's

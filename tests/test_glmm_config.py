@@ -114,6 +114,7 @@ def test_schema_names_an_unknown_family():
 @pytest.fixture(scope="module")
 def glmm_fits():
     """Three fits of cbpp's model on bootstrap-like perturbations of cbpp (stand-ins for imputations)."""
+    from mlmi.fit_record import FitRecord
     from mlmi.glmm import fit_glmm
 
     data = pd.read_csv(DATA / "cbpp.csv")
@@ -122,7 +123,8 @@ def glmm_fits():
     for _ in range(3):
         copy_ = data.copy()
         copy_["incidence"] = np.minimum(copy_["size"], copy_["incidence"] + rng.integers(0, 2, len(data)))
-        fits.append(fit_glmm(copy_, "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)"))
+        made = fit_glmm(copy_, "cbind(incidence, size - incidence) ~ factor(period) + (1 | herd)")
+        fits.append(FitRecord.from_fit(made))
     return fits
 
 
@@ -136,7 +138,7 @@ def test_pooled_glmm_has_no_residual_and_mice_dfcom(glmm_fits):
     assert (ratios["conf_low"] < ratios["ratio"]).all() and (ratios["ratio"] < ratios["conf_high"]).all()
 
 
-def pool_records(run: Path, fits: list[dict], mertools_legacy: bool = False) -> dict:
+def pool_records(run: Path, fits: list, mertools_legacy: bool = False) -> dict:
     """A results folder made by the pool stage from ``fits`` (written as fits/imp_<k>.json; the first again as the
     listwise fit); the pooled tables' paths by key."""
     from mlmi.layout import pooled_tables
@@ -146,8 +148,8 @@ def pool_records(run: Path, fits: list[dict], mertools_legacy: bool = False) -> 
     paths = []
     for k, fit in enumerate(fits, start=1):
         paths.append(run / "fits" / f"imp_{k}.json")
-        paths[-1].write_text(json.dumps(fit))
-    (run / "fits" / "listwise.json").write_text(json.dumps({**fits[0], "label": "listwise"}))
+        paths[-1].write_text(json.dumps(fit.to_json()))
+    (run / "fits" / "listwise.json").write_text(json.dumps({**fits[0].to_json(), "label": "listwise"}))
     outputs = pooled_tables(run, mertools_legacy=mertools_legacy)
     (run / "pooled").mkdir()
     pool_fits(paths, run / "fits" / "listwise.json", outputs)
@@ -179,10 +181,10 @@ def test_an_imputed_file_whose_response_does_not_fit_is_named(binary):
 def test_a_glmm_s_axes_are_on_its_link_scale():
     """Figures label a GLMM's coefficients on the link's scale, not in the response's units."""
     from mlmi.figures import units
-    from mlmi.fit_record import link_scale
+    from mlmi.fit_record import FitRecord
 
-    fit = {"family": "binomial", "link": "logit"}
-    assert units("passed", "(Intercept)", link_scale(fit)) == "log odds of passed"
-    assert units("passed", "ses", link_scale(fit)) == "log odds of passed per unit of ses"
-    assert units("mathach", "ses", link_scale({"reml": True})) == "mathach per unit of ses"
-    assert link_scale({"family": "poisson", "link": "log"}) == "log rate"
+    fit = FitRecord.from_fit({"family": "binomial", "link": "logit"})
+    assert units("passed", "(Intercept)", fit.link_scale) == "log odds of passed"
+    assert units("passed", "ses", fit.link_scale) == "log odds of passed per unit of ses"
+    assert units("mathach", "ses", FitRecord.from_fit({"reml": True}).link_scale) == "mathach per unit of ses"
+    assert FitRecord.from_fit({"family": "poisson", "link": "log"}).link_scale == "log rate"

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.mertools import MERTOOLS_VERSIONS, SMALL_BETWEEN_MESSAGE, mertools_fixed_effects
 from mlmi.pool import pool
 
@@ -19,8 +20,8 @@ COLUMNS = ["estimate", "std_error", "statistic", "df"]
 
 def record(rows):
     """A fit record holding only what the combination reads: (term, estimate, std_error) rows."""
-    return {"dfcom": 100, "fixed_effects": [{"term": t, "estimate": q, "std_error": se, "statistic": q / se}
-                                            for t, q, se in rows]}
+    return FitRecord.from_fit({"dfcom": 100, "dropped": [], "fixed_effects": [
+        {"term": t, "estimate": q, "std_error": se, "statistic": q / se} for t, q, se in rows]})
 
 
 def test_hand_computation_m3(caplog):
@@ -139,7 +140,7 @@ def test_end_to_end_matches_mertools(imputed, merTools_run):
     # - df: 2e-3 relative (seen: 3.9e-4). df = 2 (1 + within_var / ((4/3) between_var))^2 goes
     #   with the inverse square of between_var, a variance of estimates only ~.03 apart, so
     #   ~1e-5 absolute differences in the estimates move it by ~1e-3 relative.
-    fits = [fit_mixed(pd.read_csv(path), FORMULA) for path in imputed]
+    fits = [FitRecord.from_fit(fit_mixed(pd.read_csv(path), FORMULA)) for path in imputed]
     ours = mertools_fixed_effects(fits)
     theirs = merTools_run["table"]
     assert list(ours["term"]) == list(theirs["term"])
@@ -152,7 +153,7 @@ def test_identical_imputations_warn_like_mertools(r_available, caplog):
     # m = 2 copies of one data set: between_var = 0, so merTools warns and its df is Inf.
     formula = "mathach ~ ses + (1 | schid)"
     theirs = run_mertools(formula, [DATA / "small.csv"] * 2)
-    fit = fit_mixed(pd.read_csv(DATA / "small.csv"), formula)
+    fit = FitRecord.from_fit(fit_mixed(pd.read_csv(DATA / "small.csv"), formula))
     ours = mertools_fixed_effects([fit, fit])
     assert theirs["warnings"] == [SMALL_BETWEEN_MESSAGE]
     assert caplog.text.count(SMALL_BETWEEN_MESSAGE) == 1

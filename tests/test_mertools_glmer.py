@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlmi.fit_record import FitRecord
 from mlmi.glmm import fit_glmm
 from mlmi.mertools import MERTOOLS_VERSIONS, mertools_fixed_effects
 from test_glmm_config import pool_records
@@ -26,15 +27,16 @@ def reference_table() -> pd.DataFrame:
     return pd.DataFrame(REF["model_fixed_eff"]).rename(columns={"std.error": "std_error"})
 
 
-def record(fit: dict) -> dict:
+def record(fit: dict) -> FitRecord:
     """A fit record holding what the combination reads, from R's per-fit (tidy) numbers."""
-    return {"fixed_effects": [{"term": t, "estimate": q, "std_error": se}
-                              for t, q, se in zip(fit["term"], fit["estimate"], fit["std_error"])]}
+    return FitRecord.from_fit({"fixed_effects": [{"term": t, "estimate": q, "std_error": se}
+                                                 for t, q, se in zip(fit["term"], fit["estimate"], fit["std_error"])]})
 
 
 @pytest.fixture(scope="module")
 def our_fits():
-    return [fit_glmm(pd.read_csv(DATA / f"glmm_mice_imp_{k}.csv"), REF["formula"], "binomial") for k in range(1, 6)]
+    return [FitRecord.from_fit(fit_glmm(pd.read_csv(DATA / f"glmm_mice_imp_{k}.csv"), REF["formula"], "binomial"))
+            for k in range(1, 6)]
 
 
 def test_the_reference_is_what_this_module_reproduces():
@@ -61,8 +63,8 @@ def test_end_to_end_matches_mertools(our_fits):
     #   inverse square of between_var, the variance of estimates only ~.05 apart, so differences of ~1e-5 in the
     #   estimates move it by ~1e-4 relative.
     for fit, ref in zip(our_fits, REF["per_fit"]):
-        assert [row["term"] for row in fit["fixed_effects"]] == ref["term"]
-        assert fit["deviance"] == pytest.approx(ref["deviance"], abs=1e-6)
+        assert fit.terms == ref["term"]
+        assert fit.deviance == pytest.approx(ref["deviance"], abs=1e-6)
     ours = mertools_fixed_effects(our_fits)
     theirs = reference_table()
     assert list(ours["term"]) == list(theirs["term"])

@@ -8,6 +8,7 @@ from threadpoolctl import threadpool_limits
 
 from mlmi.ampute import ampute
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.formula import parse_formula
 from mlmi.multilevel import _build, chain_diagnostics, complete_case_priors, impute_multilevel
 from mlmi.multilevel_cells import Conditional, binary_log_odds, normal_moments, refresh_means, update_variable
@@ -369,13 +370,13 @@ def test_ses_slope_and_its_sd_are_recovered_with_30_percent_of_ses_missing_at_ra
     for k in range(5):
         completed, _, trace = impute_multilevel(amputed, FORMULA, seed=k, burn_in=150, level2=["size", "schtype"],
                                                 categorical=["minority", "female"])
-        fits.append(fit_mixed(completed, FORMULA))
+        fits.append(FitRecord.from_fit(fit_mixed(completed, FORMULA)))
         traces.append(trace)
     pooled = pool(fits).set_index("term")
     complete_ses = next(e["estimate"] for e in complete["fixed_effects"] if e["term"] == "ses")
     assert abs(pooled.loc["ses", "estimate"] - complete_ses) < 0.45
     assert pooled.loc["ses", "conf_low"] < truth["fixed_effects"]["ses"] < pooled.loc["ses", "conf_high"]
-    sd_slope = np.mean([fit["random_effects"]["sd"]["ses"] for fit in fits])
+    sd_slope = np.mean([fit.variance_components[0].sd["ses"] for fit in fits])
     assert abs(sd_slope - complete["random_effects"]["sd"]["ses"]) < 0.3
     assert chain_diagnostics(traces).set_index("parameter").loc["ses", "rhat"] < 1.1
 

@@ -3,6 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlmi.fit_record import FitRecord
 from mlmi.pool import barnard_rubin_df, negligible_between, pool, pool_long
 
 # mice::pool.scalar(Q, U, n, k) printed with %.15g; dfcom = n - k. Columns:
@@ -80,13 +81,14 @@ def test_term_order_is_kept_and_m_below_2_fails():
 
 
 def test_pool_of_fit_records_takes_dfcom_and_warns_on_negligible_b(caplog):
-    fits = [{"dfcom": 96, "fixed_effects": [{"term": "x", "estimate": 1.0, "std_error": 0.5, "statistic": 2.0}]}
-            for _ in range(3)]
+    raw = {"dfcom": 96, "dropped": [], "fixed_effects": [{"term": "x", "estimate": 1.0, "std_error": 0.5,
+                                                          "statistic": 2.0}]}
+    fits = [FitRecord.from_fit(raw) for _ in range(3)]
     pooled = pool(fits)
     assert pooled["dfcom"].iloc[0] == 96 and pooled["m"].iloc[0] == 3
     assert "negligible" in caplog.text and "'x'" in caplog.text
     assert negligible_between(pooled) and not negligible_between(pooled.assign(riv=0.5))
-    fits[1] = {**fits[1], "dfcom": 95}
+    fits[1] = FitRecord.from_fit({**raw, "dfcom": 95})
     with pytest.raises(ValueError, match="disagree"):
         pool(fits)
 
@@ -99,9 +101,9 @@ def test_tiny_between_variance_gives_a_finite_df():
 def test_fits_that_dropped_different_aliased_columns_are_not_pooled():
     """Terms lme4 dropped as aliased are absent alike from every fit, or pooling stops naming who dropped what."""
     def fit(dropped, terms):
-        return {"dfcom": 96, "dropped": dropped,
-                "fixed_effects": [{"term": t, "estimate": 1.0 + k, "std_error": 0.5, "statistic": 2.0}
-                                  for k, t in enumerate(terms)]}
+        return FitRecord.from_fit({"dfcom": 96, "dropped": dropped,
+                                   "fixed_effects": [{"term": t, "estimate": 1.0 + k, "std_error": 0.5, "statistic": 2.0}
+                                                     for k, t in enumerate(terms)]})
     same = [fit(["x2"], ["(Intercept)", "x"]), fit(["x2"], ["(Intercept)", "x"])]
     assert pool(same)["term"].tolist() == ["(Intercept)", "x"]
     differ = [fit(["x2"], ["(Intercept)", "x"]), fit([], ["(Intercept)", "x", "x2"]), fit(["x2"], ["(Intercept)", "x"])]

@@ -10,6 +10,7 @@ from scipy import stats
 
 from mlmi.deviance import CrossProducts, loglik_at
 from mlmi.fit import Design, cross_products, fit_mixed, relative_factor
+from mlmi.fit_record import FitRecord
 from mlmi.formula import parse_formula
 from mlmi.pool_compare import (ComparisonError, PooledParameters, comparison_tests, d2, d3, lr_statistics,
                                nesting_problem, reml_problem)
@@ -91,9 +92,9 @@ def test_loglik_at_is_the_marginal_normal_density():
 
 def test_loglik_at_an_ml_fits_own_estimates_is_its_loglik():
     data = small_data()
-    fit = fit_mixed(data, "y ~ x + (1 + x | g)", reml=False)
+    fit = FitRecord.from_fit(fit_mixed(data, "y ~ x + (1 + x | g)", reml=False))
     pooled = PooledParameters.of([fit])
-    assert pooled.loglik(data, "y ~ x + (1 + x | g)") == pytest.approx(fit["loglik"], rel=1e-12)
+    assert pooled.loglik(data, "y ~ x + (1 + x | g)") == pytest.approx(fit.raw["loglik"], rel=1e-12)
 
 
 def test_loglik_at_a_zero_variance():
@@ -133,8 +134,8 @@ def test_reml_refusals():
                                                     "fixed terms)")
 
 
-def fake_fit(loglik: float, npar: int, reml: bool = False, label: str = "1") -> dict:
-    return {"loglik": loglik, "npar": npar, "reml": reml, "label": label}
+def fake_fit(loglik: float, npar: int, reml: bool = False, label: str = "1") -> FitRecord:
+    return FitRecord.from_fit({"loglik": loglik, "npar": npar, "reml": reml, "label": label})
 
 
 def test_a_negative_lr_statistic_is_zero_with_a_warning(caplog):

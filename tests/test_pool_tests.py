@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from mlmi.fit_record import FitRecord
 from mlmi.pool_tests import TEST_COLUMNS, HypothesisError, d1, d1_df, d1_tests, hypothesis
 
 # The fixture: p = 3 coefficients, up to m = 4 imputations, H0: beta2 = 0 and beta2 - 2 beta3 = 0.5 (k = 2).
@@ -168,8 +169,8 @@ def test_bad_hypotheses_are_one_line_naming_the_test(test, message):
 
 
 def fit_record(q, u, terms=("(Intercept)", "x1", "x2")):
-    return {"fixed_effects": [{"term": t, "estimate": e} for t, e in zip(terms, q)],
-            "vcov": {"terms": list(terms), "matrix": np.asarray(u).tolist()}, "factors": {}}
+    return FitRecord.from_fit({"fixed_effects": [{"term": t, "estimate": e} for t, e in zip(terms, q)],
+                               "vcov": {"terms": list(terms), "matrix": np.asarray(u).tolist()}, "factors": {}})
 
 
 def test_table_rows_and_empty_table_keep_one_shape():

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.r2 import MEASURES, fit_r2, measures, pool_r2, variance_parts
 
 
@@ -41,7 +42,7 @@ def test_fit_r2_refits_the_null_model_with_the_same_method():
     for reml in (True, False):
         record = fit_mixed(data, "y ~ x + (1 | g)", reml=reml)
         null = fit_mixed(data, "y ~ 1 + (1 | g)", reml=reml)
-        r2 = fit_r2(data, record)
+        r2 = fit_r2(data, FitRecord.from_fit(record))
         assert r2["null"]["formula"] == "y ~ 1 + (1 | g)"
         assert r2["null"]["sigma2"] == pytest.approx(null["sigma"] ** 2, rel=1e-12)
         assert r2["r2_rb1"] == pytest.approx(1 - record["sigma"] ** 2 / null["sigma"] ** 2, rel=1e-12)
@@ -49,7 +50,7 @@ def test_fit_r2_refits_the_null_model_with_the_same_method():
 
 
 def test_pool_r2_is_the_mean_over_imputations():
-    fits = {str(k): {"r2": dict(zip(MEASURES, values))} for k, values in
+    fits = {str(k): FitRecord.from_fit({"r2": dict(zip(MEASURES, values))}) for k, values in
             enumerate([(0.2, 0.4, 0.1, 0.3, 0.15), (0.3, 0.5, 0.2, np.nan, 0.25)], start=1)}
     table = pool_r2(fits)
     assert list(table["imputation"]) == ["1", "2", "pooled"]
@@ -59,7 +60,7 @@ def test_pool_r2_is_the_mean_over_imputations():
 
 
 def test_a_record_without_r2_gives_nan_and_a_warning(caplog):
-    fits = {"1": {"r2": dict(zip(MEASURES, (0.2, 0.4, 0.1, 0.3, 0.15)))}, "2": {}}
+    fits = {"1": FitRecord.from_fit({"r2": dict(zip(MEASURES, (0.2, 0.4, 0.1, 0.3, 0.15)))}), "2": FitRecord.from_fit({})}
     with caplog.at_level("WARNING"):
         table = pool_r2(fits)
     assert table.iloc[1, 1:].isna().all() and table.iloc[2, 1:].isna().all()
@@ -75,7 +76,7 @@ def test_several_random_terms_count_every_terms_variance(formula, conditional, m
     conditional R² within 1e-5 (performance averages z' T z over rows, mlmi takes cov(Z) with divisor n - 1, as
     mitml does: 2e-6 apart with a random slope); no null model of one grouping factor, so RB1, RB2 and SB are NaN."""
     data = pd.read_csv(Path(__file__).parent / "data" / "three_level.csv")
-    r2 = fit_r2(data, fit_mixed(data, formula))
+    r2 = fit_r2(data, FitRecord.from_fit(fit_mixed(data, formula)))
     assert r2["r2_conditional"] == pytest.approx(conditional, abs=1e-5)
     assert r2["r2_marginal"] == pytest.approx(marginal, abs=1e-5)
     assert r2["null"] is None and all(np.isnan(r2[name]) for name in ("r2_rb1", "r2_rb2", "r2_sb"))

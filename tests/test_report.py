@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mlmi.fit_record import FitRecord
 from mlmi.report import FIGURES, gather_warnings, key_facts, logged_warnings, number, p_text, write_report
 
 FORMULA = "y ~ x + z + (1 + x | g)"
@@ -24,11 +25,12 @@ PROVENANCE = {"config": {"scenario": "tiny", "seed": 7, "model": {"formula": FOR
               "inputs": {"config/config.yaml": "ab" * 32}, "run_seconds": 12.345}
 
 
-def fit_record(sd_intercept: float, sd_x: float, cor: float, sigma: float) -> dict:
+def fit_record(sd_intercept: float, sd_x: float, cor: float, sigma: float) -> FitRecord:
     """The parts of a fit record (fits/*.json) the report and the console summary read."""
-    return {"formula": FORMULA, "reml": True, "n_groups": {"g": 7}, "sigma": sigma,
-            "random_effects": {"group": "g", "terms": ["(Intercept)", "x"], "sd": {"(Intercept)": sd_intercept,
-                               "x": sd_x}, "cor": {"(Intercept).x": cor}}}
+    return FitRecord.from_fit({"formula": FORMULA, "reml": True, "n_groups": {"g": 7}, "sigma": sigma, "factors": {},
+                               "random_effects": {"group": "g", "terms": ["(Intercept)", "x"],
+                                                  "sd": {"(Intercept)": sd_intercept, "x": sd_x},
+                                                  "cor": {"(Intercept).x": cor}}})
 
 
 def write_pooled(pooled):
@@ -162,7 +164,7 @@ def write_fits(root) -> None:
     fits.mkdir()
     for name, record in {"imp_1": fit_record(1.52, 0.65, -0.46, 5.98), "imp_2": fit_record(1.53, 0.69, -0.52, 5.99),
                          "listwise": fit_record(1.6, 0.4, -0.9, 6.0)}.items():
-        (fits / f"{name}.json").write_text(json.dumps(record))
+        (fits / f"{name}.json").write_text(json.dumps(record.to_json()))
 
 
 def write_fixture(root, truth=True, chains=True) -> dict:

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlmi.fit_record import FitRecord
 from mlmi.inputs import InputError
 from mlmi.plan import data_key, dotted, merge, run_parts, scenario_key, scenarios
 from mlmi.simulate import simulate_hsb
@@ -112,14 +113,14 @@ def test_model_se_is_over_the_replications_with_an_se():
     assert got["model_se_mcse"] == pytest.approx(np.sqrt(np.var([0.01, 0.04], ddof=1) / (4 * 2 * 0.025)))
 
 
-def fit_record(shift: float) -> dict:
+def fit_record(shift: float) -> FitRecord:
     fixed = [{"term": "(Intercept)", "estimate": 14 + shift, "std_error": 0.2, "statistic": (14 + shift) / 0.2}]
-    return {"fixed_effects": fixed, "random_effects": {"group": "schid", "sd": {"(Intercept)": 1.5 + shift},
-                                                        "cor": {}}, "sigma": 6.0,
-            "variance_parameters": {"groups": ["schid", "Residual"], "terms": ["sd__(Intercept)", "sd__Observation"],
-                                    "scales": ["log", "log"],
-                                    "estimate": [np.log(1.5 + shift), np.log(6.0)],
-                                    "vcov": [[0.01, 0.0], [0.0, 0.0004]], "problem": None}}
+    return FitRecord.from_fit({
+        "fixed_effects": fixed, "random_effects": {"group": "schid", "sd": {"(Intercept)": 1.5 + shift}, "cor": {}},
+        "sigma": 6.0, "variance_parameters": {"groups": ["schid", "Residual"],
+                                              "terms": ["sd__(Intercept)", "sd__Observation"], "scales": ["log", "log"],
+                                              "estimate": [np.log(1.5 + shift), np.log(6.0)],
+                                              "vcov": [[0.01, 0.0], [0.0, 0.0004]], "problem": None}})
 
 
 def test_replication_estimates_and_summary_by_method():

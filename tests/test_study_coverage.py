@@ -13,6 +13,7 @@ import pytest
 
 from mlmi.ampute import ampute_from_config
 from mlmi.fit import complete_cases, fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.impute import impute_once
 from mlmi.pool import pool
 from mlmi.seeds import int_seed_for, rng_for
@@ -32,13 +33,15 @@ def replication(r: int) -> pd.DataFrame:
     prefix = (scenario_key("coverage"), r)
     complete, truth = simulate_hsb({"n_schools": 30}, rng_for(SEED, "simulate", prefix=prefix))
     missing = ampute_from_config(complete, MISSINGNESS, rng_for(SEED, "ampute", prefix=prefix))
-    fits = [fit_mixed(impute_once(missing, seed=int_seed_for(SEED, "impute", k, prefix), iterations=3,
-                                  exclude=["schid", "meanses"], categorical=["minority", "female"])[0], FORMULA)
+    def fitted(data):
+        return FitRecord.from_fit(fit_mixed(data, FORMULA))
+
+    fits = [fitted(impute_once(missing, seed=int_seed_for(SEED, "impute", k, prefix), iterations=3,
+                               exclude=["schid", "meanses"], categorical=["minority", "female"])[0])
             for k in range(1, M + 1)]
     estimates = replication_estimates(pooled=pool(fits), random_effects=random_effect_stats(fits),
                                       variance_components=pool_variance_components(fits),
-                                      listwise=fit_mixed(complete_cases(missing, FORMULA), FORMULA),
-                                      complete=fit_mixed(complete, FORMULA))
+                                      listwise=fitted(complete_cases(missing, FORMULA)), complete=fitted(complete))
     return estimates.assign(scenario="coverage", replication=r), truth
 
 

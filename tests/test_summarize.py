@@ -2,19 +2,21 @@
 import numpy as np
 import pytest
 
+from mlmi.fit_record import FitRecord
 from mlmi.summarize import model_info, pool_ranef, random_effect_stats, varcorr
 
 
-def record(sd0, sd1, cor, sigma, modes, cond_var, converged=True):
-    return {
+def record(sd0, sd1, cor, sigma, modes, cond_var, converged=True, levels=(1, 2)):
+    return FitRecord.from_fit({
         "random_effects": {"group": "g", "terms": ["(Intercept)", "x"], "sd": {"(Intercept)": sd0, "x": sd1},
-                           "cor": {"(Intercept).x": cor}},
+                           "cor": {"(Intercept).x": cor},
+                           "cov": [[sd0**2, cor * sd0 * sd1], [cor * sd0 * sd1, sd1**2]]},
         "sigma": sigma,
-        "ranef": {"group": "g", "levels": [1, 2], "terms": ["(Intercept)", "x"], "modes": modes,
+        "ranef": {"group": "g", "levels": list(levels), "terms": ["(Intercept)", "x"], "modes": modes,
                   "cond_var": [np.diag(v).tolist() for v in cond_var]},
         "n_obs": 50, "n_levels": 1, "n_groups": {"g": 2}, "aic": 10.0, "bic": 11.0, "loglik": -4.0,
         "reml_criterion": 8.0, "convergence": {"converged": converged, "singular": False, "warnings": ["w"]},
-    }
+    })
 
 
 FITS = [record(1.0, 0.5, -0.2, 3.0, [[0.1, 0.2], [-0.1, 0.0]], [[0.04, 0.01], [0.09, 0.01]]),
@@ -50,8 +52,7 @@ def test_ranef_mean_over_all_fits_with_rubin_se():
 
 
 def test_ranef_refuses_different_levels():
-    other = record(1, 1, 0, 1, [[0, 0], [0, 0]], [[1, 1], [1, 1]])
-    other["ranef"]["levels"] = [1, 3]
+    other = record(1, 1, 0, 1, [[0, 0], [0, 0]], [[1, 1], [1, 1]], levels=(1, 3))
     with pytest.raises(ValueError, match="different levels"):
         pool_ranef([FITS[0], other])
 

@@ -15,6 +15,7 @@ import pytest
 
 from mlmi import figures, summarize
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 
 DATA = Path(__file__).parent / "data"
 FORMULA = "y ~ x + w + (1 + x | school) + (1 | school:class)"
@@ -24,7 +25,7 @@ FORMULA = "y ~ x + w + (1 + x | school) + (1 | school:class)"
 def fits():
     data = pd.read_csv(DATA / "three_level.csv")
     moved = data.assign(y=data["y"] + 0.3 * np.sin(np.arange(len(data))))
-    return [fit_mixed(data, FORMULA), fit_mixed(moved, FORMULA)]
+    return [FitRecord.from_fit(fit_mixed(data, FORMULA)), FitRecord.from_fit(fit_mixed(moved, FORMULA))]
 
 
 def test_varcorr_has_lme4s_rows_averaged_over_fits(fits):
@@ -33,7 +34,7 @@ def test_varcorr_has_lme4s_rows_averaged_over_fits(fits):
     assert list(table["grp"]) == lme4["grp"]
     assert [None if pd.isna(v) else v for v in table["var1"]] == lme4["var1"]
     assert [None if pd.isna(v) else v for v in table["var2"]] == lme4["var2"]
-    school = [fit["random_effects"][1] for fit in fits]
+    school = [fit.raw["random_effects"][1] for fit in fits]
     assert table["sdcor"].iloc[2] == pytest.approx(np.mean([re["sd"]["x"] for re in school]), rel=1e-12)
     assert table["sdcor"].iloc[3] == pytest.approx(np.mean([re["cor"]["(Intercept).x"] for re in school]), rel=1e-12)
 
@@ -43,7 +44,7 @@ def test_random_effect_stats_keep_each_factors_terms_apart(fits):
     assert list(zip(stats["group"], stats["term"])) == [
         ("school:class", "sd__(Intercept)"), ("school", "sd__(Intercept)"), ("school", "sd__x"),
         ("school", "cor__(Intercept).x"), ("Residual", "sd__Observation")]
-    classes = [fit["random_effects"][0]["sd"]["(Intercept)"] for fit in fits]
+    classes = [fit.raw["random_effects"][0]["sd"]["(Intercept)"] for fit in fits]
     assert stats["between_sd"].iloc[0] == pytest.approx(np.std(classes, ddof=1), rel=1e-12)
 
 
@@ -51,7 +52,7 @@ def test_pooled_conditional_modes_per_group_level_and_term(fits):
     pooled = summarize.pool_ranef(fits)
     assert len(pooled) == 100 * 1 + 25 * 2
     row = pooled[(pooled["group"] == "school") & (pooled["level"] == "s07") & (pooled["term"] == "x")].iloc[0]
-    term = [fit["ranef"][1] for fit in fits]
+    term = [fit.raw["ranef"][1] for fit in fits]
     i = term[0]["levels"].index("s07")
     modes = np.array([t["modes"][i][1] for t in term])
     variances = np.array([t["cond_var"][i][1][1] for t in term])

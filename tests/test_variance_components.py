@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.variance_components import VC_COLUMNS, by_imputation, pool_variance_components, wald_intervals
 from mlmi.vc_wald import jacobian, parameter_names, transformed
 
@@ -73,7 +74,7 @@ def test_crossed_factors_have_an_interval_for_each_factors_sd():
     fit = fit_mixed(data, "diameter ~ 1 + (1 | plate) + (1 | sample)")
     record = fit["variance_parameters"]
     assert record["groups"] == ["plate", "sample", "Residual"] and record["problem"] is None
-    table = pool_variance_components([fit, fit])
+    table = pool_variance_components([FitRecord.from_fit(fit)] * 2)
     assert list(zip(table["group"], table["term"])) == [("plate", "sd__(Intercept)"), ("sample", "sd__(Intercept)"),
                                                         ("Residual", "sd__Observation")]
     sds = [term["sd"]["(Intercept)"] for term in fit["random_effects"]] + [fit["sigma"]]
@@ -85,19 +86,20 @@ def test_a_singular_fit_has_no_interval():
     """Groups with equal means: the SD on its bound 0, NaN covariance, a reason."""
     data = balanced(12, 5, tau=0.0, sigma=1.0, seed=5)
     data["y"] -= data.groupby("g")["y"].transform("mean")
-    fit = fit_mixed(data, "y ~ 1 + (1 | g)", reml=True)
-    assert fit["convergence"]["singular"]
-    record = fit["variance_parameters"]
+    fit = FitRecord.from_fit(fit_mixed(data, "y ~ 1 + (1 | g)", reml=True))
+    assert fit.raw["convergence"]["singular"]
+    record = fit.raw["variance_parameters"]
     assert record["vcov"] is None and "singular" in record["problem"]
     assert wald_intervals(fit)[["conf_low", "conf_high"]].isna().all().all()
 
 
-def record(estimates: list[float], variances: list[float]) -> dict:
-    """The parts of a fit record the pooling reads: sd__(Intercept), cor__(Intercept).x, sd__Observation."""
-    return {"random_effects": {"group": "g"},
-            "variance_parameters": {"groups": ["g", "g", "Residual"], "terms": ["sd__(Intercept)", "cor__(Intercept).x", "sd__Observation"],
-                                    "scales": ["log", "atanh", "log"], "estimate": estimates,
-                                    "vcov": np.diag(variances).tolist(), "problem": None}}
+def record(estimates: list[float], variances: list[float], singular: bool = False) -> FitRecord:
+    """The parts of a fit record the pooling reads: sd__(Intercept), cor__(Intercept).x, sd__Observation; a
+    ``singular`` fit's have no covariance."""
+    return FitRecord.from_fit({"random_effects": {"group": "g"}, "variance_parameters": {
+        "groups": ["g", "g", "Residual"], "terms": ["sd__(Intercept)", "cor__(Intercept).x", "sd__Observation"],
+        "scales": ["log", "atanh", "log"], "estimate": estimates,
+        "vcov": None if singular else np.diag(variances).tolist(), "problem": "singular fit" if singular else None}})
 
 
 def test_pooling_is_rubins_rules_on_the_transformed_scale():
@@ -107,7 +109,7 @@ def test_pooling_is_rubins_rules_on_the_transformed_scale():
     table = pool_variance_components(fits)
     assert list(table.columns) == VC_COLUMNS
     assert list(table["group"]) == ["g", "g", "Residual"]
-    phi = np.array([fit["variance_parameters"]["estimate"] for fit in fits])
+    phi = np.array([fit.raw["variance_parameters"]["estimate"] for fit in fits])
     qbar, ubar, b = phi.mean(axis=0), np.array([0.011, 0.045, 0.0004]), phi.var(axis=0, ddof=1)
     t = ubar + 4 / 3 * b
     df = 2 / (4 / 3 * b / t) ** 2
@@ -135,16 +137,17 @@ def test_equal_imputations_give_the_normal_wald_interval():
 
 
 def test_one_singular_imputation_leaves_that_pool_without_an_interval():
-    fits = [record([0.4, -0.5, 1.8], [0.01, 0.04, 0.0004]), {**record([0.5, -0.3, 1.82], [1.0] * 3)}]
-    fits[1]["variance_parameters"] = {**fits[1]["variance_parameters"], "vcov": None, "problem": "singular fit"}
+    fits = [record([0.4, -0.5, 1.8], [0.01, 0.04, 0.0004]), record([0.5, -0.3, 1.82], [1.0] * 3, singular=True)]
     assert by_imputation(fits)["std_error"].isna().sum() == 3
     assert pool_variance_components(fits)[["conf_low", "conf_high"]].isna().all().all()
 
 
-def test_a_record_from_before_the_intervals_gives_its_estimates_without_one():
-    old = {"random_effects": {"group": "g", "terms": ["(Intercept)", "x"], "sd": {"(Intercept)": 1.5, "x": 0.5},
-                              "cor": {"(Intercept).x": -0.3}}, "sigma": 6.0}
-    long = by_imputation([old])
-    assert list(long["term"]) == ["sd__(Intercept)", "sd__x", "cor__(Intercept).x", "sd__Observation"]
-    np.testing.assert_allclose(long["estimate"], [np.log(1.5), np.log(0.5), np.arctanh(-0.3), np.log(6.0)])
+def test_a_record_without_variance_parameters_gives_its_estimates_without_an_interval():
+    """A GLMM's record has SDs and correlations but no variance_parameters (mlmi.vc_wald is a linear mixed
+    model's), and no residual SD."""
+    glmm = FitRecord.from_fit({"family": "binomial", "link": "logit", "sigma": 1.0, "random_effects": {
+        "group": "g", "terms": ["(Intercept)", "x"], "sd": {"(Intercept)": 1.5, "x": 0.5}, "cor": {"(Intercept).x": -0.3}}})
+    long = by_imputation([glmm])
+    assert list(long["term"]) == ["sd__(Intercept)", "sd__x", "cor__(Intercept).x"]
+    np.testing.assert_allclose(long["estimate"], [np.log(1.5), np.log(0.5), np.arctanh(-0.3)])
     assert long["std_error"].isna().all()

@@ -66,9 +66,10 @@ def test_tiny_run_meets_the_output_contract(tiny):
 
 
 def test_mertools_legacy_table_only_on_request(tiny, default):
+    from mlmi.fit_record import FitRecord
     from mlmi.mertools import mertools_fixed_effects
 
-    fits = [json.loads((tiny[2] / "fits" / f"imp_{k}.json").read_text()) for k in (1, 2)]
+    fits = [FitRecord.from_json(tiny[2] / "fits" / f"imp_{k}.json") for k in (1, 2)]
     legacy = pd.read_csv(tiny[2] / "pooled" / "mertools_fixed_effects.csv")
     pd.testing.assert_frame_equal(legacy, mertools_fixed_effects(fits), check_exact=False, rtol=1e-15)
     assert not (default / "pooled" / "mertools_fixed_effects.csv").exists()

@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from mlmi.console import ResultsError, summary
+from mlmi.fit_record import RecordVersionError
 from mlmi.provenance import verify
 
 
@@ -21,13 +22,14 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    """Run the command; a folder that is not a results folder is one line on stderr and exit status 2."""
+    """Run the command; a folder that is not a results folder, or one whose fits another mlmi made, is one line on
+    stderr and exit status 2."""
     arguments = parser().parse_args(argv)
     try:
         if arguments.command == "verify":
             return report_verification(arguments.results)
         print(summary(arguments.results))
-    except (ResultsError, FileNotFoundError) as error:
+    except (ResultsError, RecordVersionError, FileNotFoundError) as error:
         print(f"mlmi: {error}", file=sys.stderr)
         return 2
     return 0

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 
 from mlmi.failed_fits import left_out, left_out_warnings
-from mlmi.fit_record import estimation, model_kind, ratio_kind
+from mlmi.fit_record import FitRecord
 from mlmi.pool import exponentiated
 from mlmi.results import ResultsError, RunResults, fit_warnings  # noqa: F401 (ResultsError: the CLI's)
 
@@ -138,11 +138,11 @@ def r2_line(r2: pd.DataFrame | None) -> list[str]:
             "(against y ~ 1 + (1 | group))"]
 
 
-def counts_line(model_info: pd.DataFrame, fit: dict) -> str:
+def counts_line(model_info: pd.DataFrame, fit: FitRecord) -> str:
     """Observations per imputed data set (and after listwise deletion) and levels of each grouping factor."""
     imputed = model_info[model_info["imputation"] != "listwise"]
     listwise = model_info.loc[model_info["imputation"] == "listwise", "n_obs"]
-    groups = ", ".join(f"{name}, {count}" for name, count in fit["n_groups"].items())
+    groups = ", ".join(f"{name}, {count}" for name, count in fit.n_groups.items())
     after = f" ({listwise.iloc[0]} after listwise deletion)" if len(listwise) else ""
     return f"number of obs: {imputed['n_obs'].iloc[0]}{after}, groups: {groups}"
 
@@ -160,18 +160,18 @@ def summary(folder) -> str:
     results = read_results(folder)
     fixed, model_info, fit = results.table("fixed_effects"), results.table("model_info"), results.fit("imp_1")
     aic = model_info.loc[~model_info["imputation"].isin(["listwise", *left_out(model_info)]), "aic"]
-    kind = model_kind(fit)
+    kind = fit.model_kind
     imputation = imputation_block(results.imputation_models())
     warnings = (left_out_warnings(model_info) + results.recorded_warnings(labelled=False)
                 + fit_warnings(model_info, fixed))
     lines = [
-        f"{kind[0].upper()}{kind[1:]} fit by {estimation(fit)} on {int(fixed['m'].iloc[0])} imputed data sets, "
+        f"{kind[0].upper()}{kind[1:]} fit by {fit.estimation} on {int(fixed['m'].iloc[0])} imputed data sets, "
         "pooled by Rubin's rules (Barnard-Rubin df)",
-        f"Formula: {fit['formula']}",
+        f"Formula: {fit.formula}",
         "",
         "Fixed effects:",
         *fixed_effects_block(fixed),
-        *ratios_block(fixed, ratio_kind(fit)),
+        *ratios_block(fixed, fit.ratio_kind),
         *tests_block(results.table("tests") if results.has_table("tests") else None),
         "",
         "Error terms (mean over imputations):",

@@ -5,7 +5,7 @@ A policy of the workflow, not of Rubin's rules: ``mlmi.pool`` pools whatever fit
 """
 import pandas as pd
 
-from mlmi.fit_record import failure
+from mlmi.fit_record import FitRecord
 
 #: What pooling does when a fit did not converge (``pooling.on_failed_fit``): stop, or pool the others.
 ON_FAILED_FIT = ("stop", "warn")
@@ -17,7 +17,7 @@ class FailedFitError(ValueError):
     """Fits that did not converge, where ``pooling.on_failed_fit`` does not let pooling go on without them."""
 
 
-def converged_fits(fits: dict[str, dict], paths: dict[str, str], on_failed_fit: str) -> dict[str, dict]:
+def converged_fits(fits: dict[str, FitRecord], paths: dict[str, str], on_failed_fit: str) -> dict[str, FitRecord]:
     """The fits to pool, by imputation label, under ``on_failed_fit`` (one of ON_FAILED_FIT).
 
     Every fit when all converged. Otherwise ``stop`` raises a FailedFitError naming each
@@ -26,10 +26,10 @@ def converged_fits(fits: dict[str, dict], paths: dict[str, str], on_failed_fit: 
     """
     if on_failed_fit not in ON_FAILED_FIT:
         raise ValueError(f"on_failed_fit is {on_failed_fit!r}; use one of {ON_FAILED_FIT}")
-    failed = [k for k, fit in fits.items() if not fit["convergence"]["converged"]]
+    failed = [k for k, fit in fits.items() if not fit.converged]
     if not failed:
         return fits
-    named = "; ".join(f"imputation {k} ({paths[k]}): {failure(fits[k]['convergence'])}" for k in failed)
+    named = "; ".join(f"imputation {k} ({paths[k]}): {fits[k].failure}" for k in failed)
     kept = {k: fit for k, fit in fits.items() if k not in failed}
     if on_failed_fit == "stop":
         raise FailedFitError(f"{len(failed)} of {len(fits)} fits did not converge and pooling.on_failed_fit is stop: "

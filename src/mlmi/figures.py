@@ -16,7 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from scipy.stats import gaussian_kde
 
-from mlmi.summarize import random_effect_parameters, true_random_value
+from mlmi.fit_record import FitRecord
+from mlmi.summarize import true_random_value
 
 #: Figure width in inches; at DPI dots per inch it fills the page's column on a laptop screen.
 WIDTH = 10.0
@@ -254,20 +255,21 @@ def forest_plot(fixed: pd.DataFrame, listwise: pd.DataFrame, by_imputation: pd.D
     return figure
 
 
-def random_values(record: dict) -> dict[tuple[str, str], float]:
-    """A fit's (or the truth's) SDs, correlations and residual SD by group and broom.mixed term name."""
-    return {(row["group"], row["term"]): row["estimate"] for row in random_effect_parameters(record)}
+def random_values(parameters: list[dict]) -> dict[tuple[str, str], float]:
+    """A fit's (``FitRecord.random_parameters``) or the truth's (``mlmi.summarize.truth_parameters``) SDs,
+    correlations and residual SD by group and broom.mixed term name."""
+    return {(row["group"], row["term"]): row["estimate"] for row in parameters}
 
 
-def random_effects_plot(fits: dict[str, dict], listwise: dict, random: pd.DataFrame, truth: dict | None,
+def random_effects_plot(fits: dict[str, FitRecord], listwise: FitRecord, random: pd.DataFrame, truth: dict | None,
                         response: str, link_scale: str | None = None) -> Figure:
     """One panel per random-effect parameter: listwise, each pooled imputation, the pooled mean and the truth."""
-    values = [random_values(fit) for fit in fits.values()]
+    values = [random_values(fit.random_parameters) for fit in fits.values()]
     several = random.loc[random["group"] != "Residual", "group"].nunique() > 1  # a GLMM has no Residual row
     figure = Figure(figsize=(WIDTH, 3.0), layout="constrained")
     for ax, row in zip(panel_grid(figure, len(random), len(random)), random.itertuples(index=False)):
         key = (row.group, row.term)
-        ax.plot([0], [random_values(listwise)[key]], **SERIES["listwise"])
+        ax.plot([0], [random_values(listwise.random_parameters)[key]], **SERIES["listwise"])
         ax.plot(range(1, len(fits) + 1), [v[key] for v in values], **SERIES["imputation"])
         ax.axhline(row.estimate, **SERIES["pooled mean"])
         true = None if truth is None else true_random_value(truth, *key)

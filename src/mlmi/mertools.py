@@ -27,6 +27,7 @@ import logging
 import numpy as np
 import pandas as pd
 
+from mlmi.fit_record import FitRecord
 from mlmi.pool import fixed_effects_by_imputation
 
 log = logging.getLogger(__name__)
@@ -39,14 +40,14 @@ SMALL_BETWEEN = 1e-9
 SMALL_BETWEEN_MESSAGE = "Between imputation variance is very small, are imputation sets too similar?"
 
 
-def mertools_fixed_effects(fits: list[dict]) -> pd.DataFrame:
+def mertools_fixed_effects(fits: list[FitRecord]) -> pd.DataFrame:
     """merTools' ``modelFixedEff(modList)`` table from m fit records (NOT Rubin's rules).
 
     Parameters
     ----------
-    fits : list of dict
-        The m fit records of one model (from ``mlmi.fit.fit_mixed``); only each record's
-        ``fixed_effects`` estimate and std_error are used.
+    fits : list of FitRecord
+        The m fit records of one model (``mlmi.fit_record``); only each record's fixed
+        effects' estimate and std_error are used.
 
     Returns
     -------
@@ -93,7 +94,7 @@ def mertools_fixed_effects(fits: list[dict]) -> pd.DataFrame:
     })
 
 
-def _by_term(fits: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _by_term(fits: list[FitRecord]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """m x terms frames of the estimates and of the SEs, terms sorted as merTools sorts them."""
     if len(fits) < 2:
         raise ValueError(f"combining imputations needs at least 2 fits, got m = {len(fits)}")

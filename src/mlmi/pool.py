@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 from scipy import special  # what scipy.stats calls, without its 1 s import
 
+from mlmi.fit_record import FIXED_COLUMNS, FitRecord
+
 log = logging.getLogger(__name__)
 
 #: Below this relative increase in variance the imputations barely differ (merTools warns too).
@@ -97,24 +99,25 @@ def exponentiated(pooled: pd.DataFrame) -> pd.DataFrame:
                          "conf_low": np.exp(pooled["conf_low"]), "conf_high": np.exp(pooled["conf_high"])})
 
 
-def fixed_effects_by_imputation(fits: list[dict], labels=None) -> pd.DataFrame:
+def fixed_effects_by_imputation(fits: list[FitRecord], labels=None) -> pd.DataFrame:
     """One row per imputation and term: ``imputation, term, estimate, std_error, statistic``.
 
     ``labels`` name the imputations (1..m by default), so a table without a left-out fit keeps their numbers.
     """
     labels = range(1, len(fits) + 1) if labels is None else labels
-    return pd.DataFrame([{"imputation": k, **row} for k, fit in zip(labels, fits) for row in fit["fixed_effects"]])
+    return pd.concat([fit.fixed_effects.assign(imputation=k) for k, fit in zip(labels, fits)],
+                     ignore_index=True)[["imputation", *FIXED_COLUMNS]]
 
 
-def pool(fits: list[dict], conf_level: float = 0.95, labels=None) -> pd.DataFrame:
-    """Rubin-pool the fixed effects of m fit records (from ``mlmi.fit.fit_mixed``).
+def pool(fits: list[FitRecord], conf_level: float = 0.95, labels=None) -> pd.DataFrame:
+    """Rubin-pool the fixed effects of m fit records (``mlmi.fit_record``).
 
     dfcom is what mice takes for an lmer fit: n_obs - npar of the fits, which must agree. The fits
     must have dropped the same aliased columns (``labels`` name the imputations in that message).
     """
     labels = range(1, len(fits) + 1) if labels is None else labels
     check_same_dropped(dict(zip(map(str, labels), fits)))
-    dfcoms = {fit["dfcom"] for fit in fits}
+    dfcoms = {fit.dfcom for fit in fits}
     if len(dfcoms) > 1:
         raise ValueError(f"the fits disagree on n_obs - npar ({sorted(dfcoms)}); pool fits of one model "
                          "on imputations of one data set")
@@ -124,16 +127,15 @@ def pool(fits: list[dict], conf_level: float = 0.95, labels=None) -> pd.DataFram
     return pooled
 
 
-def check_same_dropped(fits: dict[str, dict]) -> None:
+def check_same_dropped(fits: dict[str, FitRecord]) -> None:
     """Raise ValueError, naming imputations and columns, when the fits dropped different aliased columns.
 
     lme4 drops a fixed-effect column that is a linear combination of those before it; when that
-    holds in some imputations only, their terms differ and no term can be pooled over all m. A record
-    without ``dropped`` (written before fits recorded it) dropped none.
+    holds in some imputations only, their terms differ and no term can be pooled over all m.
     """
     by_dropped = {}
     for label, fit in fits.items():
-        by_dropped.setdefault(tuple(fit.get("dropped", [])), []).append(label)
+        by_dropped.setdefault(tuple(fit.dropped), []).append(label)
     if len(by_dropped) > 1:
         said = "; ".join(f"imputation{'s' if len(labels) > 1 else ''} {', '.join(labels)}: "
                          f"{', '.join(map(repr, dropped)) if dropped else 'none'}"

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from mlmi.deviance import loglik_at
+from mlmi.fit_record import FitRecord
 from mlmi.pool_tests import TEST_COLUMNS, d1_df, f_upper
 
 log = logging.getLogger(__name__)
@@ -190,13 +191,12 @@ class PooledParameters:
     sigma2: float
 
     @classmethod
-    def of(cls, fits: list[dict]) -> "PooledParameters":
-        """The means over the fit records ``fits``."""
-        terms = [row["term"] for row in fits[0]["fixed_effects"]]
-        beta = np.mean([[dict((r["term"], r["estimate"]) for r in fit["fixed_effects"])[t] for t in terms]
-                        for fit in fits], axis=0)
-        cov_re = np.mean([np.asarray(fit["random_effects"]["cov"], dtype=float) for fit in fits], axis=0)
-        return cls(terms, beta, cov_re, float(np.mean([fit["sigma"] ** 2 for fit in fits])))
+    def of(cls, fits: list[FitRecord]) -> "PooledParameters":
+        """The means over the fit records ``fits`` (of a model of one random term)."""
+        terms = fits[0].terms
+        beta = np.mean([[fit.estimates[t] for t in terms] for fit in fits], axis=0)
+        cov_re = np.mean([fit.variance_components[0].cov for fit in fits], axis=0)
+        return cls(terms, beta, cov_re, float(np.mean([fit.sigma ** 2 for fit in fits])))
 
     def loglik(self, data: pd.DataFrame, formula: str) -> float:
         """The ML log-likelihood of ``formula`` on one complete data set at these parameters."""
@@ -211,22 +211,22 @@ class PooledParameters:
         return loglik_at(lam[np.tril_indices(len(lam))], self.beta, self.sigma2, cross_products(design))
 
 
-def lr_statistics(fits: list[dict], compare_fits: list[dict]) -> np.ndarray:
+def lr_statistics(fits: list[FitRecord], compare_fits: list[FitRecord]) -> np.ndarray:
     """Each imputation's likelihood-ratio chi-square -2 (logLik_compare - logLik), as mitml's D2 takes them: 0
     where the two log-likelihoods are equal to ``all.equal``'s tolerance; a negative one (the larger model's fit
     worse than the nested one's, an optimum not reached) is set to 0 with a warning, where R would give NaN."""
-    ll = np.array([fit["loglik"] for fit in fits])
-    ll0 = np.array([fit["loglik"] for fit in compare_fits])
+    ll = np.array([fit.loglik for fit in fits])
+    ll0 = np.array([fit.loglik for fit in compare_fits])
     d = -2 * (ll0 - ll)
     d[np.abs(ll - ll0) < EQUAL_LOGLIK * np.abs(ll)] = 0.0
     if (d < 0).any():
         log.warning("the comparison model fits imputations %s better than the analysis model that contains it "
                     "(LR chi-squares %s): an optimum was not reached; taken as 0",
-                    [fit["label"] for fit, value in zip(fits, d) if value < 0], d[d < 0].round(6).tolist())
+                    [fit.label for fit, value in zip(fits, d) if value < 0], d[d < 0].round(6).tolist())
     return np.maximum(d, 0.0)
 
 
-def comparison_tests(fits: list[dict], comparisons: list[dict], compare_fits: dict, imputations: list | None,
+def comparison_tests(fits: list[FitRecord], comparisons: list[dict], compare_fits: dict, imputations: list | None,
                      formula: str) -> pd.DataFrame:
     """Rows of ``pooled/tests.csv`` for ``pooling.compare``: each comparison's methods, in the order asked.
 
@@ -239,21 +239,22 @@ def comparison_tests(fits: list[dict], comparisons: list[dict], compare_fits: di
     rows = []
     for comparison in comparisons:
         name, nested = comparison["name"], compare_fits[comparison["name"]]
-        k = fits[0]["npar"] - nested[0]["npar"]
+        npar, nested_npar = fits[0].npar, nested[0].npar
+        k = npar - nested_npar
         if k < 1:
-            raise ComparisonError(f"pooling.compare {name!r}: the comparison model has {nested[0]['npar']} "
-                                  f"parameters and model.formula {fits[0]['npar']}; a nested model has fewer")
+            raise ComparisonError(f"pooling.compare {name!r}: the comparison model has {nested_npar} "
+                                  f"parameters and model.formula {npar}; a nested model has fewer")
         differ = fixed_terms_differ(parse_formula(formula), parse_formula(comparison["formula"]))
         for method in comparison.get("methods", METHODS):
-            problem = reml_problem(method, bool(fits[0]["reml"]), differ)
+            problem = reml_problem(method, fits[0].reml, differ)
             if problem:
                 raise ComparisonError(f"pooling.compare {name!r}: {problem}")
             if method == "D2":
                 result = d2(lr_statistics(fits, nested), k)
             else:
                 full, small = PooledParameters.of(fits), PooledParameters.of(nested)
-                result = d3([fit["loglik"] for fit in fits], [full.loglik(data, formula) for data in imputations],
-                            [fit["loglik"] for fit in nested],
+                result = d3([fit.loglik for fit in fits], [full.loglik(data, formula) for data in imputations],
+                            [fit.loglik for fit in nested],
                             [small.loglik(data, comparison["formula"]) for data in imputations], k)
             rows.append({"test": name, "hypothesis": comparison["formula"], "statistic": result.statistic,
                          "df": result.df1, "df_residual": result.df2, "p_value": result.p_value, "riv": result.riv,

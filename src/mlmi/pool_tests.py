@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import special  # what scipy.stats calls, without its 1 s import
 
+from mlmi.fit_record import FitRecord
+
 log = logging.getLogger(__name__)
 
 #: The columns of ``pooled/tests.csv``, in broom's vocabulary (``glance``'s df and df.residual for an F test).
@@ -348,21 +350,18 @@ def _linear(name: str, text: str, side: str, terms: list[str]) -> tuple[np.ndarr
 
 # ---- the pool stage's table -----------------------------------------------------------------------------------
 
-def fit_arrays(fits: list[dict]) -> tuple[list[str], np.ndarray, np.ndarray]:
+def fit_arrays(fits: list[FitRecord]) -> tuple[list[str], np.ndarray, np.ndarray]:
     """The fixed-effect terms of m fit records and their estimates (m, p) and lme4 covariances (m, p, p)."""
-    terms = list(fits[0]["vcov"]["terms"])
+    terms = fits[0].terms
     for fit in fits[1:]:
-        if list(fit["vcov"]["terms"]) != terms:
-            raise ValueError(f"the fits' fixed-effect terms differ ({terms} and {fit['vcov']['terms']}); a pooled test "
+        if fit.terms != terms:
+            raise ValueError(f"the fits' fixed-effect terms differ ({terms} and {fit.terms}); a pooled test "
                              "needs the same terms in every fit")
-    estimates = np.array([[dict((r["term"], r["estimate"]) for r in fit["fixed_effects"])[t] for t in terms]
-                          for fit in fits])
-    covariances = np.array([fit["vcov"]["matrix"] for fit in fits], dtype=float).reshape(len(fits), len(terms),
-                                                                                          len(terms))
-    return terms, estimates, covariances
+    estimates = np.array([list(fit.estimates.values()) for fit in fits])
+    return terms, estimates, np.array([fit.vcov for fit in fits])
 
 
-def d1_tests(fits: list[dict], tests: list[dict], dfcom: float | None) -> pd.DataFrame:
+def d1_tests(fits: list[FitRecord], tests: list[dict], dfcom: float | None) -> pd.DataFrame:
     """``pooled/tests.csv``: one row per test of ``pooling.tests``, D1 over the m fit records (header only when
     no test is asked for). ``dfcom`` is the pooling's complete-data df (n - npar, as mice::pool and mice::D1
     take it), or None for Li et al.'s large-sample df (mitml's default)."""
@@ -370,7 +369,7 @@ def d1_tests(fits: list[dict], tests: list[dict], dfcom: float | None) -> pd.Dat
     if tests:
         terms, estimates, covariances = fit_arrays(fits)
         for test in tests:
-            tested = hypothesis(test, terms, fits[0].get("factors", {}))
+            tested = hypothesis(test, terms, fits[0].factors)
             result = d1(estimates, covariances, tested.contrasts, tested.rhs, dfcom)
             rows.append({"test": tested.name, "hypothesis": tested.text, "statistic": result.statistic,
                          "df": result.df1, "df_residual": result.df2, "p_value": result.p_value, "riv": result.riv,

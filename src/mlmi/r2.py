@@ -38,6 +38,8 @@ import logging
 import numpy as np
 import pandas as pd
 
+from mlmi.fit_record import FitRecord
+
 log = logging.getLogger(__name__)
 
 #: The measures, in the order of ``pooled/r2.csv``'s columns.
@@ -74,47 +76,46 @@ def measures(parts: dict, null: dict | None, random_intercept: bool) -> dict:
                 "r2_sb": float(1 - (parts["sigma2"] + tau00) / np.float64(null["sigma2"] + null["tau00"]))}
 
 
-def fit_r2(data: pd.DataFrame, record: dict) -> dict:
+def fit_r2(data: pd.DataFrame, record: FitRecord) -> dict:
     """The ``r2`` entry of a fit record: the variance parts, the null model's, and the measures.
 
-    ``record`` is ``mlmi.fit.fit_mixed``'s record of ``data``; the null model ``y ~ 1 + (1 | g)`` is fitted here
-    to the same rows with the record's REML setting, as ``multilevelR2`` refits it (``update(model, y ~ 1 + (1|g))``).
+    ``record`` is the fit record of ``mlmi.fit.fit_mixed``'s fit of ``data``; the null model ``y ~ 1 + (1 | g)`` is
+    fitted here to the same rows with the record's REML setting, as ``multilevelR2`` refits it
+    (``update(model, y ~ 1 + (1|g))``).
     A model of several random terms has its marginal and conditional R² (every term's variance counted) and no
     null model: RB1, RB2 and SB are defined against one grouping factor (``multilevelR2`` takes one).
     """
     from mlmi.fit import Design, fit_mixed
-    from mlmi.fit_record import per_term
     from mlmi.formula import lme4_name, parse_formula
 
-    formula = parse_formula(record["formula"])
+    formula = parse_formula(record.formula)
     design = Design(data, formula)
-    beta = np.array([row["estimate"] for row in record["fixed_effects"]])
-    covs = [np.asarray(term["cov"], dtype=float) for term in per_term(record["random_effects"])]
-    parts = variance_parts(design.X, beta, [block.Z for block in design.structure.blocks], covs, record["sigma"] ** 2)
+    beta = np.array(list(record.estimates.values()))
+    covs = [term.cov for term in record.variance_components]
+    parts = variance_parts(design.X, beta, [block.Z for block in design.structure.blocks], covs, record.sigma ** 2)
     if not design.single:
         return {**parts, "null": None, **measures(parts, None, False)}
     parts["tau00"] = float(covs[0][0, 0])
     null_formula = f"{lme4_name(formula.response)} ~ 1 + (1 | {lme4_name(formula.group)})"
-    null_fit = fit_mixed(data, null_formula, reml=record["reml"], label=f"{record.get('label', '')} null")
-    null = {"formula": null_formula, "sigma2": null_fit["sigma"] ** 2,
-            "tau00": float(null_fit["random_effects"]["cov"][0][0]),
-            "converged": null_fit["convergence"]["converged"]}
+    null_fit = FitRecord.from_fit(fit_mixed(data, null_formula, reml=record.reml, label=f"{record.label} null"))
+    null = {"formula": null_formula, "sigma2": null_fit.sigma ** 2,
+            "tau00": float(null_fit.variance_components[0].cov[0, 0]), "converged": null_fit.converged}
     return {**parts, "null": null, **measures(parts, null, formula.random_intercept)}
 
 
-def r2_by_fit(fits: dict[str, dict]) -> pd.DataFrame:
+def r2_by_fit(fits: dict[str, FitRecord]) -> pd.DataFrame:
     """One row per fit (label to record) of the measures its record holds; NaN, with a warning, for a record of a
     linear mixed model without them (written by an mlmi before R², or by ``fit_mixed`` outside the fit stage);
     NaN for a generalized model's (these R² are a linear mixed model's variance decomposition)."""
-    lacking = [label for label, fit in fits.items() if "r2" not in fit and fit.get("family", "gaussian") == "gaussian"]
+    lacking = [label for label, fit in fits.items() if fit.r2 is None and fit.is_linear]
     if lacking:
         log.warning("fit records %s hold no R² (made before mlmi computed it, or outside the fit stage): their R² "
                     "is NaN in pooled/r2.csv; fit them again to have it", ", ".join(lacking))
-    return pd.DataFrame([{"imputation": label, **{name: fit.get("r2", {}).get(name, np.nan) for name in MEASURES}}
+    return pd.DataFrame([{"imputation": label, **{name: (fit.r2 or {}).get(name, np.nan) for name in MEASURES}}
                          for label, fit in fits.items()], columns=R2_COLUMNS)
 
 
-def pool_r2(fits: dict[str, dict]) -> pd.DataFrame:
+def pool_r2(fits: dict[str, FitRecord]) -> pd.DataFrame:
     """``pooled/r2.csv``: each imputation's measures, then the ``pooled`` row, their mean over the imputations
     (``mitml::multilevelR2`` on a list of fits: ``rowMeans`` of the per-fit values; NaN in one fit, NaN pooled)."""
     by_fit = r2_by_fit(fits)

@@ -14,7 +14,7 @@ import yaml
 
 from mlmi import figures
 from mlmi.failed_fits import left_out
-from mlmi.fit_record import link_scale, model_kind, ratio_kind
+from mlmi.fit_record import FitRecord
 from mlmi.formula import parse_formula
 from mlmi.io import read_json, write_bytes
 from mlmi.layout import FIGURES  # noqa: F401 (FIGURES: the page's)
@@ -24,7 +24,7 @@ from mlmi.page import ENV, number, p_text, render_page, table  # noqa: F401 (num
 from mlmi.report_variance import r2_context, variance_components_context
 from mlmi.results import RunResults, is_true, recorded_warnings
 from mlmi.run_warnings import gather_warnings, logged_warnings
-from mlmi.summarize import true_random_value
+from mlmi.summarize import true_random_value, truth_parameters
 
 #: How a true/false column of a table reads.
 YES_NO = {True: "yes", False: "no"}
@@ -57,6 +57,8 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
     ``model_vars`` default to the columns ``formula`` names. ``logs`` maps job labels (``impute/1``) to the
     logs of jobs whose warnings no record carries; ``provenance`` is ``mlmi.provenance.describe_run``'s record.
     """
+    fits = [FitRecord.from_json(p) for p in fit_paths]     # first: another mlmi's fits are refused before any work
+    listwise = FitRecord.from_json(listwise_fit_path)
     results = RunResults.load(Path(pooled_dir).parent, required=())
     table_of = results.table
     fixed, model_info = table_of("fixed_effects"), table_of("model_info")
@@ -66,17 +68,16 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
     truth = read_json(truth_path) if truth_path is not None else None
     imputed = [pd.read_parquet(p) for p in imputed_paths]
     chains = [pd.read_csv(p) for p in chain_paths]
-    fits = [read_json(p) for p in fit_paths]
     models = pd.read_csv(models_path, keep_default_na=False) if models_path else None
     summary = summarize_missingness(data, model_vars)
-    scale = link_scale(fits[0])
+    scale = fits[0].link_scale
     variables = imputed_variables(data, imputed)
     drawn = {
         "missingness_patterns": figures.patterns_plot(summary["patterns"]),
         "imputation_diagnostics": figures.imputation_plot(data, imputed, chains, variables, set(categorical)),
         "forest": figures.forest_plot(fixed, table_of("listwise"), table_of("by_imputation"), truth, parsed.response,
                                       scale),
-        "random_effects": figures.random_effects_plot(pooled_fits(fits, model_info), read_json(listwise_fit_path),
+        "random_effects": figures.random_effects_plot(pooled_fits(fits, model_info), listwise,
                                                       table_of("random_effects"), truth, parsed.response, scale),
         "caterpillar": figures.caterpillar_plot(table_of("ranef"), parsed.response, scale),
     }
@@ -87,12 +88,12 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
                                recorded_warnings(read_json(checks_path) if checks_path else None, models))
     render_page(
         "report.html.j2", path, title=f"mlmi report: {scenario}", formula=formula, has_truth=truth is not None,
-        model_kind=model_kind(fits[0]),
+        model_kind=fits[0].model_kind,
         facts=key_facts(summary, model_info, len(imputed), len(warnings)), warnings=warnings,
         nothing_imputed=figures.NOTHING_IMPUTED,
         fixed={"table": table(fixed_effects_table(fixed, table_of("listwise"), truth), legend=COLUMNS),
-               "factors": fits[0].get("factors", {}),  # fit records of mlmi before factors: none
-               "ratios": ratios_context(fixed, ratio_kind(fits[0])),
+               "factors": fits[0].factors,
+               "ratios": ratios_context(fixed, fits[0].ratio_kind),
                "forest": images["forest"],
                "by_imputation": table(by_imputation_table(table_of("by_imputation"), fixed), legend={
                    "imputation": "imputed data set k; pooled: the mean over the pooled imputations",
@@ -110,7 +111,8 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
         r2=r2_context(results.table("r2") if results.has_table("r2") else None, _LEGENDS["r2"]),
         variance=variance_components_context(
             results.table("variance_components") if results.has_table("variance_components") else None,
-            figures.random_values(truth) if truth is not None else None, _LEGENDS["variance_components"]),
+            figures.random_values(truth_parameters(truth)) if truth is not None else None,
+            _LEGENDS["variance_components"]),
         model_info=table(model_info, flagged_fits(model_info), COLUMNS), provenance=provenance_context(provenance))
 
 
@@ -220,7 +222,7 @@ def models_context(models: pd.DataFrame | None, traces: list[pd.DataFrame]) -> d
     return {"table": table(shown, legend=COLUMNS), "sampler": sampler}
 
 
-def pooled_fits(fits: list[dict], model_info: pd.DataFrame) -> dict[str, dict]:
+def pooled_fits(fits: list[FitRecord], model_info: pd.DataFrame) -> dict[str, FitRecord]:
     """The fit records (in imputation order) that were pooled, by imputation label."""
     excluded = left_out(model_info)
     return {str(k): fit for k, fit in enumerate(fits, start=1) if str(k) not in excluded}

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from mlmi.failed_fits import left_out_warnings
+from mlmi.fit_record import FitRecord
 from mlmi.io import read_json
 from mlmi.layout import CHECKS, POOLED_TABLES, pooled_tables
 from mlmi.pool import negligible_between
@@ -78,13 +79,14 @@ class RunResults:
         """Whether the run wrote the table (merTools' legacy one only when asked for)."""
         return Path(pooled_tables(self.folder, mertools_legacy=True)[key]).is_file()
 
-    def fit(self, label: str) -> dict:
-        """A fit record by label: ``imp_<k>``, ``listwise`` or ``complete``; a ResultsError when absent."""
+    def fit(self, label: str) -> FitRecord:
+        """A fit record by label: ``imp_<k>``, ``listwise`` or ``complete``; a ResultsError when absent, a
+        ``RecordVersionError`` when another mlmi wrote it."""
         path = self.folder / "fits" / f"{label}.json"
         if not path.is_file():
             raise ResultsError(f"{self.folder} is not an mlmi results folder: fits/{label}.json is missing "
                                "(run the workflow first, or give results/<scenario>)")
-        return read_json(path)
+        return FitRecord.from_json(path)
 
     def imputation_models(self) -> pd.DataFrame | None:
         """``imputations/models.csv`` (an empty warning stays ''), or None when the imputations came from elsewhere."""

@@ -71,6 +71,7 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
     generalized one fitted as glmer does (``mlmi.glmm``). A linear mixed model's record gets its multilevel R²
     (``mlmi.r2``: the null model is fitted here, where the data are)."""
     from mlmi.fit import complete_cases, fit_mixed
+    from mlmi.fit_record import FitRecord
     from mlmi.r2 import fit_r2
 
     family = family or {"family": "gaussian"}
@@ -81,16 +82,17 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
             data = data.loc[data[family["weights"]].notna()].reset_index(drop=True)
         log.info("listwise deletion keeps %d rows", len(data))
     if family["family"] == "gaussian":
-        record = fit_mixed(data, formula, reml=reml, label=label)
-        record["r2"] = fit_r2(data, record)
+        made = fit_mixed(data, formula, reml=reml, label=label)
+        made["r2"] = fit_r2(data, FitRecord.from_fit(made))
     else:
         from mlmi.glmm import fit_glmm
 
-        record = fit_glmm(data, formula, family["family"], family.get("link"), family.get("nagq") or 1,
-                          weights=family.get("weights"), label=label)
-    for message in record["convergence"]["warnings"]:
+        made = fit_glmm(data, formula, family["family"], family.get("link"), family.get("nagq") or 1,
+                        weights=family.get("weights"), label=label)
+    record = FitRecord.from_fit(made)
+    for message in record.warnings:
         log.warning("%s: %s", label, message)
-    io.write_json(record, fit_path)
+    io.write_json(record.to_json(), fit_path)
 
 
 def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", tests=(), comparisons=(),
@@ -111,29 +113,29 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     """
     from mlmi import pool, summarize
     from mlmi.failed_fits import converged_fits, left_out_warnings
-    from mlmi.fit_record import wald_table
+    from mlmi.fit_record import FitRecord
     from mlmi.mertools import mertools_fixed_effects
     from mlmi.pool_tests import d1_tests
     from mlmi.r2 import pool_r2
     from mlmi.variance_components import pool_variance_components
 
     paths = {str(k): str(path) for k, path in enumerate(fit_paths, start=1)}
-    every = {k: io.read_json(path) for k, path in paths.items()}
+    every = {k: FitRecord.from_json(path) for k, path in paths.items()}
     kept = converged_fits(every, paths, on_failed_fit)
     fits = list(kept.values())
-    listwise = io.read_json(listwise_path)
+    listwise = FitRecord.from_json(listwise_path)
     info = summarize.model_info(every | {"listwise": listwise})
     info["pooled"] = info["imputation"].isin(list(kept))
     for message in left_out_warnings(info):
         log.warning(message)
     io.write_csv(pool.pool(fits, labels=list(kept)), outputs["fixed_effects"])
     io.write_csv(pool.fixed_effects_by_imputation(fits, labels=list(kept)), outputs["by_imputation"])
-    io.write_csv(wald_table(listwise), outputs["listwise"])
+    io.write_csv(listwise.wald_table(), outputs["listwise"])
     io.write_csv(summarize.random_effect_stats(fits), outputs["random_effects"])
     io.write_csv(summarize.varcorr(fits), outputs["varcorr"])
     io.write_csv(summarize.pool_ranef(fits), outputs["ranef"])
     io.write_csv(info, outputs["model_info"])
-    table = d1_tests(fits, list(tests), dfcom=fits[0]["dfcom"])
+    table = d1_tests(fits, list(tests), dfcom=fits[0].dfcom)
     if comparisons:
         compared = _comparison_rows(kept, paths, list(comparisons), compare_paths, imputed_paths, formula,
                                     on_failed_fit)
@@ -149,6 +151,7 @@ def _comparison_rows(kept: dict, paths: dict, comparisons: list, compare_paths, 
                      on_failed_fit: str) -> pd.DataFrame:
     """The D2 and D3 rows of ``pooling.compare`` over the imputations whose fits of both models are pooled."""
     from mlmi.failed_fits import FailedFitError, converged_fits
+    from mlmi.fit_record import FitRecord
     from mlmi.pool_compare import comparison_tests
 
     by_name = {comparison["name"]: {} for comparison in comparisons}
@@ -157,7 +160,7 @@ def _comparison_rows(kept: dict, paths: dict, comparisons: list, compare_paths, 
     labels = list(kept)
     nested = {}
     for name, named_paths in by_name.items():
-        records = converged_fits({k: io.read_json(path) for k, path in named_paths.items()}, named_paths,
+        records = converged_fits({k: FitRecord.from_json(path) for k, path in named_paths.items()}, named_paths,
                                  on_failed_fit)
         labels = [k for k in labels if k in records]
         nested[name] = records
@@ -218,11 +221,13 @@ def load(source_path, data_path, checks_path=None, *, na_values=(), warnings=())
 def replication(estimates_path, *, pooled_path, random_effects_path, variance_components_path, listwise_path,
                 complete_path) -> None:
     """One study replication's estimates by method (complete, listwise, pooled), in one table."""
+    from mlmi.fit_record import FitRecord
     from mlmi.study import replication_estimates
 
     estimates = replication_estimates(pooled=pd.read_csv(pooled_path), random_effects=pd.read_csv(random_effects_path),
                                       variance_components=pd.read_csv(variance_components_path),
-                                      listwise=io.read_json(listwise_path), complete=io.read_json(complete_path))
+                                      listwise=FitRecord.from_json(listwise_path),
+                                      complete=FitRecord.from_json(complete_path))
     io.write_csv(estimates, estimates_path)
 
 

@@ -9,10 +9,10 @@ in Medicine 38, 2074-2102, table 6.
 import numpy as np
 import pandas as pd
 
-from mlmi.fit_record import wald_table
+from mlmi.fit_record import FitRecord
 from mlmi.inputs import InputError, check_inputs, schema_problem
 from mlmi.plan import Plan
-from mlmi.summarize import random_effect_parameters, true_random_value
+from mlmi.summarize import true_random_value, truth_parameters
 from mlmi.variance_components import wald_intervals
 
 METHODS = ("complete", "listwise", "pooled")
@@ -37,7 +37,7 @@ def plan_study(config: dict, schema: dict) -> dict[str, dict]:
 
 
 def replication_estimates(*, pooled: pd.DataFrame, random_effects: pd.DataFrame, variance_components: pd.DataFrame,
-                          listwise: dict, complete: dict) -> pd.DataFrame:
+                          listwise: FitRecord, complete: FitRecord) -> pd.DataFrame:
     """One replication's estimates by method: fixed effects with SEs and intervals, and the random-effect SDs,
     correlations and residual SD, named by ``study_terms``. The pooled ones are merTools' mean over the imputations
     (``random_effects``, the estimate the study has always judged), with the 95% interval and delta-method SE of
@@ -46,7 +46,7 @@ def replication_estimates(*, pooled: pd.DataFrame, random_effects: pd.DataFrame,
     scales."""
     fits = (("listwise", listwise), ("complete", complete))
     fixed = [pooled.assign(method="pooled"),
-             *(wald_table(fit).assign(method=name, fmi=np.nan) for name, fit in fits)]
+             *(fit.wald_table().assign(method=name, fmi=np.nan) for name, fit in fits)]
     intervals = variance_components[["group", "term", "std_error", "conf_low", "conf_high"]]
     pooled_variance = random_effects[["group", "term", "estimate"]].merge(intervals, on=["group", "term"], how="left")
     variance = [parameters.assign(term=study_terms(parameters), method=name)
@@ -78,7 +78,7 @@ def true_value(truth: dict, term: str) -> float | None:
         else (term, "", "")
     if group:
         return true_random_value(truth, group, name)
-    found = [row["estimate"] for row in random_effect_parameters(truth) if row["term"] == term]
+    found = [row["estimate"] for row in truth_parameters(truth) if row["term"] == term]
     return found[0] if len(found) == 1 else None
 
 

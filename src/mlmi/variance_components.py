@@ -20,7 +20,7 @@ import pandas as pd
 from scipy import special  # what scipy.stats calls, without its 1 s import
 
 from mlmi.pool import pool_long
-from mlmi.summarize import random_effect_parameters
+from mlmi.fit_record import FitRecord, VarianceParameters
 from mlmi.vc_wald import scale_of
 
 #: The columns of ``pooled/variance_components.csv``: broom's, and Rubin's quantities on the pooling scale.
@@ -28,36 +28,33 @@ VC_COLUMNS = ["group", "term", "estimate", "std_error", "conf_low", "conf_high",
               "scaled_std_error", "df", "ubar", "b", "t", "riv", "lambda", "fmi", "m"]
 
 
-def by_imputation(fits: list[dict], labels=None) -> pd.DataFrame:
+def by_imputation(fits: list[FitRecord], labels=None) -> pd.DataFrame:
     """``imputation, group, term, scale, estimate, std_error`` of every fit's variance parameters on their
     pooling scale (``mlmi.vc_wald``); std_error is NaN for a fit on the boundary (its ``vcov`` is None)."""
     labels = range(1, len(fits) + 1) if labels is None else labels
     rows = []
     for label, fit in zip(labels, fits):
-        record = fit.get("variance_parameters") or _point_estimates(fit)
-        variances = (np.full(len(record["terms"]), np.nan) if record["vcov"] is None
-                     else np.diag(np.asarray(record["vcov"], dtype=float)))
-        for group, term, scale, value, variance in zip(record["groups"], record["terms"], record["scales"],
-                                                       record["estimate"], variances):
+        record = fit.variance_parameters or _point_estimates(fit)
+        variances = np.full(len(record.terms), np.nan) if record.vcov is None else np.diag(record.vcov)
+        for group, term, scale, value, variance in zip(record.groups, record.terms, record.scales, record.estimate,
+                                                       variances):
             rows.append({"imputation": label, "group": group, "term": term, "scale": scale, "estimate": value,
                          "std_error": np.sqrt(variance)})
     return pd.DataFrame(rows)
 
 
-def _point_estimates(fit: dict) -> dict:
-    """``variance_parameters`` of a record without them (written before mlmi kept them, or a generalized model's):
-    the estimates on their scales from the record's SDs, correlations and sigma, with no covariance (no
-    interval)."""
-    rows = random_effect_parameters(fit)
+def _point_estimates(fit: FitRecord) -> VarianceParameters:
+    """``variance_parameters`` of a record without them (a generalized model's): the estimates on their scales
+    from the record's SDs and correlations, with no covariance (no interval)."""
+    rows = fit.random_parameters
     names = [row["term"] for row in rows]
     with np.errstate(divide="ignore", invalid="ignore"):          # an SD of 0, a correlation of +-1: infinite
         phi = [float(np.arctanh(row["estimate"]) if scale_of(row["term"]) == "atanh" else np.log(row["estimate"]))
                for row in rows]
-    return {"groups": [row["group"] for row in rows], "terms": names, "scales": [scale_of(n) for n in names],
-            "estimate": phi, "vcov": None}
+    return VarianceParameters([row["group"] for row in rows], names, [scale_of(n) for n in names], phi, None)
 
 
-def pool_variance_components(fits: list[dict], conf_level: float = 0.95, labels=None) -> pd.DataFrame:
+def pool_variance_components(fits: list[FitRecord], conf_level: float = 0.95, labels=None) -> pd.DataFrame:
     """``pooled/variance_components.csv``: every random-effect SD, correlation and sigma pooled by Rubin's rules
     on its scale (module docstring), with the estimate and the ``conf_level`` interval carried back. A parameter is
     its grouping factor and name together (two factors both have an ``sd__(Intercept)``)."""
@@ -92,7 +89,7 @@ def _slope(scales: np.ndarray, values: np.ndarray) -> np.ndarray:
         return np.where(scales == "atanh", 1 - np.tanh(values) ** 2, np.exp(values))
 
 
-def wald_intervals(fit: dict, conf_level: float = 0.95) -> pd.DataFrame:
+def wald_intervals(fit: FitRecord, conf_level: float = 0.95) -> pd.DataFrame:
     """One fit's variance parameters with the normal Wald interval on their scale, carried back: what a single
     (complete-data or listwise) fit gives, in the columns of ``pool_variance_components`` that apply."""
     long = by_imputation([fit])

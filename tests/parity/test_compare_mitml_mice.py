@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.pool_compare import PooledParameters, comparison_tests
 
 from test_d1_mitml_mice import imputed_data_sets
@@ -38,7 +39,8 @@ def case(request):
     sets = imputed_data_sets(ref["name"], ref["m"])
 
     def fits(formula, reml=False):
-        return [fit_mixed(data, formula, reml=reml, label=str(k)) for k, data in enumerate(sets, start=1)]
+        return [FitRecord.from_fit(fit_mixed(data, formula, reml=reml, label=str(k)))
+                for k, data in enumerate(sets, start=1)]
 
     compare = {c["name"]: fits(c["compare"]) for c in ref["comparisons"]}
     return ref, sets, fits(ref["formula"]), compare, fits
@@ -70,9 +72,9 @@ def test_loglik_at_pooled_estimates_is_lme4s(case):
         for key, (formula, fits) in (("full", formulas["full"]), ("compare", formulas[comparison["name"]])):
             pooled = PooledParameters.of(fits)
             ours = [pooled.loglik(data, formula) for data in sets]
-            assert np.allclose([fit["loglik"] for fit in fits], loglik[key], rtol=1e-8, atol=0), key
+            assert np.allclose([fit.raw["loglik"] for fit in fits], loglik[key], rtol=1e-8, atol=0), key
             assert np.allclose(ours, loglik[f"{key}_pooled"], rtol=1e-7, atol=0), key
-            assert fits[0]["npar"] == loglik[f"npar_{key}"]
+            assert fits[0].raw["npar"] == loglik[f"npar_{key}"]
 
 
 def test_d2_and_d3_match_mitml_and_mice(case, worst_differences):
@@ -99,7 +101,7 @@ def test_d2_of_reml_fits_that_differ_in_random_terms_only(case, worst_difference
     ref, sets, _, _, fits = case
     for comparison in [c for c in ref["comparisons"] if "reml_d2" in c]:
         full, nested = fits(ref["formula"], reml=True), fits(comparison["compare"], reml=True)
-        assert np.allclose([fit["loglik"] for fit in full], comparison["loglik"]["full_reml"], rtol=1e-8, atol=0)
+        assert np.allclose([fit.raw["loglik"] for fit in full], comparison["loglik"]["full_reml"], rtol=1e-8, atol=0)
         rows = comparison_tests(full, [{"name": "reml", "formula": comparison["compare"], "methods": ["D2"]}],
                                 {"reml": nested}, None, ref["formula"])
         failures = check(rows.iloc[0], comparison["reml_d2"], RTOL["D2"], f"D2 REML {ref['name']}",

@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.pool_tests import d1_tests
 
 DATA = Path(__file__).parents[1] / "data"
@@ -47,7 +48,7 @@ def imputed_data_sets(name: str, m: int) -> list[pd.DataFrame]:
 def case(request):
     """One case: R's reference and mlmi's fits of the same imputed data sets."""
     ref = CASES[request.param]
-    fits = [fit_mixed(data, ref["formula"], reml=ref["reml"], label=str(k))
+    fits = [FitRecord.from_fit(fit_mixed(data, ref["formula"], reml=ref["reml"], label=str(k)))
             for k, data in enumerate(imputed_data_sets(ref["name"], ref["m"]), start=1)]
     return ref, fits
 
@@ -74,8 +75,8 @@ def check(row: pd.Series, theirs: dict, what: str) -> list[str]:
 
 def test_fits_have_r_dfcom(case):
     ref, fits = case
-    assert {fit["dfcom"] for fit in fits} == {ref["dfcom"]}
-    assert {fit["npar"] for fit in fits} == {ref["npar"]}
+    assert {fit.raw["dfcom"] for fit in fits} == {ref["dfcom"]}
+    assert {fit.raw["npar"] for fit in fits} == {ref["npar"]}
 
 
 def test_d1_matches_mitml_and_mice(case, worst_differences):
@@ -110,9 +111,11 @@ def test_the_pool_stage_writes_the_configured_tests(tmp_path):
     paths = []
     for k, data in enumerate(imputed_data_sets(ref["name"], ref["m"]), start=1):
         paths.append(tmp_path / f"imp_{k}.json")
-        io.write_json(fit_mixed(data, ref["formula"], reml=ref["reml"], label=str(k)), paths[-1])
-    io.write_json(fit_mixed(pd.read_csv(DATA / f"pool_tests_{ref['name']}.csv").dropna(), ref["formula"],
-                            reml=ref["reml"], label="listwise"), tmp_path / "listwise.json")
+        made = fit_mixed(data, ref["formula"], reml=ref["reml"], label=str(k))
+        io.write_json(FitRecord.from_fit(made).to_json(), paths[-1])
+    listwise = fit_mixed(pd.read_csv(DATA / f"pool_tests_{ref['name']}.csv").dropna(), ref["formula"],
+                         reml=ref["reml"], label="listwise")
+    io.write_json(FitRecord.from_fit(listwise).to_json(), tmp_path / "listwise.json")
     tests = [config_test(test) for test in ref["tests"]]
     for run, asked in (("with", tests), ("without", [])):
         outputs = pooled_tables(tmp_path / run)

@@ -54,6 +54,7 @@ import pytest
 import yaml
 
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.pool import pool, pool_long
 
 HERE = Path(__file__).parent
@@ -246,7 +247,7 @@ def compare_pooled(compare: Comparison, ours: pd.DataFrame, ref: dict):
 
 def test_pool_matches_mice(case, worst_differences):
     compare = Comparison(case.name, worst_differences)
-    compare_pooled(compare, pool(case.fits), case.ref)
+    compare_pooled(compare, pool([FitRecord.from_fit(fit) for fit in case.fits]), case.ref)
     compare.verdict()
 
 

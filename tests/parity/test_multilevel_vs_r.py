@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.simulate import simulate_hsb
 from mlmi.study import replication_estimates
-from mlmi.summarize import random_effect_parameters
 from mlmi.variance_components import wald_intervals
 
 REPO = Path(__file__).parents[2]
@@ -129,10 +129,10 @@ def test_r_script_on_complete_data_gives_mlmis_fit_in_replication_estimates_form
                            f"output={tmp_path / 'r.csv'}", f"timing={tmp_path / 't.csv'}", "m=2", "nburn=5",
                            "nbetween=2", "maxit=1"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    ours = fit_mixed(data, driver.FORMULA)
+    ours = FitRecord.from_fit(fit_mixed(data, driver.FORMULA))
     expected = replication_estimates(
-        pooled=pd.DataFrame(ours["fixed_effects"]).assign(fmi=0.0),
-        random_effects=pd.DataFrame(random_effect_parameters(ours)), variance_components=wald_intervals(ours),
+        pooled=ours.fixed_effects.assign(fmi=0.0),
+        random_effects=pd.DataFrame(ours.random_parameters), variance_components=wald_intervals(ours),
         listwise=ours, complete=ours)
     expected = expected[expected["method"] == "pooled"].set_index("term")
     r = pd.read_csv(tmp_path / "r.csv")

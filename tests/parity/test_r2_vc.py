@@ -25,6 +25,7 @@ import pytest
 from test_d1_mitml_mice import imputed_data_sets
 
 from mlmi.fit import fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.r2 import MEASURES, fit_r2, pool_r2
 
 DATA = Path(__file__).parents[1] / "data"
@@ -46,9 +47,8 @@ def case(request):
     ref = CASES[request.param]
     fits = []
     for k, data in enumerate(data_sets(ref["name"], ref["m"]), start=1):
-        record = fit_mixed(data, ref["formula"], reml=ref["reml"], label=str(k))
-        record["r2"] = fit_r2(data, record)
-        fits.append(record)
+        made = fit_mixed(data, ref["formula"], reml=ref["reml"], label=str(k))
+        fits.append(FitRecord.from_fit({**made, "r2": fit_r2(data, FitRecord.from_fit(made))}))
     return ref, fits
 
 
@@ -69,9 +69,9 @@ def test_r2_matches_mitml_per_fit_and_pooled(case, worst_differences):
     failures = []
     for k, (fit, theirs) in enumerate(zip(fits, ref["fits"]), start=1):
         for ours_name, mitml_name in MITML.items():
-            note(worst_differences, f"R2 {ref['name']}", ours_name, fit["r2"][ours_name], theirs["r2"][mitml_name])
-            if relative(fit["r2"][ours_name], theirs["r2"][mitml_name]) > RTOL:
-                failures.append(f"fit {k} {ours_name}: mlmi {fit['r2'][ours_name]!r}, "
+            note(worst_differences, f"R2 {ref['name']}", ours_name, fit.r2[ours_name], theirs["r2"][mitml_name])
+            if relative(fit.r2[ours_name], theirs["r2"][mitml_name]) > RTOL:
+                failures.append(f"fit {k} {ours_name}: mlmi {fit.r2[ours_name]!r}, "
                                 f"mitml {theirs['r2'][mitml_name]!r}")
     pooled = pool_r2({str(k): fit for k, fit in enumerate(fits, start=1)}).set_index("imputation").loc["pooled"]
     for ours_name, mitml_name in MITML.items():
@@ -87,23 +87,23 @@ def test_conditional_r2_matches_performance(case, worst_differences):
     for fit, theirs in zip(fits, ref["fits"]):
         r2 = theirs["r2"]
         expected = 1 - r2["MVP"] * (1 - r2["conditional"]) / r2["marginal"]
-        note(worst_differences, f"R2 {ref['name']}", "r2_conditional", fit["r2"]["r2_conditional"], expected)
-        assert relative(fit["r2"]["r2_conditional"], expected) < RTOL
-        if len(fit["random_effects"]["terms"]) == 1:          # no slope: the same total, the same numbers
-            assert relative(fit["r2"]["r2_conditional"], r2["conditional"]) < RTOL
-            assert relative(fit["r2"]["r2_marginal"], r2["marginal"]) < RTOL
+        note(worst_differences, f"R2 {ref['name']}", "r2_conditional", fit.r2["r2_conditional"], expected)
+        assert relative(fit.r2["r2_conditional"], expected) < RTOL
+        if len(fit.variance_components[0].terms) == 1:          # no slope: the same total, the same numbers
+            assert relative(fit.r2["r2_conditional"], r2["conditional"]) < RTOL
+            assert relative(fit.r2["r2_marginal"], r2["marginal"]) < RTOL
 
 
 def test_wald_covariance_matches_a_numerical_hessian_of_lme4s_deviance(case, worst_differences):
     ref, fits = case
     for fit, theirs in zip(fits, ref["fits"]):
-        ours = fit["variance_parameters"]
-        assert ours["terms"] == theirs["vc"]["names"] and ours["problem"] is None
-        np.testing.assert_allclose(ours["estimate"], theirs["vc"]["phi"], rtol=0, atol=1e-5)
+        ours = fit.variance_parameters
+        assert ours.terms == theirs["vc"]["names"] and ours.problem is None
+        np.testing.assert_allclose(ours.estimate, theirs["vc"]["phi"], rtol=0, atol=1e-5)
         for key in ("vcov", "vcov_devfun2"):
             if key in theirs["vc"]:
-                note(worst_differences, f"VC {ref['name']}", key, ours["vcov"], theirs["vc"][key])
-                np.testing.assert_allclose(ours["vcov"], theirs["vc"][key], rtol=RTOL, atol=0)
+                note(worst_differences, f"VC {ref['name']}", key, ours.vcov, theirs["vc"][key])
+                np.testing.assert_allclose(ours.vcov, theirs["vc"][key], rtol=RTOL, atol=0)
 
 
 def test_the_pool_stage_writes_r2_and_variance_components(tmp_path):

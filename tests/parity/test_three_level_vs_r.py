@@ -24,7 +24,7 @@ from test_lme4_mice import Comparison, compare_pooled   # skips this module too 
 
 from mlmi.ampute import ampute_from_config
 from mlmi.fit import fit_mixed
-from mlmi.fit_record import per_term
+from mlmi.fit_record import FitRecord, per_term
 from mlmi.impute import impute
 from mlmi.pool import pool
 from mlmi.simulate import simulate_hsb
@@ -94,5 +94,5 @@ def test_each_fit_matches_lme4(imputed, fits, worst_differences):
 
 def test_pool_matches_mice(imputed, fits, worst_differences):
     compare = Comparison("three_level_30x3_m5 pooled", worst_differences)
-    compare_pooled(compare, pool(fits), reference(imputed))
+    compare_pooled(compare, pool([FitRecord.from_fit(fit) for fit in fits]), reference(imputed))
     compare.verdict()

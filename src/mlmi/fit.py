@@ -7,6 +7,7 @@ convergence) comes from lme4's solution there, so that a fit record reads like a
 ``lmerMod``. statsmodels' MixedLM is only a rescue start for a fit that has not converged,
 imported then and not before: importing it costs more than most fits.
 """
+import functools
 import time
 import warnings
 
@@ -15,21 +16,22 @@ import numpy as np
 import pandas as pd
 import scipy
 from scipy import optimize
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from mlmi import deviance, deviance_factors
 from mlmi.fit_record import GRAD_TOL, failure
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
 from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message, term_sizes
 from mlmi.random_design import random_effects
-from mlmi.vc_wald import wald_record
+from mlmi.vc_wald import STEP, wald_record
 
 #: lme4's ``isSingular`` tolerance on the relative covariance factor's diagonal.
 SINGULAR_TOL = 1e-4
 #: Where a variance stuck on its bound restarts (in units of sigma: theta = sd / sigma).
 BOUNDARY_ESCAPE = 0.1
-#: Step of the finite-difference Hessian that scales the gradient check (lme4's ``deriv12`` delta).
-HESSIAN_STEP = 1e-4
+#: Step of the finite-difference Hessian that scales the gradient check (lme4's ``deriv12`` delta): the Wald
+#: covariance's (``mlmi.vc_wald.STEP``), so that the kept attempt's Hessian is computed once and serves both.
+HESSIAN_STEP = STEP
 #: Attempts whose criteria differ by less than this (deviance units) found the same optimum.
 CRITERION_TOL = 1e-6
 #: Jittered restarts of a fit not yet converged: their number, and the jitter's SD relative to |theta| + 0.1.
@@ -100,8 +102,8 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     """
     design = Design(data, parse_formula(formula))
     start = time.perf_counter()
-    with threadpool_limits(limits=1):
-        objective = design.objective(reml)
+    with _threadpools().limit(limits=1):
+        objective = Evaluations(design.objective(reml))
         attempts, skipped = _optimize(design, objective)
         theta = np.array(_kept(attempts)["theta"])
         solution = objective.solve(theta)
@@ -112,6 +114,47 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
                   versions={"nlopt": nlopt.__version__, "scipy": scipy.__version__})
     return record
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """The BLAS and OpenMP thread pools of this process, found once (finding them costs more than a small fit's
+    deviance evaluations); every fit runs its many small matrix products in one thread."""
+    return ThreadpoolController()
+
+
+class Evaluations:
+    """A fit's deviance (``mlmi.deviance.OneFactor`` or ``mlmi.deviance_factors.Terms``: everything of it is here
+    as there) that remembers every value it has computed, by theta to the last bit.
+
+    A theta evaluated again costs nothing: the gradient check's Hessian at the kept attempt is the Wald covariance's
+    (``mlmi.vc_wald``, the same points), L-BFGS-B's gradient at its last point is the check's. ``criteria`` gives
+    many points at once, by the deviance's own ``criteria`` where it has one; the values are the same numbers as
+    one by one, so nothing a fit reports depends on which is used."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self._values = {}
+        self._many = getattr(objective, "criteria", None)
+
+    def __getattr__(self, name):
+        return getattr(self.objective, name)
+
+    def criterion(self, theta: np.ndarray) -> float:
+        """The deviance at theta."""
+        return float(self.criteria(np.asarray(theta, dtype=float)[None, :])[0])
+
+    def criteria(self, thetas: np.ndarray) -> np.ndarray:
+        """The deviance at each row of ``thetas``, each distinct row computed once in the fit's lifetime."""
+        thetas = np.asarray(thetas, dtype=float)
+        keys = [theta.tobytes() for theta in thetas]
+        new = {key: theta for key, theta in zip(keys, thetas) if key not in self._values}
+        if new:
+            points = np.array(list(new.values()))
+            values = (self._many(points) if self._many is not None else
+                      [self.objective.criterion(point) for point in points])
+            self._values.update(zip(new, map(float, values)))
+        return np.array([self._values[key] for key in keys])
 
 
 def _term_names(design: Design) -> list[tuple[str, list[str]]]:
@@ -263,7 +306,7 @@ def _statsmodels_start(design: Design, objective):
 def _minimize(objective, theta0: np.ndarray, start: str, method: str) -> dict:
     """One bounded minimisation of the deviance; returns the attempt's record."""
     value = lambda theta: _deviance(theta, objective)  # noqa: E731
-    jac = (lambda theta: deviance.gradient(objective.criterion, theta)) if method == "L-BFGS-B" else None
+    jac = (lambda theta: _gradient(theta, objective)) if method == "L-BFGS-B" else None
     bounds = objective.bounds
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
@@ -314,13 +357,18 @@ def _max_gradient(theta: np.ndarray, objective) -> float:
     scaled by the Hessian's inverse Cholesky factor; the raw gradient alone where the Hessian is not positive
     definite. The scaling judges a badly scaled parameter (an uncentred random slope, say) by what a Newton
     step would gain rather than by its units."""
-    grad = deviance.projected(deviance.gradient(objective.criterion, theta), theta, objective.bounds)
+    grad = deviance.projected(_gradient(theta, objective), theta, objective.bounds)
     try:
-        hessian = deviance.hessian(objective.criterion, theta, HESSIAN_STEP)
+        hessian = deviance.hessian(objective.criterion, theta, HESSIAN_STEP, many=objective.criteria)
         scaled = np.linalg.solve(np.linalg.cholesky(hessian).T, grad)
     except np.linalg.LinAlgError:
         return float(np.max(np.abs(grad)))
     return float(np.max(np.minimum(np.abs(scaled), np.abs(grad))))
+
+
+def _gradient(theta: np.ndarray, objective: Evaluations) -> np.ndarray:
+    """The deviance's gradient at theta (central differences, its points evaluated at once)."""
+    return deviance.gradient(objective.criterion, theta, many=objective.criteria)
 
 
 def _deviance(theta: np.ndarray, objective) -> float:

@@ -100,7 +100,12 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     optimizers and starts (``RESCUES``); when none converges the record is that of the lowest
     criterion, with ``convergence.converged`` false.
     """
-    design = Design(data, parse_formula(formula))
+    return fit_design(Design(data, parse_formula(formula)), formula, reml, label)
+
+
+def fit_design(design: Design, formula: str, reml: bool = True, label: str = "") -> dict:
+    """``fit_mixed`` of a Design already built (of ``formula`` on the data): the fit stage builds it once for the
+    fit and its R² (``mlmi.r2.fit_r2``)."""
     start = time.perf_counter()
     with _threadpools().limit(limits=1):
         objective = Evaluations(design.objective(reml))

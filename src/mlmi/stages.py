@@ -70,7 +70,8 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
     model (``mlmi.fit``), or with ``family`` (model.family, .link, .nagq, .weights) binomial or poisson, a
     generalized one fitted as glmer does (``mlmi.glmm``). A linear mixed model's record gets its multilevel R²
     (``mlmi.r2``: the null model is fitted here, where the data are)."""
-    from mlmi.fit import complete_cases, fit_mixed
+    from mlmi.fit import Design, complete_cases, fit_design
+    from mlmi.formula import parse_formula
     from mlmi.r2 import fit_r2
 
     family = family or {"family": "gaussian"}
@@ -81,8 +82,9 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
             data = data.loc[data[family["weights"]].notna()].reset_index(drop=True)
         log.info("listwise deletion keeps %d rows", len(data))
     if family["family"] == "gaussian":
-        record = fit_mixed(data, formula, reml=reml, label=label)
-        record["r2"] = fit_r2(data, record)
+        design = Design(data, parse_formula(formula))
+        record = fit_design(design, formula, reml=reml, label=label)
+        record["r2"] = fit_r2(data, record, design)
     else:
         from mlmi.glmm import fit_glmm
 

@@ -266,9 +266,26 @@ def gradient(deviance, theta: np.ndarray, step: float = 1e-5, many=None) -> np.n
     ``many``, when given, is the same function of an array of points (one a row), which evaluates them at once
     (``OneFactor.criteria``): the same numbers, for about the cost of two."""
     theta = np.asarray(theta, dtype=float)
+    return _central(_at(deviance, many, _gradient_points(theta, step)), step)
+
+
+def value_and_gradient(deviance, theta: np.ndarray, step: float = 1e-5, many=None) -> tuple[float, np.ndarray]:
+    """``deviance`` at theta and its ``gradient`` there, the points of both evaluated together by ``many``."""
+    theta = np.asarray(theta, dtype=float)
+    values = _at(deviance, many, [theta, *_gradient_points(theta, step)])
+    return float(values[0]), _central(values[1:], step)
+
+
+def _gradient_points(theta: np.ndarray, step: float) -> list[np.ndarray]:
+    """theta + step e_i for each i, then theta - step e_i: the points of a central-difference gradient."""
     steps = np.eye(len(theta)) * step
-    values = _at(deviance, many, [theta + e for e in steps] + [theta - e for e in steps])
-    return (values[:len(theta)] - values[len(theta):]) / (2 * step)
+    return [theta + e for e in steps] + [theta - e for e in steps]
+
+
+def _central(values: np.ndarray, step: float) -> np.ndarray:
+    """The central differences of ``_gradient_points``' values."""
+    half = len(values) // 2
+    return (values[:half] - values[half:]) / (2 * step)
 
 
 def hessian(deviance, theta: np.ndarray, step: float = 1e-4, many=None) -> np.ndarray:

@@ -311,15 +311,16 @@ def _statsmodels_start(design: Design, objective):
 def _minimize(objective, theta0: np.ndarray, start: str, method: str) -> dict:
     """One bounded minimisation of the deviance; returns the attempt's record."""
     value = lambda theta: _deviance(theta, objective)  # noqa: E731
-    jac = (lambda theta: _gradient(theta, objective)) if method == "L-BFGS-B" else None
     bounds = objective.bounds
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         if method == "BOBYQA":
             result = _bobyqa(value, theta0, bounds)
+        elif method == "L-BFGS-B":
+            result = optimize.minimize(lambda theta: _deviance_and_gradient(theta, objective), theta0, jac=True,
+                                       method=method, bounds=bounds, options=OPTIONS[method])
         else:
-            result = optimize.minimize(value, theta0, jac=jac, method=method, bounds=bounds,
-                                       options=OPTIONS[method])
+            result = optimize.minimize(value, theta0, method=method, bounds=bounds, options=OPTIONS[method])
     theta = np.asarray(result.x, dtype=float)
     return {"start": start, "optimizer": method, "criterion": float(result.fun), "theta": theta.tolist(),
             "max_abs_gradient": _max_gradient(theta, objective), "converged": bool(result.success),
@@ -378,7 +379,17 @@ def _gradient(theta: np.ndarray, objective: Evaluations) -> np.ndarray:
 
 def _deviance(theta: np.ndarray, objective) -> float:
     """The deviance, or +inf where rounding made it NaN, so that every optimizer steps back from there."""
-    value = objective.criterion(theta)
+    return _finite(objective.criterion(theta))
+
+
+def _deviance_and_gradient(theta: np.ndarray, objective: Evaluations) -> tuple[float, np.ndarray]:
+    """``_deviance`` and ``_gradient`` at theta, their points evaluated at once (what L-BFGS-B asks at every step)."""
+    value, grad = deviance.value_and_gradient(objective.criterion, theta, many=objective.criteria)
+    return _finite(value), grad
+
+
+def _finite(value: float) -> float:
+    """A deviance, or +inf for a NaN or infinite one."""
     return value if np.isfinite(value) else np.inf
 
 

@@ -27,9 +27,16 @@ class CrossProducts:
 
     @classmethod
     def of(cls, y: np.ndarray, X: np.ndarray, Z: np.ndarray, blocks: list[np.ndarray]) -> "CrossProducts":
-        """Cross-products of response ``y``, fixed design ``X``, random design ``Z`` per group rows."""
-        return cls(ztz=np.array([Z[r].T @ Z[r] for r in blocks]), ztx=np.array([Z[r].T @ X[r] for r in blocks]),
-                   zty=np.array([Z[r].T @ y[r] for r in blocks]), xtx=X.T @ X, xty=X.T @ y, yty=float(y @ y),
+        """Cross-products of response ``y``, fixed design ``X``, random design ``Z`` per group rows (``blocks``: each
+        group's row indices). The rows are put in group order once, each group's then a slice; Z'Z of a group is the
+        product of two arrays (a copy), as numpy computes it for two (one array times itself goes another way)."""
+        ends = np.cumsum([len(rows) for rows in blocks])
+        spans = list(zip(ends - [len(rows) for rows in blocks], ends))
+        order = np.concatenate(blocks)
+        ys, Xs, Zs = y[order], X[order], Z[order]
+        return cls(ztz=np.array([Zs[a:b].T @ Zs[a:b].copy() for a, b in spans]),
+                   ztx=np.array([Zs[a:b].T @ Xs[a:b] for a, b in spans]),
+                   zty=np.array([Zs[a:b].T @ ys[a:b] for a, b in spans]), xtx=X.T @ X, xty=X.T @ y, yty=float(y @ y),
                    n=len(y))
 
     @functools.cached_property

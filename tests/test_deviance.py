@@ -82,6 +82,8 @@ def test_closed_form_cholesky_is_lapacks(q):
         a = rng.normal(size=(500, q, q)) * scale
         matrices = a @ np.swapaxes(a, 1, 2) + np.eye(q)
         assert same_bits(deviance._cholesky(matrices), np.linalg.cholesky(matrices))
+    overflowed = np.array([[[np.inf, -np.inf], [-np.inf, np.inf]], [[np.inf, 1.0], [1.0, 2.0]]])[:, :q, :q]
+    assert same_bits(deviance._cholesky(overflowed), np.linalg.cholesky(overflowed))
     not_definite = {1: [[[-1.0]]], 2: [[[1.0, 2.0], [2.0, 1.0]]]}[q]
     with pytest.raises(np.linalg.LinAlgError):
         deviance._cholesky(np.array(not_definite))

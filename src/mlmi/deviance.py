@@ -241,7 +241,8 @@ def _forward(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _cholesky(a: np.ndarray) -> np.ndarray:
     """The lower Cholesky factor of each q x q matrix of ``a`` (... x q x q). For q <= 2 in closed form, elementwise,
-    with LAPACK's own arithmetic (OpenBLAS's potf2: l00 = sqrt(a00), l10 = a10 * (1 / l00), l11 = sqrt(a11 - l10^2)),
+    with LAPACK's own arithmetic (OpenBLAS's potf2: l00 = sqrt(a00), l10 = a10 * (1 / l00), l11 = sqrt(a11 - l10^2),
+    and l10 = 0 where an overflow made l00 infinite),
     so the same numbers as ``np.linalg.cholesky`` at a fraction of its cost for thousands of small matrices; larger q
     by ``np.linalg.cholesky``. LinAlgError where a matrix is not positive definite, as there."""
     q = a.shape[-1]
@@ -252,7 +253,9 @@ def _cholesky(a: np.ndarray) -> np.ndarray:
     lower = np.zeros_like(a)
     lower[..., 0, 0] = l00 = np.sqrt(a[..., 0, 0])
     if q == 2:
-        lower[..., 1, 0] = l10 = a[..., 1, 0] * (1.0 / l00)
+        scale = 1.0 / l00
+        l10 = lower[..., 1, 0]
+        np.multiply(a[..., 1, 0], scale, out=l10, where=scale != 0.0)  # BLAS scales by 0 to 0, an infinite a10 too
         a11 = a[..., 1, 1] - l10 * l10
         if np.any(a11 <= 0):
             raise np.linalg.LinAlgError("Matrix is not positive definite")

@@ -10,12 +10,12 @@ imported then and not before: importing it costs more than most fits.
 import functools
 import time
 import warnings
+from types import SimpleNamespace
 
 import nlopt
 import numpy as np
 import pandas as pd
 import scipy
-from scipy import optimize
 from threadpoolctl import ThreadpoolController
 
 from mlmi import deviance, deviance_factors
@@ -316,20 +316,23 @@ def _minimize(objective, theta0: np.ndarray, start: str, method: str) -> dict:
         warnings.simplefilter("always")
         if method == "BOBYQA":
             result = _bobyqa(value, theta0, bounds)
-        elif method == "L-BFGS-B":
-            result = optimize.minimize(lambda theta: _deviance_and_gradient(theta, objective), theta0, jac=True,
-                                       method=method, bounds=bounds, options=OPTIONS[method])
         else:
-            result = optimize.minimize(value, theta0, method=method, bounds=bounds, options=OPTIONS[method])
+            from scipy import optimize  # here: a fit that BOBYQA settles needs none of its ~0.1 s import
+
+            if method == "L-BFGS-B":
+                result = optimize.minimize(lambda theta: _deviance_and_gradient(theta, objective), theta0,
+                                           jac=True, method=method, bounds=bounds, options=OPTIONS[method])
+            else:
+                result = optimize.minimize(value, theta0, method=method, bounds=bounds, options=OPTIONS[method])
     theta = np.asarray(result.x, dtype=float)
     return {"start": start, "optimizer": method, "criterion": float(result.fun), "theta": theta.tolist(),
             "max_abs_gradient": _max_gradient(theta, objective), "converged": bool(result.success),
             "message": str(result.message), "warnings": [f"{method}: {w.message}" for w in seen]}
 
 
-def _bobyqa(objective, theta0: np.ndarray, bounds: list) -> optimize.OptimizeResult:
-    """nlopt's BOBYQA with ``nloptwrap``'s settings, as a scipy result; the best point it evaluated when nlopt
-    stops on round-off (which lme4 reports as a warning, not a failure)."""
+def _bobyqa(objective, theta0: np.ndarray, bounds: list) -> SimpleNamespace:
+    """nlopt's BOBYQA with ``nloptwrap``'s settings, as scipy's result has it (x, fun, success, message); the best
+    point it evaluated when nlopt stops on round-off (which lme4 reports as a warning, not a failure)."""
     best = {"fun": np.inf, "x": np.asarray(theta0, dtype=float)}
 
     def counted(theta, _grad):
@@ -350,7 +353,7 @@ def _bobyqa(objective, theta0: np.ndarray, bounds: list) -> optimize.OptimizeRes
         success, message = code > 0, NLOPT_RESULTS.get(code, f"nlopt result {code}")
     except nlopt.RoundoffLimited:
         success, message = True, "NLOPT_ROUNDOFF_LIMITED: optimization stopped by round-off"
-    return optimize.OptimizeResult(x=best["x"], fun=best["fun"], success=success, message=message)
+    return SimpleNamespace(x=best["x"], fun=best["fun"], success=success, message=message)
 
 
 #: nlopt's result codes, by the names lme4's ``nloptwrap`` reports.

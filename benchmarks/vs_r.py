@@ -1,11 +1,12 @@
 """mlmi beside the R vignette workflow (Amelia + lme4 + merTools), on the same machine, in one go (issue 15).
 
-usage: python benchmarks/vs_r.py [--m 5 50] [--repeats 7] [--study-replications 320] [--only plan|impute]
+usage: python benchmarks/vs_r.py [--m 5 50] [--repeats 7] [--study-replications 320] [--only plan|impute|fit]
 
 Prints seconds and ratios (mlmi / R) for:
 
 - one fit of the vignette model on the same complete data set (an imputation of the default run), warm,
-  median of ``--repeats``: ``mlmi.fit.fit_mixed`` in this process, ``lme4::lmer`` in R;
+  median of ``--repeats``: ``mlmi.fit.fit_mixed`` in this process, ``lme4::lmer`` in R; ``--only fit`` measures
+  this row alone (on the first ``--m``'s run, made only when it is not there yet);
 - imputation per data set: the median impute job of the default pipeline (a whole job: its process, imports,
   reading and writing), and mlmi's imputation alone in this process (median of ``--repeats``, seeds 1, 2, ...),
   beside Amelia's ``amelia()`` call / m; ``--only impute`` measures these, the one fit and the pipeline at the
@@ -187,22 +188,25 @@ def main() -> None:
     load = os.getloadavg()[0]
     lines = [f"{'':<52} {'R s':>8} {'mlmi s':>8} {'mlmi/R':>8}"]
     with tempfile.TemporaryDirectory() as tmp:
-        for m in {"plan": [], "impute": ARGS.m[:1]}.get(ARGS.only, ARGS.m):
-            pipeline = run_pipeline(m, Path(tmp))
+        for m in {"plan": [], "impute": ARGS.m[:1], "fit": ARGS.m[:1]}.get(ARGS.only, ARGS.m):
+            reuse = ARGS.only == "fit" and (REPO / "results" / f"vs_r_m{m}" / "imputations" / "imp_1.parquet").exists()
+            pipeline = None if reuse else run_pipeline(m, Path(tmp))
             script, steps = run_r(m)
             if m == ARGS.m[0]:
                 lines.append(row("one fit (warm, median, same data)", steps["one_fit_median"], one_fit_seconds(m)))
+            if m == ARGS.m[0] and ARGS.only != "fit":
                 job, alone = impute_seconds(m)
                 per_set = steps["amelia"] / m
                 lines.append(row("imputation per data set: mlmi's impute job", per_set, job))
                 lines.append(row("imputation per data set: the imputation alone", per_set, alone))
-            lines.append(row(f"default pipeline end to end, m = {m}", script, pipeline))
-        if ARGS.only != "impute":
+            if ARGS.only != "fit":
+                lines.append(row(f"default pipeline end to end, m = {m}", script, pipeline))
+        if ARGS.only not in ("impute", "fit"):
             plan, cpu, jobs = plan_seconds(Path(tmp))
             floor, floor_cpu, floor_jobs = floor_seconds(Path(tmp))
     if ARGS.only != "plan":
         print("\n".join(lines))
-    if ARGS.only != "impute":
+    if ARGS.only not in ("impute", "fit"):
         print(f"snakemake -n on a study of {jobs} jobs: {plan:.1f} s, {cpu:.1f} CPU s (R has no counterpart)")
         print(f"snakemake -n on the same DAG of rules that do nothing ({floor_jobs} jobs), Snakemake's own floor: "
               f"{floor:.1f} s, {floor_cpu:.1f} CPU s")
@@ -216,7 +220,8 @@ if __name__ == "__main__":
                         help="fits, and imputations, timed for the one-fit and imputation medians (default 7)")
     parser.add_argument("--study-replications", type=int, default=320,
                         help="replications of config/studies/quick.yaml for the planning time (default 320)")
-    parser.add_argument("--only", choices=["plan", "impute"],
-                        help="measure only this: plan, the study's dry run (no R); impute, the rows of the first --m")
+    parser.add_argument("--only", choices=["plan", "impute", "fit"],
+                        help="measure only this: plan, the study's dry run (no R); impute, the rows of the first --m; "
+                             "fit, the one fit (the first --m's run made only if missing)")
     ARGS = parser.parse_args()
     main()

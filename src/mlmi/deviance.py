@@ -27,10 +27,38 @@ class CrossProducts:
 
     @classmethod
     def of(cls, y: np.ndarray, X: np.ndarray, Z: np.ndarray, blocks: list[np.ndarray]) -> "CrossProducts":
-        """Cross-products of response ``y``, fixed design ``X``, random design ``Z`` per group rows."""
-        return cls(ztz=np.array([Z[r].T @ Z[r] for r in blocks]), ztx=np.array([Z[r].T @ X[r] for r in blocks]),
-                   zty=np.array([Z[r].T @ y[r] for r in blocks]), xtx=X.T @ X, xty=X.T @ y, yty=float(y @ y),
+        """Cross-products of response ``y``, fixed design ``X``, random design ``Z`` per group rows (``blocks``: each
+        group's row indices). The rows are put in group order once, each group's then a slice; Z'Z of a group is the
+        product of two arrays (a copy), as numpy computes it for two (one array times itself goes another way)."""
+        ends = np.cumsum([len(rows) for rows in blocks])
+        spans = list(zip(ends - [len(rows) for rows in blocks], ends))
+        order = np.concatenate(blocks)
+        ys, Xs, Zs = y[order], X[order], Z[order]
+        return cls(ztz=np.array([Zs[a:b].T @ Zs[a:b].copy() for a, b in spans]),
+                   ztx=np.array([Zs[a:b].T @ Xs[a:b] for a, b in spans]),
+                   zty=np.array([Zs[a:b].T @ ys[a:b] for a, b in spans]), xtx=X.T @ X, xty=X.T @ y, yty=float(y @ y),
                    n=len(y))
+
+    @functools.cached_property
+    def ztz_rows(self) -> np.ndarray:
+        """Z'Z of every group side by side, q x (G q): Lambda' times it is one matrix product for all groups."""
+        return _side_by_side(self.ztz)
+
+    @functools.cached_property
+    def ztw_rows(self) -> np.ndarray:
+        """[Z'X, Z'y] of every group side by side, q x (G (p + 1)), likewise."""
+        return _side_by_side(np.concatenate([self.ztx, self.zty[..., None]], axis=2))
+
+
+def _side_by_side(blocks: np.ndarray) -> np.ndarray:
+    """G blocks of q x c as one q x (G c) matrix, block g in columns g c to (g + 1) c."""
+    return np.ascontiguousarray(blocks.transpose(1, 0, 2).reshape(blocks.shape[1], -1))
+
+
+def _by_group(rows: np.ndarray, groups: int) -> np.ndarray:
+    """m x q x (G c) products of Lambda' with ``_side_by_side`` blocks back as m x G x q x c (a copy)."""
+    m, q = rows.shape[:2]
+    return rows.reshape(m, q, groups, -1).transpose(0, 2, 1, 3).copy()
 
 
 @dataclass(frozen=True)
@@ -71,32 +99,43 @@ def lower_bounds(q: int) -> list:
 
 def criterion(theta: np.ndarray, cp: CrossProducts, reml: bool) -> float:
     """The deviance at ``theta`` alone (``solve(...).deviance``), without beta's covariance, the modes and their
-    variances: what an optimizer asks for hundreds of times. The penalised residual sum of squares comes from the
-    blocked Cholesky factor of the mixed-model equations (lme4's Eq. 3.19-3.24): pwrss = y'y - |cu|^2 - |cbeta|^2.
-    +inf where rounding breaks a factorisation, so that every optimizer steps back from there."""
+    variances: what an optimizer asks for hundreds of times (``criteria`` at one point)."""
+    return float(criteria(np.asarray(theta, dtype=float)[None, :], cp, reml)[0])
+
+
+def criteria(thetas: np.ndarray, cp: CrossProducts, reml: bool) -> np.ndarray:
+    """The deviance at each row of ``thetas`` (m x len(theta)), all at once: the points of a finite-difference
+    gradient or Hessian cost little more than one. Each value is the same number, to the last bit, as that point's
+    alone. The penalised residual sum of squares comes from the blocked Cholesky factor of the mixed-model
+    equations (lme4's Eq. 3.19-3.24): pwrss = y'y - |cu|^2 - |cbeta|^2. +inf where rounding breaks a
+    factorisation, so that every optimizer steps back from there."""
+    thetas = np.asarray(thetas, dtype=float)
     try:
-        factor = _Factor(theta, cp)
+        factor = _Factor(thetas, cp)
         rx = np.linalg.cholesky(factor.rxtrx)                               # RX' RX = X'X - RZX' RZX
     except np.linalg.LinAlgError:         # rounding at a theta far out (1e5 and more on an uncentred slope)
-        return np.inf
-    cbeta = _lower_solve(rx, cp.xty - factor.rzx_flat.T @ factor.cu.ravel())
-    pwrss = cp.yty - factor.cu.ravel() @ factor.cu.ravel() - cbeta @ cbeta
-    log_det_rx = 2 * np.sum(np.log(np.diag(rx))) if reml else 0.0
-    return _deviance(factor.log_det_l, pwrss, log_det_rx, cp, reml)
+        if len(thetas) == 1:
+            return np.array([np.inf])
+        return np.concatenate([criteria(theta[None, :], cp, reml) for theta in thetas])
+    cu = np.ascontiguousarray(factor.cu.reshape(len(thetas), -1))        # as ravel() is: the same dot products
+    cbeta = _lower_solve(rx, cp.xty - (np.swapaxes(factor.rzx_flat, 1, 2) @ cu[..., None])[..., 0])
+    pwrss = cp.yty - np.vecdot(cu, cu) - np.vecdot(cbeta, cbeta)
+    log_det_rx = 2 * np.sum(np.log(np.diagonal(rx, axis1=1, axis2=2)), axis=1) if reml else 0.0
+    return _profiled(factor.log_det_l, pwrss, log_det_rx, cp.n, cp.ztx.shape[2], reml)
 
 
 def solve(theta: np.ndarray, cp: CrossProducts, reml: bool) -> Solution:
     """Solve the penalised least squares problem at ``theta`` (lme4's PLS, per group)."""
-    factor = _Factor(theta, cp)
-    lam, rzx, cu, rxtrx = factor.lam, factor.rzx, factor.cu, factor.rxtrx
+    factor = _Factor(np.asarray(theta, dtype=float)[None, :], cp)
+    lam, rzx, cu, rxtrx, chol = factor.lam[0], factor.rzx[0], factor.cu[0], factor.rxtrx[0], factor.chol[0]
     beta = np.linalg.solve(rxtrx, cp.xty - np.einsum("gki,gk->i", rzx, cu))
-    linv = np.linalg.inv(factor.chol)
+    linv = np.linalg.inv(chol)
     u = (np.swapaxes(linv, 1, 2) @ (cu - rzx @ beta)[..., None])[..., 0]            # L^-T (cu - RZX beta)
     modes = u @ lam.T
     resid_z = cp.zty - cp.ztx @ beta                                         # Z'(y - X beta) per group
     rss = cp.yty - 2 * beta @ cp.xty + beta @ cp.xtx @ beta
     pwrss = rss - 2 * np.sum(modes * resid_z) + np.einsum("gi,gij,gj->", modes, cp.ztz, modes) + np.sum(u * u)
-    deviance = _deviance(factor.log_det_l, pwrss, np.linalg.slogdet(rxtrx)[1] if reml else 0.0, cp, reml)
+    deviance = _deviance(factor.log_det_l[0], pwrss, np.linalg.slogdet(rxtrx)[1] if reml else 0.0, cp, reml)
     sigma2 = pwrss / _dof(cp, reml)
     inner_inv = np.swapaxes(linv, 1, 2) @ linv                 # (Lambda'Z'Z Lambda + I)^-1
     cond_var = sigma2 * (lam @ inner_inv @ lam.T)
@@ -128,18 +167,35 @@ def loglik_at(theta: np.ndarray, beta: np.ndarray, sigma2: float, cp: CrossProdu
 
 
 class _Factor:
-    """The per-group part of lme4's blocked Cholesky factor at theta: L of Lambda'Z'Z Lambda + I,
-    RZX = L^-1 Lambda'Z'X, cu = L^-1 Lambda'Z'y, and X'X - RZX'RZX."""
+    """The per-group part of lme4's blocked Cholesky factor at each of m thetas: L of Lambda'Z'Z Lambda + I,
+    RZX = L^-1 Lambda'Z'X, cu = L^-1 Lambda'Z'y, and X'X - RZX'RZX (arrays with a leading axis of m).
 
-    def __init__(self, theta: np.ndarray, cp: CrossProducts):
-        q, p = cp.ztx.shape[1], cp.ztx.shape[2]
-        self.lam = lam = lambda_of(np.asarray(theta, dtype=float), q)
-        self.chol = chol = np.linalg.cholesky(lam.T @ cp.ztz @ lam + np.eye(q))
-        solved = _forward(chol, np.concatenate([lam.T @ cp.ztx, (cp.zty @ lam)[..., None]], axis=2))
+    Lambda' times every group's cross-products is one matrix product per theta (``CrossProducts.ztz_rows``,
+    ``ztw_rows``) rather than one per group: the same products and sums, so the same numbers, a fraction of the
+    calls."""
+
+    def __init__(self, thetas: np.ndarray, cp: CrossProducts):
+        groups, q, p = cp.ztx.shape
+        m = len(thetas)
+        self.lam = lam = np.zeros((m, q, q))
+        lam[(slice(None), *_tril(q))] = thetas
+        lam_t = np.swapaxes(lam, 1, 2)
+        left = _by_group(lam_t @ cp.ztz_rows, groups).reshape(m, groups * q, q)        # Lambda' Z'Z per group
+        inner = (left @ lam).reshape(m * groups, q, q) + _eye(q)
+        self.chol = chol = _cholesky(inner).reshape(m, groups, q, q)
+        solved = _forward(chol.reshape(m * groups, q, q),
+                          _by_group(lam_t @ cp.ztw_rows, groups).reshape(m * groups, q, p + 1))
+        solved = solved.reshape(m, groups, q, p + 1)
         self.rzx, self.cu = solved[..., :p], solved[..., p]
-        self.rzx_flat = self.rzx.reshape(-1, p)
-        self.rxtrx = cp.xtx - self.rzx_flat.T @ self.rzx_flat
-        self.log_det_l = 2 * np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)))
+        self.rzx_flat = self.rzx.reshape(m, -1, p)
+        self.rxtrx = cp.xtx - np.swapaxes(self.rzx_flat, 1, 2) @ self.rzx_flat
+        self.log_det_l = 2 * np.sum(np.log(np.diagonal(chol, axis1=2, axis2=3)).reshape(m, -1), axis=1)
+
+
+@functools.cache
+def _eye(q: int) -> np.ndarray:
+    """The q x q identity, made once per q."""
+    return np.eye(q)
 
 
 def _deviance(log_det_l: float, pwrss: float, log_det_rx: float, cp: CrossProducts, reml: bool) -> float:
@@ -149,8 +205,13 @@ def _deviance(log_det_l: float, pwrss: float, log_det_rx: float, cp: CrossProduc
 
 def profiled(log_det_l: float, pwrss: float, log_det_rx: float, n: int, p: int, reml: bool) -> float:
     """lme4's profiled deviance (REML criterion when ``reml``) from its three pieces (Bates et al. 2015, Eq. 34, 41)."""
+    return float(_profiled(log_det_l, pwrss, log_det_rx, n, p, reml))
+
+
+def _profiled(log_det_l, pwrss, log_det_rx, n: int, p: int, reml: bool):
+    """``profiled`` of numbers or, elementwise, of arrays of them."""
     divisor = dof(n, p, reml)
-    return float(log_det_l + divisor * (1 + np.log(2 * np.pi * pwrss / divisor)) + log_det_rx)
+    return log_det_l + divisor * (1 + np.log(2 * np.pi * pwrss / divisor)) + log_det_rx
 
 
 def _dof(cp: CrossProducts, reml: bool) -> int:
@@ -164,39 +225,99 @@ def dof(n: int, p: int, reml: bool) -> int:
 
 
 def _forward(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """X with lower[g] X[g] = b[g] for every group g at once (forward substitution over the q rows; q is small,
-    the groups many, so this beats a general batched solve or inverse several times)."""
+    """X with lower[g] X[g] = b[g] for every group g at once (forward substitution over the q rows, elementwise over
+    the groups: q is small, the groups many, so this beats a general batched solve or inverse several times)."""
     x = np.empty_like(b)
     for i in range(lower.shape[1]):
-        x[:, i] = (b[:, i] - np.einsum("gk,gkj->gj", lower[:, i, :i], x[:, :i])) / lower[:, i, i, None]
+        row = b[:, i]
+        if i:
+            done = lower[:, i, 0, None] * x[:, 0]
+            for k in range(1, i):
+                done = done + lower[:, i, k, None] * x[:, k]
+            row = row - done
+        x[:, i] = row / lower[:, i, i, None]
     return x
+
+
+def _cholesky(a: np.ndarray) -> np.ndarray:
+    """The lower Cholesky factor of each q x q matrix of ``a`` (... x q x q). For q <= 2 in closed form, elementwise,
+    with LAPACK's own arithmetic (OpenBLAS's potf2: l00 = sqrt(a00), l10 = a10 * (1 / l00), l11 = sqrt(a11 - l10^2),
+    and l10 = 0 where an overflow made l00 infinite),
+    so the same numbers as ``np.linalg.cholesky`` at a fraction of its cost for thousands of small matrices; larger q
+    by ``np.linalg.cholesky``. LinAlgError where a matrix is not positive definite, as there."""
+    q = a.shape[-1]
+    if q > 2:
+        return np.linalg.cholesky(a)
+    if np.any(a[..., 0, 0] <= 0):
+        raise np.linalg.LinAlgError("Matrix is not positive definite")
+    lower = np.zeros_like(a)
+    lower[..., 0, 0] = l00 = np.sqrt(a[..., 0, 0])
+    if q == 2:
+        scale = 1.0 / l00
+        l10 = lower[..., 1, 0]
+        np.multiply(a[..., 1, 0], scale, out=l10, where=scale != 0.0)  # BLAS scales by 0 to 0, an infinite a10 too
+        a11 = a[..., 1, 1] - l10 * l10
+        if np.any(a11 <= 0):
+            raise np.linalg.LinAlgError("Matrix is not positive definite")
+        lower[..., 1, 1] = np.sqrt(a11)
+    return lower
 
 
 def _lower_solve(lower: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """x with lower x = b for one small lower-triangular matrix (forward substitution)."""
+    """x with lower[k] x[k] = b[k] for each of m small lower-triangular matrices (forward substitution)."""
     x = np.empty_like(b)
-    for i in range(len(b)):
-        x[i] = (b[i] - lower[i, :i] @ x[:i]) / lower[i, i]
+    for i in range(b.shape[1]):
+        x[:, i] = (b[:, i] - np.vecdot(lower[:, i, :i], x[:, :i])) / lower[:, i, i]
     return x
 
 
-def gradient(deviance, theta: np.ndarray, step: float = 1e-5) -> np.ndarray:
-    """Gradient of ``deviance`` (a function of theta) by central differences (defined for any sign of theta)."""
+def gradient(deviance, theta: np.ndarray, step: float = 1e-5, many=None) -> np.ndarray:
+    """Gradient of ``deviance`` (a function of theta) by central differences (defined for any sign of theta).
+    ``many``, when given, is the same function of an array of points (one a row), which evaluates them at once
+    (``OneFactor.criteria``): the same numbers, for about the cost of two."""
     theta = np.asarray(theta, dtype=float)
-    steps = np.eye(len(theta)) * step
-    return np.array([(deviance(theta + e) - deviance(theta - e)) / (2 * step) for e in steps])
+    return _central(_at(deviance, many, _gradient_points(theta, step)), step)
 
 
-def hessian(deviance, theta: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Hessian of ``deviance`` (a function of theta) by central differences (lme4's ``deriv12``, delta 1e-4)."""
+def value_and_gradient(deviance, theta: np.ndarray, step: float = 1e-5, many=None) -> tuple[float, np.ndarray]:
+    """``deviance`` at theta and its ``gradient`` there, the points of both evaluated together by ``many``."""
+    theta = np.asarray(theta, dtype=float)
+    values = _at(deviance, many, [theta, *_gradient_points(theta, step)])
+    return float(values[0]), _central(values[1:], step)
+
+
+def _gradient_points(theta: np.ndarray, step: float) -> list[np.ndarray]:
+    """theta + step e_i for each i, then theta - step e_i: the points of a central-difference gradient."""
+    steps = np.eye(len(theta)) * step
+    return [theta + e for e in steps] + [theta - e for e in steps]
+
+
+def _central(values: np.ndarray, step: float) -> np.ndarray:
+    """The central differences of ``_gradient_points``' values."""
+    half = len(values) // 2
+    return (values[:half] - values[half:]) / (2 * step)
+
+
+def hessian(deviance, theta: np.ndarray, step: float = 1e-4, many=None) -> np.ndarray:
+    """Hessian of ``deviance`` (a function of theta) by central differences (lme4's ``deriv12``, delta 1e-4);
+    ``many`` as in ``gradient``."""
     theta = np.asarray(theta, dtype=float)
     steps = np.eye(len(theta)) * step
+    pairs = list(zip(*np.triu_indices(len(theta))))
+    values = _at(deviance, many, [point for i, j in pairs for point in
+                                  (theta + steps[i] + steps[j], theta + steps[i] - steps[j],
+                                   theta - steps[i] + steps[j], theta - steps[i] - steps[j])]).reshape(-1, 4)
     result = np.empty((len(theta), len(theta)))
-    for i, j in zip(*np.triu_indices(len(theta))):
-        result[i, j] = result[j, i] = (deviance(theta + steps[i] + steps[j]) - deviance(theta + steps[i] - steps[j])
-                                       - deviance(theta - steps[i] + steps[j]) + deviance(theta - steps[i] - steps[j])
-                                       ) / (4 * step**2)
+    for (i, j), (pp, pm, mp, mm) in zip(pairs, values):
+        result[i, j] = result[j, i] = (pp - pm - mp + mm) / (4 * step**2)
     return result
+
+
+def _at(deviance, many, points: list[np.ndarray]) -> np.ndarray:
+    """``deviance`` at each of ``points``: by ``many`` at once when given, else one by one."""
+    if many is not None:
+        return np.asarray(many(np.array(points)), dtype=float)
+    return np.array([deviance(point) for point in points], dtype=float)
 
 
 def projected(grad: np.ndarray, theta: np.ndarray, bounds: list, tol: float = 1e-8) -> np.ndarray:
@@ -233,6 +354,10 @@ class OneFactor:
     def criterion(self, theta: np.ndarray) -> float:
         """The deviance at theta (``criterion``)."""
         return criterion(theta, self.cp, self.reml)
+
+    def criteria(self, thetas: np.ndarray) -> np.ndarray:
+        """The deviance at each row of ``thetas``, all at once (``criteria``)."""
+        return criteria(thetas, self.cp, self.reml)
 
     def solve(self, theta: np.ndarray) -> Solution:
         """The full solution at theta (``solve``)."""

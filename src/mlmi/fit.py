@@ -7,29 +7,31 @@ convergence) comes from lme4's solution there, so that a fit record reads like a
 ``lmerMod``. statsmodels' MixedLM is only a rescue start for a fit that has not converged,
 imported then and not before: importing it costs more than most fits.
 """
+import functools
 import time
 import warnings
+from types import SimpleNamespace
 
 import nlopt
 import numpy as np
 import pandas as pd
 import scipy
-from scipy import optimize
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 from mlmi import deviance, deviance_factors
 from mlmi.fit_record import GRAD_TOL, failure
 from mlmi.formula import MixedFormula, fixed_design, parse_formula
 from mlmi.lmer_checks import aliased_columns, random_effects_problem, rank_message, term_sizes
 from mlmi.random_design import random_effects
-from mlmi.vc_wald import wald_record
+from mlmi.vc_wald import STEP, wald_record
 
 #: lme4's ``isSingular`` tolerance on the relative covariance factor's diagonal.
 SINGULAR_TOL = 1e-4
 #: Where a variance stuck on its bound restarts (in units of sigma: theta = sd / sigma).
 BOUNDARY_ESCAPE = 0.1
-#: Step of the finite-difference Hessian that scales the gradient check (lme4's ``deriv12`` delta).
-HESSIAN_STEP = 1e-4
+#: Step of the finite-difference Hessian that scales the gradient check (lme4's ``deriv12`` delta): the Wald
+#: covariance's (``mlmi.vc_wald.STEP``), so that the kept attempt's Hessian is computed once and serves both.
+HESSIAN_STEP = STEP
 #: Attempts whose criteria differ by less than this (deviance units) found the same optimum.
 CRITERION_TOL = 1e-6
 #: Jittered restarts of a fit not yet converged: their number, and the jitter's SD relative to |theta| + 0.1.
@@ -99,10 +101,15 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     optimizers and starts (``RESCUES``); when none converges the record is that of the lowest
     criterion, with ``convergence.converged`` false.
     """
-    design = Design(data, parse_formula(formula))
+    return fit_design(Design(data, parse_formula(formula)), formula, reml, label)
+
+
+def fit_design(design: Design, formula: str, reml: bool = True, label: str = "") -> dict:
+    """``fit_mixed`` of a Design already built (of ``formula`` on the data): the fit stage builds it once for the
+    fit and its R² (``mlmi.r2.fit_r2``)."""
     start = time.perf_counter()
-    with threadpool_limits(limits=1):
-        objective = design.objective(reml)
+    with _threadpools().limit(limits=1):
+        objective = Evaluations(design.objective(reml))
         attempts, skipped = _optimize(design, objective)
         theta = np.array(_kept(attempts)["theta"])
         solution = objective.solve(theta)
@@ -113,6 +120,47 @@ def fit_mixed(data: pd.DataFrame, formula: str, reml: bool = True, label: str = 
     record.update(label=label, formula=formula, fit_seconds=time.perf_counter() - start,
                   versions={"nlopt": nlopt.__version__, "scipy": scipy.__version__})
     return record
+
+
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """The BLAS and OpenMP thread pools of this process, found once (finding them costs more than a small fit's
+    deviance evaluations); every fit runs its many small matrix products in one thread."""
+    return ThreadpoolController()
+
+
+class Evaluations:
+    """A fit's deviance (``mlmi.deviance.OneFactor`` or ``mlmi.deviance_factors.Terms``: everything of it is here
+    as there) that remembers every value it has computed, by theta to the last bit.
+
+    A theta evaluated again costs nothing: the gradient check's Hessian at the kept attempt is the Wald covariance's
+    (``mlmi.vc_wald``, the same points), L-BFGS-B's gradient at its last point is the check's. ``criteria`` gives
+    many points at once, by the deviance's own ``criteria`` where it has one; the values are the same numbers as
+    one by one, so nothing a fit reports depends on which is used."""
+
+    def __init__(self, objective):
+        self.objective = objective
+        self._values = {}
+        self._many = getattr(objective, "criteria", None)
+
+    def __getattr__(self, name):
+        return getattr(self.objective, name)
+
+    def criterion(self, theta: np.ndarray) -> float:
+        """The deviance at theta."""
+        return float(self.criteria(np.asarray(theta, dtype=float)[None, :])[0])
+
+    def criteria(self, thetas: np.ndarray) -> np.ndarray:
+        """The deviance at each row of ``thetas``, each distinct row computed once in the fit's lifetime."""
+        thetas = np.asarray(thetas, dtype=float)
+        keys = [theta.tobytes() for theta in thetas]
+        new = {key: theta for key, theta in zip(keys, thetas) if key not in self._values}
+        if new:
+            points = np.array(list(new.values()))
+            values = (self._many(points) if self._many is not None else
+                      [self.objective.criterion(point) for point in points])
+            self._values.update(zip(new, map(float, values)))
+        return np.array([self._values[key] for key in keys])
 
 
 def _term_names(design: Design) -> list[tuple[str, list[str]]]:
@@ -264,24 +312,28 @@ def _statsmodels_start(design: Design, objective):
 def _minimize(objective, theta0: np.ndarray, start: str, method: str) -> dict:
     """One bounded minimisation of the deviance; returns the attempt's record."""
     value = lambda theta: _deviance(theta, objective)  # noqa: E731
-    jac = (lambda theta: deviance.gradient(objective.criterion, theta)) if method == "L-BFGS-B" else None
     bounds = objective.bounds
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         if method == "BOBYQA":
             result = _bobyqa(value, theta0, bounds)
         else:
-            result = optimize.minimize(value, theta0, jac=jac, method=method, bounds=bounds,
-                                       options=OPTIONS[method])
+            from scipy import optimize  # here: a fit that BOBYQA settles needs none of its ~0.1 s import
+
+            if method == "L-BFGS-B":
+                result = optimize.minimize(lambda theta: _deviance_and_gradient(theta, objective), theta0,
+                                           jac=True, method=method, bounds=bounds, options=OPTIONS[method])
+            else:
+                result = optimize.minimize(value, theta0, method=method, bounds=bounds, options=OPTIONS[method])
     theta = np.asarray(result.x, dtype=float)
     return {"start": start, "optimizer": method, "criterion": float(result.fun), "theta": theta.tolist(),
             "max_abs_gradient": _max_gradient(theta, objective), "converged": bool(result.success),
             "message": str(result.message), "warnings": [f"{method}: {w.message}" for w in seen]}
 
 
-def _bobyqa(objective, theta0: np.ndarray, bounds: list) -> optimize.OptimizeResult:
-    """nlopt's BOBYQA with ``nloptwrap``'s settings, as a scipy result; the best point it evaluated when nlopt
-    stops on round-off (which lme4 reports as a warning, not a failure)."""
+def _bobyqa(objective, theta0: np.ndarray, bounds: list) -> SimpleNamespace:
+    """nlopt's BOBYQA with ``nloptwrap``'s settings, as scipy's result has it (x, fun, success, message); the best
+    point it evaluated when nlopt stops on round-off (which lme4 reports as a warning, not a failure)."""
     best = {"fun": np.inf, "x": np.asarray(theta0, dtype=float)}
 
     def counted(theta, _grad):
@@ -302,7 +354,7 @@ def _bobyqa(objective, theta0: np.ndarray, bounds: list) -> optimize.OptimizeRes
         success, message = code > 0, NLOPT_RESULTS.get(code, f"nlopt result {code}")
     except nlopt.RoundoffLimited:
         success, message = True, "NLOPT_ROUNDOFF_LIMITED: optimization stopped by round-off"
-    return optimize.OptimizeResult(x=best["x"], fun=best["fun"], success=success, message=message)
+    return SimpleNamespace(x=best["x"], fun=best["fun"], success=success, message=message)
 
 
 #: nlopt's result codes, by the names lme4's ``nloptwrap`` reports.
@@ -315,18 +367,33 @@ def _max_gradient(theta: np.ndarray, objective) -> float:
     scaled by the Hessian's inverse Cholesky factor; the raw gradient alone where the Hessian is not positive
     definite. The scaling judges a badly scaled parameter (an uncentred random slope, say) by what a Newton
     step would gain rather than by its units."""
-    grad = deviance.projected(deviance.gradient(objective.criterion, theta), theta, objective.bounds)
+    grad = deviance.projected(_gradient(theta, objective), theta, objective.bounds)
     try:
-        hessian = deviance.hessian(objective.criterion, theta, HESSIAN_STEP)
+        hessian = deviance.hessian(objective.criterion, theta, HESSIAN_STEP, many=objective.criteria)
         scaled = np.linalg.solve(np.linalg.cholesky(hessian).T, grad)
     except np.linalg.LinAlgError:
         return float(np.max(np.abs(grad)))
     return float(np.max(np.minimum(np.abs(scaled), np.abs(grad))))
 
 
+def _gradient(theta: np.ndarray, objective: Evaluations) -> np.ndarray:
+    """The deviance's gradient at theta (central differences, its points evaluated at once)."""
+    return deviance.gradient(objective.criterion, theta, many=objective.criteria)
+
+
 def _deviance(theta: np.ndarray, objective) -> float:
     """The deviance, or +inf where rounding made it NaN, so that every optimizer steps back from there."""
-    value = objective.criterion(theta)
+    return _finite(objective.criterion(theta))
+
+
+def _deviance_and_gradient(theta: np.ndarray, objective: Evaluations) -> tuple[float, np.ndarray]:
+    """``_deviance`` and ``_gradient`` at theta, their points evaluated at once (what L-BFGS-B asks at every step)."""
+    value, grad = deviance.value_and_gradient(objective.criterion, theta, many=objective.criteria)
+    return _finite(value), grad
+
+
+def _finite(value: float) -> float:
+    """A deviance, or +inf for a NaN or infinite one."""
     return value if np.isfinite(value) else np.inf
 
 

@@ -76,12 +76,13 @@ def measures(parts: dict, null: dict | None, random_intercept: bool) -> dict:
                 "r2_sb": float(1 - (parts["sigma2"] + tau00) / np.float64(null["sigma2"] + null["tau00"]))}
 
 
-def fit_r2(data: pd.DataFrame, record: FitRecord) -> dict:
+def fit_r2(data: pd.DataFrame, record: FitRecord, design=None) -> dict:
     """The ``r2`` entry of a fit record: the variance parts, the null model's, and the measures.
 
     ``record`` is the fit record of ``mlmi.fit.fit_mixed``'s fit of ``data``; the null model ``y ~ 1 + (1 | g)`` is
     fitted here to the same rows with the record's REML setting, as ``multilevelR2`` refits it
-    (``update(model, y ~ 1 + (1|g))``).
+    (``update(model, y ~ 1 + (1|g))``). ``design`` is the fit's ``mlmi.fit.Design`` when the caller has it (the fit
+    stage), so that it is not built again.
     A model of several random terms has its marginal and conditional R² (every term's variance counted) and no
     null model: RB1, RB2 and SB are defined against one grouping factor (``multilevelR2`` takes one).
     """
@@ -89,7 +90,7 @@ def fit_r2(data: pd.DataFrame, record: FitRecord) -> dict:
     from mlmi.formula import lme4_name, parse_formula
 
     formula = parse_formula(record.formula)
-    design = Design(data, formula)
+    design = design if design is not None else Design(data, formula)
     beta = np.array(list(record.estimates.values()))
     covs = [term.cov for term in record.variance_components]
     parts = variance_parts(design.X, beta, [block.Z for block in design.structure.blocks], covs, record.sigma ** 2)

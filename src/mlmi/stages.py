@@ -70,8 +70,9 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
     model (``mlmi.fit``), or with ``family`` (model.family, .link, .nagq, .weights) binomial or poisson, a
     generalized one fitted as glmer does (``mlmi.glmm``). A linear mixed model's record gets its multilevel R²
     (``mlmi.r2``: the null model is fitted here, where the data are)."""
-    from mlmi.fit import complete_cases, fit_mixed
+    from mlmi.fit import Design, complete_cases, fit_design
     from mlmi.fit_record import FitRecord
+    from mlmi.formula import parse_formula
     from mlmi.r2 import fit_r2
 
     family = family or {"family": "gaussian"}
@@ -82,8 +83,9 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
             data = data.loc[data[family["weights"]].notna()].reset_index(drop=True)
         log.info("listwise deletion keeps %d rows", len(data))
     if family["family"] == "gaussian":
-        made = fit_mixed(data, formula, reml=reml, label=label)
-        made["r2"] = fit_r2(data, FitRecord.from_fit(made))
+        design = Design(data, parse_formula(formula))
+        made = fit_design(design, formula, reml=reml, label=label)
+        made["r2"] = fit_r2(data, FitRecord.from_fit(made), design)
     else:
         from mlmi.glmm import fit_glmm
 

@@ -25,7 +25,7 @@ covariance is None, with the reason in ``problem``.
 """
 import numpy as np
 
-from mlmi import deviance, deviance_factors
+from mlmi import deviance
 
 #: Step of the central differences of the profiled deviance and of log sigma^2 in theta (lme4's ``deriv12``).
 STEP = 1e-4
@@ -44,7 +44,9 @@ def scale_of(name: str) -> str:
 
 def _lambdas(theta: np.ndarray, random_terms: list[tuple[str, list[str]]]) -> list[np.ndarray]:
     """Each random term's Lambda from theta (its lower triangle, term after term)."""
-    return deviance_factors.lambdas(np.asarray(theta, dtype=float), [len(names) for _, names in random_terms])
+    from mlmi.deviance_factors import lambdas  # here: pool jobs read scale_of, without scipy.sparse or formulaic
+
+    return lambdas(np.asarray(theta, dtype=float), [len(names) for _, names in random_terms])
 
 
 def transformed(theta: np.ndarray, sigma2: float, random_terms: list[tuple[str, list[str]]]) -> np.ndarray:

@@ -14,6 +14,7 @@ import pytest
 
 from mlmi import deviance
 from mlmi.fit import Design, Evaluations, _blocks, cross_products, fit_design, fit_mixed
+from mlmi.fit_record import FitRecord
 from mlmi.formula import _numbers_as_numbers, parse_formula
 from mlmi.r2 import fit_r2
 
@@ -154,9 +155,9 @@ def test_the_fit_stage_shares_its_design_with_r2(small):
     formula = MODELS[1]
     design = Design(small, parse_formula(formula))
     shared = fit_design(design, formula)
-    shared["r2"] = fit_r2(small, shared, design)
+    shared["r2"] = fit_r2(small, FitRecord.from_fit(shared), design)
     alone = fit_mixed(small, formula)
-    alone["r2"] = fit_r2(small, alone)
+    alone["r2"] = fit_r2(small, FitRecord.from_fit(alone))
     for record in (shared, alone):
         record.pop("fit_seconds")
     assert shared == alone

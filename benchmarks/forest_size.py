@@ -62,7 +62,8 @@ def cpu_seconds(missing, config: dict, forest: dict, repeats: int) -> list[float
     with mock.patch.dict(mlmi.impute.miceforest.FOREST, forest, clear=True):
         for seed in range(1, repeats + 1):
             start = time.process_time()
-            mlmi.impute.miceforest.impute(imputation["method"], missing, formula, seed=seed, **method_settings(imputation))
+            mlmi.impute.miceforest.impute(imputation["method"], missing, formula, seed=seed,
+                                          **method_settings(imputation))
             seconds.append(time.process_time() - start)
     return seconds
 

@@ -23,9 +23,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 REPEATS = 3
-RULE_MODULES = {"simulate": "mlmi.data.simulate", "ampute": "mlmi.data.ampute", "impute": "mlmi.impute.miceforest", "fit": "mlmi.fit.lmer",
-                "fit_listwise": "mlmi.fit.lmer", "fit_complete": "mlmi.fit.lmer", "pool": "mlmi.pool.rubin",
-                "replication": "mlmi.run.study", "study_summary": "mlmi.report.study_report", "report": "mlmi.report.run_report"}
+RULE_MODULES = {"simulate": "mlmi.data.simulate", "ampute": "mlmi.data.ampute", "impute": "mlmi.impute.miceforest",
+                "fit": "mlmi.fit.lmer", "fit_listwise": "mlmi.fit.lmer", "fit_complete": "mlmi.fit.lmer",
+                "pool": "mlmi.pool.rubin", "replication": "mlmi.run.study", "study_summary": "mlmi.report.study_report",
+                "report": "mlmi.report.run_report"}
 TRIVIAL_SNAKEFILE = """
 rule trivial:
     output: "out/{i}.txt"

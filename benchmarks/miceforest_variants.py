@@ -53,8 +53,8 @@ VARIANTS = {
     "cluster_means": {"imputation": {"cluster_predictors": True, "bootstrap": False}},
     "cluster_means_bootstrap": {"imputation": {"cluster_predictors": True, "bootstrap": True}},
 }
-#: LightGBM forests (``mlmi.impute.miceforest.FOREST`` while a variant imputes): miceforest's own defaults (48 trees, 255
-#: bins), mlmi's, and smaller ones (docs/imputation-speed.md).
+#: LightGBM forests (``mlmi.impute.miceforest.FOREST`` while a variant imputes): miceforest's own defaults (48
+#: trees, 255 bins), mlmi's, and smaller ones (docs/imputation-speed.md).
 FORESTS = {"miceforest": {}, "mlmi": dict(mlmi.impute.miceforest.FOREST),
            "16_trees_63_bins": {"num_iterations": 16, "max_bin": 63}, "24_trees": {"num_iterations": 24}}
 SCENARIO = "miceforest_variants"

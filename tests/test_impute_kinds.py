@@ -61,7 +61,8 @@ def test_binary_and_count_columns_keep_their_kind(bootstrap, cluster_predictors)
 
 def test_without_mean_matching_the_same_imputation_gives_fractions(monkeypatch):
     """The check above can fail: with 0 candidates miceforest imputes its raw predictions (a 0/1 outcome as 0.37)."""
-    monkeypatch.setattr(mlmi.impute.miceforest, "MEAN_MATCH", {"mean_match_strategy": "normal", "mean_match_candidates": 0})
+    monkeypatch.setattr(mlmi.impute.miceforest, "MEAN_MATCH",
+                        {"mean_match_strategy": "normal", "mean_match_candidates": 0})
     data = incomplete()
     completed, _ = impute_miceforest(data, "school", seed=7, iterations=3, exclude=["school"])
     for column in KINDS:

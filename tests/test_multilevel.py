@@ -12,8 +12,8 @@ from mlmi.fit.record import FitRecord
 from mlmi.fit.formula import parse_formula
 from mlmi.impute.multilevel import _build, chain_diagnostics, complete_case_priors, impute_multilevel
 from mlmi.impute.multilevel_cells import Conditional, binary_log_odds, normal_moments, refresh_means, update_variable
-from mlmi.impute.multilevel_models import (Clusters, CrossProducts, draw_covariance, draw_fixed, draw_fixed_marginal, draw_latent,
-                                    draw_random, interweave, inverse_wishart)
+from mlmi.impute.multilevel_models import (Clusters, CrossProducts, draw_covariance, draw_fixed, draw_fixed_marginal,
+                                           draw_latent, draw_random, interweave, inverse_wishart)
 from mlmi.pool.rubin import pool
 from mlmi.data.simulate import simulate_hsb
 

@@ -119,7 +119,7 @@ def test_pool_is_pure_pooling_without_the_fit_or_the_figures():
     import subprocess
     import sys
 
-    code = ("import sys, mlmi.pool.rubin; print(' '.join(name for name in ('statsmodels', 'matplotlib', 'mlmi.fit.lmer') "
-            "if name in sys.modules))")
+    code = ("import sys, mlmi.pool.rubin; print(' '.join(name for name in ('statsmodels', 'matplotlib', "
+            "'mlmi.fit.lmer') if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""

@@ -196,8 +196,8 @@ def test_fits_with_different_terms_are_refused():
 
 
 def test_pure_numpy_no_fit_no_plotting():
-    code = ("import sys, mlmi.pool.hypotheses; print(' '.join(name for name in ('statsmodels', 'matplotlib', 'mlmi.fit.lmer') "
-            "if name in sys.modules))")
+    code = ("import sys, mlmi.pool.hypotheses; print(' '.join(name for name in ('statsmodels', 'matplotlib', "
+            "'mlmi.fit.lmer') if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
 

@@ -4,8 +4,8 @@
 sets (two of lme4_mice.R's cases, and one with a three-level factor predictor), and, on lme4 fits of every
 imputed data set, ``mitml::testModels(method = "D1")`` / ``mitml::testConstraints(method = "D1")`` without and
 with ``df.com`` (the fit's residual df, n - npar) and ``mice::D1`` with its default dfcom (the same residual df).
-Here the same imputed data sets are fitted by ``mlmi.fit.lmer.fit_mixed`` and tested by ``mlmi.pool.hypotheses`` from the
-config's shape of a test (``{name, terms}`` or ``{name, constraints}``). statistic, df1, df2, p and riv must agree
+Here the same imputed data sets are fitted by ``mlmi.fit.lmer.fit_mixed`` and tested by ``mlmi.pool.hypotheses``
+from the config's shape of a test (``{name, terms}`` or ``{name, constraints}``). statistic, df1, df2, p and riv must agree
 within 1e-4 relative (issue 17). No R is needed to run it; ``Rscript pool_tests.R ../data`` remakes the files.
 
     python -m pytest tests/parity/test_d1_mitml_mice.py     # about 20 s on 2 busy cores: 40 fits

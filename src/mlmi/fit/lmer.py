@@ -131,8 +131,8 @@ def _threadpools() -> ThreadpoolController:
 
 
 class Evaluations:
-    """A fit's deviance (``mlmi.fit.deviance.OneFactor`` or ``mlmi.fit.deviance_factors.Terms``: everything of it is here
-    as there) that remembers every value it has computed, by theta to the last bit.
+    """A fit's deviance (``mlmi.fit.deviance.OneFactor`` or ``mlmi.fit.deviance_factors.Terms``: everything of it is
+    here as there) that remembers every value it has computed, by theta to the last bit.
 
     A theta evaluated again costs nothing: the gradient check's Hessian at the kept attempt is the Wald covariance's
     (``mlmi.fit.vc_wald``, the same points), L-BFGS-B's gradient at its last point is the check's. ``criteria`` gives

@@ -1,7 +1,7 @@
 """The fit record (``fits/*.json``): one fitted model, typed and versioned, read without fitting anything.
 
-``mlmi.fit.lmer.fit_mixed`` and ``mlmi.fit.glmm.fit_glmm`` make a record as a JSON-ready mapping; the fit stage stamps it
-with ``RECORD_VERSION`` (``FitRecord.from_fit``, the one place a version is given) and writes it. The pool stage,
+``mlmi.fit.lmer.fit_mixed`` and ``mlmi.fit.glmm.fit_glmm`` make a record as a JSON-ready mapping; the fit stage
+stamps it with ``RECORD_VERSION`` (``FitRecord.from_fit``, the one place a version is given) and writes it. The pool stage,
 the report, the console and a study read it back with ``FitRecord.from_json``, which refuses a record of another
 version in one line, and read it through the accessors below (lme4's ``fixef``, ``vcov``, ``VarCorr``,
 ``ranef``), never by string keys, so none of them imports ``mlmi.fit.lmer`` (and with it statsmodels). On disk the

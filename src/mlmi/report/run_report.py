@@ -3,8 +3,8 @@
 Everything the page shows is read from the files of design §4 (pooled tables, fits, data, imputations,
 chains, the start-up check's and the imputation models' records) and only formatted here, never
 re-estimated, so the page and the CSVs always agree. This module assembles the data; the markup is in the
-Jinja2 templates of ``mlmi/report/templates`` (autoescaped) and the figures are drawn by ``mlmi.report.figures``. The page
-needs no network: the stylesheet is inline and every figure is an ``<img>`` with a data: URI.
+Jinja2 templates of ``mlmi/report/templates`` (autoescaped) and the figures are drawn by
+``mlmi.report.figures``. The page needs no network: the stylesheet is inline and every figure is an ``<img>`` with a data: URI.
 """
 from importlib import resources
 from pathlib import Path
@@ -28,7 +28,8 @@ from mlmi.pool.summarize import true_random_value, truth_parameters
 
 #: How a true/false column of a table reads.
 YES_NO = {True: "yes", False: "no"}
-_LEGENDS = yaml.safe_load(resources.files("mlmi.report").joinpath("templates", "legends.yaml").read_text(encoding="utf-8"))
+_LEGENDS = yaml.safe_load(resources.files("mlmi.report").joinpath("templates", "legends.yaml")
+                           .read_text(encoding="utf-8"))
 #: What each column of the page's tables is, for the legend under each table (``table``'s ``legend``).
 COLUMNS = _LEGENDS["columns"]
 #: The random-effect parameters' names (broom.mixed's), for their table's legend.

@@ -19,10 +19,10 @@ import yaml
 
 import mlmi.impute.miceforest
 from mlmi.data.ampute import ampute_from_config
+from mlmi.data.simulate import simulate_hsb
 from mlmi.impute.models import method_settings
 from mlmi.run.inputs import imputation_roles
 from mlmi.run.seeds import rng_for
-from mlmi.data.simulate import simulate_hsb
 
 from miceforest_variants import replication_data, variant_configs   # beside this script
 

@@ -29,18 +29,18 @@ import yaml
 
 import mlmi.impute.miceforest
 from mlmi.data.ampute import ampute_from_config
+from mlmi.data.simulate import simulate_hsb
 from mlmi.fit.lmer import complete_cases, fit_mixed
 from mlmi.fit.record import FitRecord
 from mlmi.impute.miceforest import impute
 from mlmi.impute.models import method_settings
-from mlmi.run.inputs import imputation_roles
-from mlmi.run.plan import merge, scenario_key
 from mlmi.pool.rubin import pool
-from mlmi.run.seeds import int_seed_for, rng_for
-from mlmi.data.simulate import simulate_hsb
-from mlmi.run.study import replication_estimates, summarize_study, true_value
 from mlmi.pool.summarize import random_effect_stats
 from mlmi.pool.variance_components import pool_variance_components
+from mlmi.run.inputs import imputation_roles
+from mlmi.run.plan import merge, scenario_key
+from mlmi.run.seeds import int_seed_for, rng_for
+from mlmi.run.study import replication_estimates, summarize_study, true_value
 
 REPO = Path(__file__).resolve().parents[1]
 DESIGN = {"data": {"simulate": {"n_schools": 60}},

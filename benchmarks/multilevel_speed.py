@@ -30,8 +30,8 @@ import numpy as np
 import yaml
 
 from mlmi.data.ampute import ampute
-from mlmi.impute.multilevel import DEFAULT_BURN_IN, impute_multilevel
 from mlmi.data.simulate import simulate_hsb
+from mlmi.impute.multilevel import DEFAULT_BURN_IN, impute_multilevel
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["schid", "minority", "female", "ses", "mathach", "meanses"]

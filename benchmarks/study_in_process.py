@@ -20,9 +20,9 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from mlmi.run import stages
 from mlmi.fit.formula import parse_formula
 from mlmi.impute.models import method_settings
+from mlmi.run import stages
 from mlmi.run.layout import pooled_tables
 from mlmi.run.plan import Plan, merge, scenario_key
 from mlmi.run.study import plan_study

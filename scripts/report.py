@@ -1,7 +1,7 @@
 import sys
 
-from mlmi.run import stages
 from mlmi.fit.record import RecordVersionError
+from mlmi.run import stages
 from mlmi.run.logs import log_to
 from mlmi.run.provenance import describe_run
 

@@ -18,16 +18,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.run import io
-from mlmi.run import stages
-from mlmi.report.console import summary
 from mlmi.fit.lmer import GRAD_TOL, RESCUES, fit_mixed
 from mlmi.fit.record import FitRecord
-from mlmi.run.inputs import schema_problem
-from mlmi.run.layout import POOLED_TABLES
 from mlmi.pool.failed_fits import FailedFitError
 from mlmi.pool.rubin import pool
+from mlmi.report.console import summary
 from mlmi.report.run_report import gather_warnings, model_info_section
+from mlmi.run import io
+from mlmi.run import stages
+from mlmi.run.inputs import schema_problem
+from mlmi.run.layout import POOLED_TABLES
 from test_workflow import REPO, run_workflow
 
 DATA = Path(__file__).parent / "data"

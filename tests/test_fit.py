@@ -155,8 +155,8 @@ def test_lme4_deviance_equals_statsmodels_likelihood(small, reml):
     from statsmodels.regression.mixed_linear_model import MixedLMParams
 
     from mlmi.fit.deviance import CrossProducts, criterion, lambda_of, solve
-    from mlmi.fit.lmer import Design, _blocks
     from mlmi.fit.formula import parse_formula
+    from mlmi.fit.lmer import Design, _blocks
 
     design = Design(small, parse_formula(REFERENCE["full"]["formula"]))
     theta = np.array([0.3, -0.1, 0.2])

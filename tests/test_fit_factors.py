@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit.lmer import fit_mixed
 from mlmi.fit.formula import level_label
+from mlmi.fit.lmer import fit_mixed
 
 DATA = Path(__file__).parent / "data"
 LME4 = json.loads((DATA / "lme4_factors.json").read_text())

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from mlmi import cli
-from mlmi.run import io
-from mlmi.run import stages
 from mlmi.fit.record import RECORD_VERSION, FitRecord, RecordVersionError
 from mlmi.report.run_report import write_report
+from mlmi.run import io
+from mlmi.run import stages
 
 DATA = Path(__file__).parent / "data"
 

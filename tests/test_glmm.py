@@ -18,9 +18,9 @@ from scipy import stats
 
 from mlmi.fit import glmm
 from mlmi.fit.families import Family, Response, binomial_response, response_problem
+from mlmi.fit.formula import FormulaError, parse_formula
 from mlmi.fit.record import FitRecord, per_term
 from mlmi.pool.rubin import exponentiated, pool
-from mlmi.fit.formula import FormulaError, parse_formula
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = json.loads((DATA / "glmm_lme4.json").read_text())

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit.record import FitRecord
 from mlmi.fit.glmm import fit_glmm
+from mlmi.fit.record import FitRecord
 from mlmi.pool.mertools import MERTOOLS_VERSIONS, mertools_fixed_effects
 from test_glmm_config import pool_records
 

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.run import stages
 from mlmi.fit.lmer import fit_mixed
 from mlmi.impute.miceforest import impute_once
+from mlmi.run import stages
 from mlmi.run.inputs import check_inputs
 from mlmi.run.tables import read_table
 from test_workflow import finished

@@ -9,9 +9,9 @@ import pytest
 from scipy import stats
 
 from mlmi.fit.deviance import CrossProducts, loglik_at
+from mlmi.fit.formula import parse_formula
 from mlmi.fit.lmer import Design, cross_products, fit_mixed, relative_factor
 from mlmi.fit.record import FitRecord
-from mlmi.fit.formula import parse_formula
 from mlmi.pool.compare import (ComparisonError, PooledParameters, comparison_tests, d2, d3, lr_statistics,
                                nesting_problem, reml_problem)
 

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from mlmi.fit.formula import FormulaError, parse_formula
-from mlmi.run.inputs import InputError, check_inputs, schema_problem
 from mlmi.pool.rubin import barnard_rubin_df, pool_long
+from mlmi.run.inputs import InputError, check_inputs, schema_problem
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())

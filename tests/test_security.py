@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.fit.lmer import fit_mixed
 from mlmi.fit.formula import FormulaError, parse_formula
+from mlmi.fit.lmer import fit_mixed
 from mlmi.run.inputs import InputError, check_inputs, schema_problem
 from mlmi.run.plan import NAME, scenarios
 from mlmi.run.provenance import sha256

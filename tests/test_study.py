@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from mlmi.data.simulate import simulate_hsb
 from mlmi.fit.record import FitRecord
 from mlmi.run.inputs import InputError
 from mlmi.run.plan import data_key, dotted, merge, run_parts, scenario_key, scenarios
-from mlmi.data.simulate import simulate_hsb
 from mlmi.run.study import performance, plan_study, replication_estimates, study_terms, summarize_study, true_value
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"

@@ -11,10 +11,10 @@ import yaml
 
 from test_workflow import finished
 
-from mlmi.report.console import summary
-from mlmi.run.io import read_json
-from mlmi.report.run_report import random_context
 from mlmi.data.simulate import simulate_hsb
+from mlmi.report.console import summary
+from mlmi.report.run_report import random_context
+from mlmi.run.io import read_json
 from mlmi.run.study import true_value
 
 REPO = Path(__file__).resolve().parents[1]

@@ -11,8 +11,8 @@ from scipy import stats
 
 from mlmi.fit.lmer import fit_mixed
 from mlmi.fit.record import FitRecord
-from mlmi.pool.variance_components import VC_COLUMNS, by_imputation, pool_variance_components, wald_intervals
 from mlmi.fit.vc_wald import jacobian, parameter_names, transformed
+from mlmi.pool.variance_components import VC_COLUMNS, by_imputation, pool_variance_components, wald_intervals
 
 
 def balanced(groups: int, size: int, tau: float, sigma: float, seed: int) -> pd.DataFrame:

@@ -3,8 +3,8 @@
 import argparse
 import sys
 
-from mlmi.report.console import ResultsError, summary
 from mlmi.fit.record import RecordVersionError
+from mlmi.report.console import ResultsError, summary
 from mlmi.run.provenance import verify
 
 

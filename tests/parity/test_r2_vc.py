@@ -25,8 +25,8 @@ import pytest
 from test_d1_mitml_mice import imputed_data_sets
 
 from mlmi.fit.lmer import fit_mixed
-from mlmi.fit.record import FitRecord
 from mlmi.fit.r2 import MEASURES, fit_r2, pool_r2
+from mlmi.fit.record import FitRecord
 
 DATA = Path(__file__).parents[1] / "data"
 REFERENCE = json.loads((DATA / "r2_vc_reference.json").read_text())
@@ -108,10 +108,10 @@ def test_wald_covariance_matches_a_numerical_hessian_of_lme4s_deviance(case, wor
 
 def test_the_pool_stage_writes_r2_and_variance_components(tmp_path):
     """pooled/r2.csv and pooled/variance_components.csv from the fit stage's records of the factor case."""
+    from mlmi.pool.variance_components import VC_COLUMNS
+    from mlmi.report.results import pooled_tables
     from mlmi.run import io
     from mlmi.run import stages
-    from mlmi.report.results import pooled_tables
-    from mlmi.pool.variance_components import VC_COLUMNS
 
     ref = CASES["factor3_100x12_m5"]
     paths = []

@@ -23,11 +23,11 @@ import pytest
 from test_lme4_mice import Comparison, compare_pooled   # skips this module too when R is lacking
 
 from mlmi.data.ampute import ampute_from_config
+from mlmi.data.simulate import simulate_hsb
 from mlmi.fit.lmer import fit_mixed
 from mlmi.fit.record import FitRecord, per_term
 from mlmi.impute.miceforest import impute
 from mlmi.pool.rubin import pool
-from mlmi.data.simulate import simulate_hsb
 
 HERE = Path(__file__).parent
 R_SCRIPT = HERE / "three_level_mice.R"

@@ -43,8 +43,8 @@ from threadpoolctl import threadpool_limits
 from mlmi.fit import deviance
 from mlmi.fit import deviance_factors
 from mlmi.fit.families import Family, Response, binomial_response, family_of, response_problem
-from mlmi.fit.lmer import Design, grouping, random_parts, singular_warning
 from mlmi.fit.formula import MixedFormula, parse_formula
+from mlmi.fit.lmer import Design, grouping, random_parts, singular_warning
 from mlmi.fit.lmer_checks import rank_message
 
 #: PIRLS's tolerance on the relative change of the penalised deviance (glmerControl's ``tolPwrss``) and its

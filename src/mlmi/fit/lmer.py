@@ -20,10 +20,10 @@ from threadpoolctl import ThreadpoolController
 
 from mlmi.fit import deviance
 from mlmi.fit import deviance_factors
-from mlmi.fit.record import GRAD_TOL, failure
 from mlmi.fit.formula import MixedFormula, fixed_design, parse_formula
 from mlmi.fit.lmer_checks import aliased_columns, random_effects_problem, rank_message, term_sizes
 from mlmi.fit.random_design import random_effects
+from mlmi.fit.record import GRAD_TOL, failure
 from mlmi.fit.vc_wald import STEP, wald_record
 
 #: lme4's ``isSingular`` tolerance on the relative covariance factor's diagonal.

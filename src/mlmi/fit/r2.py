@@ -86,8 +86,8 @@ def fit_r2(data: pd.DataFrame, record: FitRecord, design=None) -> dict:
     A model of several random terms has its marginal and conditional R² (every term's variance counted) and no
     null model: RB1, RB2 and SB are defined against one grouping factor (``multilevelR2`` takes one).
     """
-    from mlmi.fit.lmer import Design, fit_mixed
     from mlmi.fit.formula import lme4_name, parse_formula
+    from mlmi.fit.lmer import Design, fit_mixed
 
     formula = parse_formula(record.formula)
     design = design if design is not None else Design(data, formula)

@@ -18,8 +18,8 @@ import re
 import pandas as pd
 from formulaic import Formula
 
-from mlmi.fit.formula import lme4_term
 from mlmi.data.levels import level2_columns
+from mlmi.fit.formula import lme4_term
 
 #: The keys of the ``imputation`` config block each method takes (``mlmi.impute.miceforest.impute``).
 METHOD_SETTINGS = {

@@ -79,11 +79,11 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from mlmi.fit.deviance import lambda_of
-from mlmi.fit.lmer import complete_cases, fit_mixed
-from mlmi.fit.formula import MixedFormula, fixed_design, parse_formula
-from mlmi.impute.miceforest import CHAIN_COLUMNS, is_text
 from mlmi.data.levels import fill_within_clusters, level2_columns
+from mlmi.fit.deviance import lambda_of
+from mlmi.fit.formula import MixedFormula, fixed_design, parse_formula
+from mlmi.fit.lmer import complete_cases, fit_mixed
+from mlmi.impute.miceforest import CHAIN_COLUMNS, is_text
 from mlmi.impute.multilevel_cells import Link, Variable, batches_of, update_variable
 from mlmi.impute.multilevel_models import Clusters, Model, Term
 

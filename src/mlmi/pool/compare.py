@@ -200,8 +200,8 @@ class PooledParameters:
 
     def loglik(self, data: pd.DataFrame, formula: str) -> float:
         """The ML log-likelihood of ``formula`` on one complete data set at these parameters."""
-        from mlmi.fit.lmer import Design, cross_products, relative_factor
         from mlmi.fit.formula import parse_formula
+        from mlmi.fit.lmer import Design, cross_products, relative_factor
 
         design = Design(data, parse_formula(formula))
         if design.fe_names != self.terms:

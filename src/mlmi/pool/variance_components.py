@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 from scipy import special  # what scipy.stats calls, without its 1 s import
 
-from mlmi.pool.rubin import pool_long
 from mlmi.fit.record import FitRecord, VarianceParameters
 from mlmi.fit.vc_wald import scale_of
+from mlmi.pool.rubin import pool_long
 
 #: The columns of ``pooled/variance_components.csv``: broom's, and Rubin's quantities on the pooling scale.
 VC_COLUMNS = ["group", "term", "estimate", "std_error", "conf_low", "conf_high", "scale", "scaled_estimate",

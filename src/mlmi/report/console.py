@@ -8,8 +8,8 @@ import math
 
 import pandas as pd
 
-from mlmi.pool.failed_fits import left_out, left_out_warnings
 from mlmi.fit.record import FitRecord
+from mlmi.pool.failed_fits import left_out, left_out_warnings
 from mlmi.pool.rubin import exponentiated
 from mlmi.report.results import ResultsError, RunResults, fit_warnings  # noqa: F401 (ResultsError: the CLI's)
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlmi.pool.failed_fits import left_out_warnings
 from mlmi.fit.record import FitRecord
+from mlmi.pool.failed_fits import left_out_warnings
+from mlmi.pool.rubin import negligible_between
 from mlmi.run.io import read_json
 from mlmi.run.layout import CHECKS, POOLED_TABLES, pooled_tables
-from mlmi.pool.rubin import negligible_between
 
 
 class ResultsError(ValueError):

@@ -12,19 +12,19 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mlmi.report import figures
-from mlmi.pool.failed_fits import left_out
-from mlmi.fit.record import FitRecord
 from mlmi.fit.formula import parse_formula
+from mlmi.fit.record import FitRecord
+from mlmi.pool.failed_fits import left_out
+from mlmi.report import figures
 from mlmi.run.io import read_json, write_bytes
 from mlmi.run.layout import FIGURES  # noqa: F401 (FIGURES: the page's)
 from mlmi.data.missingness import summarize_missingness
 from mlmi.pool.rubin import exponentiated
 from mlmi.report.page import ENV, number, p_text, render_page, table  # noqa: F401 (number, p_text: the page's formats)
-from mlmi.report.variance import r2_context, variance_components_context
+from mlmi.pool.summarize import true_random_value, truth_parameters
 from mlmi.report.results import RunResults, is_true, recorded_warnings
 from mlmi.report.run_warnings import gather_warnings, logged_warnings
-from mlmi.pool.summarize import true_random_value, truth_parameters
+from mlmi.report.variance import r2_context, variance_components_context
 
 #: How a true/false column of a table reads.
 YES_NO = {True: "yes", False: "no"}

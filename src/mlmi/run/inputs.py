@@ -17,13 +17,13 @@ import pandas as pd
 from mlmi.data.ampute import ampute_from_config
 from mlmi.run.data_checks import (cells, check_groups, check_magnitudes, check_numbers, check_observed, check_same_rows,
                                with_gaps_filled)
+from mlmi.data.levels import level2_columns
+from mlmi.data.simulate import simulate_hsb, simulated_columns
 from mlmi.fit.families import family_of, response_problem
 from mlmi.fit.formula import FormulaError, fixed_design, parse_formula
-from mlmi.data.levels import level2_columns
-from mlmi.run.plan import InputError, imputation_files
 from mlmi.pool.compare import METHODS, fixed_terms_differ, nesting_problem, reml_problem
 from mlmi.pool.hypotheses import HypothesisError, hypothesis
-from mlmi.data.simulate import simulate_hsb, simulated_columns
+from mlmi.run.plan import InputError, imputation_files
 from mlmi.run.tables import read_table
 
 #: Amelia's idvars and noms in the merTools vignette: what imputation.exclude and .categorical

@@ -70,10 +70,10 @@ def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: 
     model (``mlmi.fit.lmer``), or with ``family`` (model.family, .link, .nagq, .weights) binomial or poisson, a
     generalized one fitted as glmer does (``mlmi.fit.glmm``). A linear mixed model's record gets its multilevel R²
     (``mlmi.fit.r2``: the null model is fitted here, where the data are)."""
-    from mlmi.fit.lmer import Design, complete_cases, fit_design
-    from mlmi.fit.record import FitRecord
     from mlmi.fit.formula import parse_formula
+    from mlmi.fit.lmer import Design, complete_cases, fit_design
     from mlmi.fit.r2 import fit_r2
+    from mlmi.fit.record import FitRecord
 
     family = family or {"family": "gaussian"}
     data = io.read_parquet(data_path)
@@ -113,13 +113,13 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     pooled table (and a comparison leaves out the imputations where either model's fit failed);
     model_info keeps every fit, its ``pooled`` column saying which were pooled.
     """
+    from mlmi.fit.r2 import pool_r2
+    from mlmi.fit.record import FitRecord
     from mlmi.pool import rubin as pool
     from mlmi.pool import summarize
     from mlmi.pool.failed_fits import converged_fits, left_out_warnings
-    from mlmi.fit.record import FitRecord
-    from mlmi.pool.mertools import mertools_fixed_effects
     from mlmi.pool.hypotheses import d1_tests
-    from mlmi.fit.r2 import pool_r2
+    from mlmi.pool.mertools import mertools_fixed_effects
     from mlmi.pool.variance_components import pool_variance_components
 
     paths = {str(k): str(path) for k, path in enumerate(fit_paths, start=1)}
@@ -153,9 +153,9 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
 def _comparison_rows(kept: dict, paths: dict, comparisons: list, compare_paths, imputed_paths, formula: str,
                      on_failed_fit: str) -> pd.DataFrame:
     """The D2 and D3 rows of ``pooling.compare`` over the imputations whose fits of both models are pooled."""
-    from mlmi.pool.failed_fits import FailedFitError, converged_fits
     from mlmi.fit.record import FitRecord
     from mlmi.pool.compare import comparison_tests
+    from mlmi.pool.failed_fits import FailedFitError, converged_fits
 
     by_name = {comparison["name"]: {} for comparison in comparisons}
     for path in map(str, compare_paths):           # .../fits/compare/<name>/imp_<k>.json
@@ -236,9 +236,9 @@ def replication(estimates_path, *, pooled_path, random_effects_path, variance_co
 
 def study_summary(summary_path, html_path, *, estimate_paths, runs, truth_paths, scenarios) -> None:
     """Performance of each method in each scenario over all replications, as a table and a page."""
+    from mlmi.report.study_report import write_study_report
     from mlmi.run.plan import run_parts
     from mlmi.run.study import summarize_study
-    from mlmi.report.study_report import write_study_report
 
     estimates = pd.concat([pd.read_csv(path).assign(**dict(zip(("scenario", "replication"), run_parts(run))))
                            for path, run in zip(estimate_paths, runs)], ignore_index=True)

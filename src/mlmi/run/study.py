@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from mlmi.fit.record import FitRecord
-from mlmi.run.inputs import InputError, check_inputs, schema_problem
-from mlmi.run.plan import Plan
 from mlmi.pool.summarize import true_random_value, truth_parameters
 from mlmi.pool.variance_components import wald_intervals
+from mlmi.run.inputs import InputError, check_inputs, schema_problem
+from mlmi.run.plan import Plan
 
 METHODS = ("complete", "listwise", "pooled")
 SUMMARY_COLUMNS = ["scenario", "method", "term", "n_reps", "mean_estimate", "bias", "bias_mcse", "rel_bias",

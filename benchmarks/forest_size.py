@@ -1,5 +1,5 @@
 """CPU seconds of one miceforest imputation with LightGBM forests of several sizes, the speed side of the
-choice of ``mlmi.impute.FOREST`` (docs/imputation-speed.md; the quality side is miceforest_variants.py).
+choice of ``mlmi.impute.miceforest.FOREST`` (docs/imputation-speed.md; the quality side is miceforest_variants.py).
 
 Two data sets: the default run's incomplete data (simulated hsb, 160 schools, about 7,200 pupils, 5% of
 minority, female, ses and size missing) and replication 1 of ``miceforest_variants.py``'s study design (60
@@ -17,12 +17,12 @@ from unittest import mock
 
 import yaml
 
-import mlmi.impute
-from mlmi.ampute import ampute_from_config
-from mlmi.imputation_models import method_settings
-from mlmi.inputs import imputation_roles
-from mlmi.seeds import rng_for
-from mlmi.simulate import simulate_hsb
+import mlmi.impute.miceforest
+from mlmi.data.ampute import ampute_from_config
+from mlmi.data.simulate import simulate_hsb
+from mlmi.impute.models import method_settings
+from mlmi.run.inputs import imputation_roles
+from mlmi.run.seeds import rng_for
 
 from miceforest_variants import replication_data, variant_configs   # beside this script
 
@@ -56,13 +56,14 @@ def study_replication() -> tuple:
 
 
 def cpu_seconds(missing, config: dict, forest: dict, repeats: int) -> list[float]:
-    """CPU seconds of ``repeats`` imputations of ``missing`` with ``forest`` as mlmi.impute.FOREST."""
+    """CPU seconds of ``repeats`` imputations of ``missing`` with ``forest`` as mlmi.impute.miceforest.FOREST."""
     imputation, formula = config["imputation"], config["model"]["formula"]
     seconds = []
-    with mock.patch.dict(mlmi.impute.FOREST, forest, clear=True):
+    with mock.patch.dict(mlmi.impute.miceforest.FOREST, forest, clear=True):
         for seed in range(1, repeats + 1):
             start = time.process_time()
-            mlmi.impute.impute(imputation["method"], missing, formula, seed=seed, **method_settings(imputation))
+            mlmi.impute.miceforest.impute(imputation["method"], missing, formula, seed=seed,
+                                          **method_settings(imputation))
             seconds.append(time.process_time() - start)
     return seconds
 

@@ -5,7 +5,7 @@ usage: python benchmarks/glmer_terms.py [--repeats 3]
 The two cases of tests/data/glmm_lme4.json with several terms: lme4's grouseticks example (Poisson,
 an observation-level effect in broods in locations: 403 + 118 + 63 effects) and a binary outcome of
 pupils in classes in schools with a random slope per school. R times ``glmer`` (defaults: Laplace, its
-two stages) ``--repeats`` times (``benchmarks/glmer_terms.R``); this process times ``mlmi.glmm.fit_glmm``
+two stages) ``--repeats`` times (``benchmarks/glmer_terms.R``); this process times ``mlmi.fit.glmm.fit_glmm``
 as often. Prints the median seconds (wall and CPU) of each, their ratio, both deviances, and the load
 average. Needs R with lme4; writes only to a temporary folder.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlmi.glmm import fit_glmm
+from mlmi.fit.glmm import fit_glmm
 from timing import r_run, repeats_argument, timed
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data"

@@ -4,7 +4,7 @@ usage: python benchmarks/insteval.py [--repeats 3]
 
 lme4's InstEval: 73,421 ratings of 1,128 lecturers (``d``) by 2,972 students (``s``), the model
 ``y ~ service + (1 | s) + (1 | d)``. R exports the data and times ``lmer`` ``--repeats`` times
-(``benchmarks/insteval.R``); this process times ``mlmi.fit.fit_mixed`` on the same CSV as often. Prints
+(``benchmarks/insteval.R``); this process times ``mlmi.fit.lmer.fit_mixed`` on the same CSV as often. Prints
 the median seconds of each (wall clock; and CPU, since the machine may be shared), their ratio, both REML
 criteria, and the load average before and after. Needs R with lme4 (Debian: r-base-core r-cran-lme4); writes
 only to a temporary folder.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from mlmi.fit import fit_mixed
+from mlmi.fit.lmer import fit_mixed
 from timing import r_run, repeats_argument, timed
 
 R_SCRIPT = Path(__file__).with_name("insteval.R")

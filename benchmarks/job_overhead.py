@@ -3,7 +3,7 @@
 usage: python benchmarks/job_overhead.py [STUDY_CONFIG]   (default: config/studies/realistic.yaml)
 
 Prints the median over a few repeats of: the interpreter's start; the imports of a job script
-(mlmi.stages, and the module each rule's stage imports when it runs); a trivial `script:` job run by Snakemake
+(mlmi.run.stages, and the module each rule's stage imports when it runs); a trivial `script:` job run by Snakemake
 (a process, Snakemake's script preamble); Snakemake's start-up on this workflow (parse and DAG,
 which every cluster job pays, and, with profiles/slurm, every job inside a group too, since the
 plugin runs each as `srun python -m snakemake ...`); a Slurm round trip (`sbatch --wait` of a job
@@ -23,9 +23,10 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 REPEATS = 3
-RULE_MODULES = {"simulate": "mlmi.simulate", "ampute": "mlmi.ampute", "impute": "mlmi.impute", "fit": "mlmi.fit",
-                "fit_listwise": "mlmi.fit", "fit_complete": "mlmi.fit", "pool": "mlmi.pool",
-                "replication": "mlmi.study", "study_summary": "mlmi.study_report", "report": "mlmi.report"}
+RULE_MODULES = {"simulate": "mlmi.data.simulate", "ampute": "mlmi.data.ampute", "impute": "mlmi.impute.miceforest",
+                "fit": "mlmi.fit.lmer", "fit_listwise": "mlmi.fit.lmer", "fit_complete": "mlmi.fit.lmer",
+                "pool": "mlmi.pool.rubin", "replication": "mlmi.run.study", "study_summary": "mlmi.report.study_report",
+                "report": "mlmi.report.run_report"}
 TRIVIAL_SNAKEFILE = """
 rule trivial:
     output: "out/{i}.txt"
@@ -94,7 +95,7 @@ def main() -> None:
         tmp = Path(tmp)
         (tmp / "trivial").mkdir()
         start = seconds([sys.executable, "-c", "pass"])
-        stages = import_seconds("mlmi.stages", start)
+        stages = import_seconds("mlmi.run.stages", start)
         imports = {module: import_seconds(module, start) for module in sorted(set(RULE_MODULES.values()))}
         everything = import_seconds(", ".join(imports), start)
         trivial = trivial_job_seconds(tmp / "trivial")
@@ -103,7 +104,7 @@ def main() -> None:
         jobs, cluster_jobs = study_job_counts(study, tmp)
 
     print(f"interpreter start                       {start:6.2f} s")
-    print(f"import mlmi.stages                      {stages:6.2f} s")
+    print(f"import mlmi.run.stages                      {stages:6.2f} s")
     print(f"import every module a stage uses        {everything:6.2f} s   (what each job paid before stages "
           "imported lazily)")
     for module, cost in imports.items():

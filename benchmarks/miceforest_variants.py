@@ -1,6 +1,6 @@
 """Which miceforest settings to make the default: the vignette's, with cluster means as predictors, and
 with a bootstrap of schools as well; and the size of its LightGBM forests: miceforest's own against mlmi's
-(``mlmi.impute.FOREST``). All compared on the same simulated data sets.
+(``mlmi.impute.miceforest.FOREST``). All compared on the same simulated data sets.
 
 The quick study's design (60 schools, 30% of ses missing at random on mathach, strength 2, m = 5):
 each replication simulates and amputes once, with a study run's seeds for scenario
@@ -27,20 +27,20 @@ import numpy as np
 import pandas as pd
 import yaml
 
-import mlmi.impute
-from mlmi.ampute import ampute_from_config
-from mlmi.fit import complete_cases, fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.impute import impute
-from mlmi.imputation_models import method_settings
-from mlmi.inputs import imputation_roles
-from mlmi.plan import merge, scenario_key
-from mlmi.pool import pool
-from mlmi.seeds import int_seed_for, rng_for
-from mlmi.simulate import simulate_hsb
-from mlmi.study import replication_estimates, summarize_study, true_value
-from mlmi.summarize import random_effect_stats
-from mlmi.variance_components import pool_variance_components
+import mlmi.impute.miceforest
+from mlmi.data.ampute import ampute_from_config
+from mlmi.data.simulate import simulate_hsb
+from mlmi.fit.lmer import complete_cases, fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.impute.miceforest import impute
+from mlmi.impute.models import method_settings
+from mlmi.pool.rubin import pool
+from mlmi.pool.summarize import random_effect_stats
+from mlmi.pool.variance_components import pool_variance_components
+from mlmi.run.inputs import imputation_roles
+from mlmi.run.plan import merge, scenario_key
+from mlmi.run.seeds import int_seed_for, rng_for
+from mlmi.run.study import replication_estimates, summarize_study, true_value
 
 REPO = Path(__file__).resolve().parents[1]
 DESIGN = {"data": {"simulate": {"n_schools": 60}},
@@ -53,9 +53,9 @@ VARIANTS = {
     "cluster_means": {"imputation": {"cluster_predictors": True, "bootstrap": False}},
     "cluster_means_bootstrap": {"imputation": {"cluster_predictors": True, "bootstrap": True}},
 }
-#: LightGBM forests (``mlmi.impute.FOREST`` while a variant imputes): miceforest's own defaults (48 trees, 255
-#: bins), mlmi's, and smaller ones (docs/imputation-speed.md).
-FORESTS = {"miceforest": {}, "mlmi": dict(mlmi.impute.FOREST),
+#: LightGBM forests (``mlmi.impute.miceforest.FOREST`` while a variant imputes): miceforest's own defaults (48
+#: trees, 255 bins), mlmi's, and smaller ones (docs/imputation-speed.md).
+FORESTS = {"miceforest": {}, "mlmi": dict(mlmi.impute.miceforest.FOREST),
            "16_trees_63_bins": {"num_iterations": 16, "max_bin": 63}, "24_trees": {"num_iterations": 24}}
 SCENARIO = "miceforest_variants"
 #: The terms compared in the paired differences: fixed effects and random-effect SDs.
@@ -96,7 +96,7 @@ def replication(r: int, variants, forests) -> tuple[pd.DataFrame, dict, pd.DataF
     for (name, config), forest in ((item, forest) for item in configs.items() for forest in forests):
         scenario, imputation = scenario_name(name, forest, forests), config["imputation"]
         fits = []
-        with mock.patch.dict(mlmi.impute.FOREST, FORESTS[forest], clear=True):
+        with mock.patch.dict(mlmi.impute.miceforest.FOREST, FORESTS[forest], clear=True):
             for k in range(1, imputation["m"] + 1):
                 start = time.process_time()
                 imputed = impute(imputation["method"], missing, formula, seed=int_seed_for(seed, "impute", k, prefix),

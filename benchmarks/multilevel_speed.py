@@ -1,10 +1,10 @@
 """Time one multilevel (SMC) imputation of hsb-size data against R's jomo.lmer with as many iterations.
 
-usage: python benchmarks/multilevel_speed.py [BURN_IN]   (default: mlmi.multilevel.DEFAULT_BURN_IN)
+usage: python benchmarks/multilevel_speed.py [BURN_IN]   (default: mlmi.impute.multilevel.DEFAULT_BURN_IN)
 
-The data: ``mlmi.simulate.simulate_hsb`` with config/config.yaml's ``data.simulate`` settings and
+The data: ``mlmi.data.simulate.simulate_hsb`` with config/config.yaml's ``data.simulate`` settings and
 seed (160 schools, ~7,200 students), then 30% of ``ses`` made missing at random on ``mathach``
-(``mlmi.ampute``, MAR, strength 1). The model: config/config.yaml's formula,
+(``mlmi.data.ampute``, MAR, strength 1). The model: config/config.yaml's formula,
 ``mathach ~ minority + female + ses + meanses + (1 + ses | schid)``, with the observed ``meanses``.
 
 What is timed, for each side, is the wall clock of one call that makes one imputation from the
@@ -29,9 +29,9 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from mlmi.ampute import ampute
-from mlmi.multilevel import DEFAULT_BURN_IN, impute_multilevel
-from mlmi.simulate import simulate_hsb
+from mlmi.data.ampute import ampute
+from mlmi.data.simulate import simulate_hsb
+from mlmi.impute.multilevel import DEFAULT_BURN_IN, impute_multilevel
 
 REPO = Path(__file__).resolve().parents[1]
 COLUMNS = ["schid", "minority", "female", "ses", "mathach", "meanses"]

@@ -10,7 +10,7 @@ For a finished mlmi study folder (``results/<study>/<scenario>/rep_<r>/``), this
    with the same settings and seed is not run again, so an interrupted run resumes and a finished
    one only re-summarises;
 3. summarises mlmi's methods (each replication's ``estimates.csv``) and R's together with
-   ``mlmi.study.summarize_study`` (bias, relative bias, coverage, ... each with its Monte Carlo
+   ``mlmi.run.study.summarize_study`` (bias, relative bias, coverage, ... each with its Monte Carlo
    SE) into ``results/<study>/summary_with_r.csv``, over the replications R has finished, and
    prints bias, relative bias and coverage for the key terms, and R's seconds per imputation;
 4. compares two methods replication by replication (``--pair``, default mlmi's and jomo.lmer):
@@ -45,8 +45,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mlmi.plan import scenario_key
-from mlmi.study import summarize_study, true_value
+from mlmi.run.plan import scenario_key
+from mlmi.run.study import summarize_study, true_value
 
 R_SCRIPT = Path(__file__).with_name("r_multilevel.R")
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"

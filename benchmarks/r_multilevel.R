@@ -12,7 +12,7 @@
 #                incomplete binary (categorical) ones, 2lonly.norm for incomplete level-2 ones;
 # then fits lme4::lmer (REML) to each imputed data set, pools the fixed effects with mice::pool and
 # averages broom.mixed's random-effect SDs, correlation and residual SD over the imputations, and
-# writes one CSV in the format of mlmi.study.replication_estimates:
+# writes one CSV in the format of mlmi.run.study.replication_estimates:
 #   method, term, estimate, std_error, conf_low, conf_high, fmi
 # (random-effect rows carry the estimate only). A second CSV (timing=) has, per method, the
 # imputation time (the imputation call alone: no R start-up, reading, fitting or pooling), m, the

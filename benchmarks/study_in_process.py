@@ -1,4 +1,4 @@
-"""Run a study's replications without Snakemake: the same mlmi.stages calls, with the same parameters and seeds as
+"""Run a study's replications without Snakemake: the same mlmi.run.stages calls, with the same parameters and seeds as
 the workflow's rules, one process per worker, into the same layout under another folder.
 
 A study's jobs are small (a GLMM fit of 2,000 rows takes about half a second of CPU), so Snakemake's cost per job
@@ -20,12 +20,12 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
-from mlmi import stages
-from mlmi.formula import parse_formula
-from mlmi.imputation_models import method_settings
-from mlmi.layout import pooled_tables
-from mlmi.plan import Plan, merge, scenario_key
-from mlmi.study import plan_study
+from mlmi.fit.formula import parse_formula
+from mlmi.impute.models import method_settings
+from mlmi.run import stages
+from mlmi.run.layout import pooled_tables
+from mlmi.run.plan import Plan, merge, scenario_key
+from mlmi.run.study import plan_study
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "config" / "schema.yaml"
@@ -43,7 +43,7 @@ def study_config(configfiles: list[Path]) -> dict:
 
 def run_replication(config: dict, resolved: dict, name: str, r: int, out: Path) -> Path:
     """One replication of study scenario ``name``, as the rules make it (``resolved``: the scenarios' checked
-    configs, ``mlmi.study.plan_study``); returns its estimates.csv."""
+    configs, ``mlmi.run.study.plan_study``); returns its estimates.csv."""
     plan = Plan(config, resolved=resolved)
     run = f"{config['scenario']}/{name}/rep_{r}"
     given, resolved, folder = plan.given(run), plan.run_config(run), out / run

@@ -18,19 +18,19 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mlmi.ampute import ampute_from_config
-from mlmi.fit import complete_cases, fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.formula import parse_formula
-from mlmi.impute import impute
-from mlmi.imputation_models import method_settings
-from mlmi.pool import pool
-from mlmi.seeds import int_seed_for, rng_for
-from mlmi.simulate import simulate_hsb
-from mlmi.plan import data_key, merge, scenario_key
-from mlmi.study import plan_study, replication_estimates, summarize_study
-from mlmi.summarize import random_effect_stats
-from mlmi.variance_components import pool_variance_components
+from mlmi.data.ampute import ampute_from_config
+from mlmi.data.simulate import simulate_hsb
+from mlmi.fit.formula import parse_formula
+from mlmi.fit.lmer import complete_cases, fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.impute.miceforest import impute
+from mlmi.impute.models import method_settings
+from mlmi.pool.rubin import pool
+from mlmi.pool.summarize import random_effect_stats
+from mlmi.pool.variance_components import pool_variance_components
+from mlmi.run.plan import data_key, merge, scenario_key
+from mlmi.run.seeds import int_seed_for, rng_for
+from mlmi.run.study import plan_study, replication_estimates, summarize_study
 
 REPO = Path(__file__).resolve().parents[1]
 #: The columns printed for each variance parameter.

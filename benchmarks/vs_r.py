@@ -5,7 +5,7 @@ usage: python benchmarks/vs_r.py [--m 5 50] [--repeats 7] [--study-replications 
 Prints seconds and ratios (mlmi / R) for:
 
 - one fit of the vignette model on the same complete data set (an imputation of the default run), warm,
-  median of ``--repeats``: ``mlmi.fit.fit_mixed`` in this process, ``lme4::lmer`` in R; ``--only fit`` measures
+  median of ``--repeats``: ``mlmi.fit.lmer.fit_mixed`` in this process, ``lme4::lmer`` in R; ``--only fit`` measures
   this row alone (on the first ``--m``'s run, made only when it is not there yet);
 - imputation per data set: the median impute job of the default pipeline (a whole job: its process, imports,
   reading and writing), and mlmi's imputation alone in this process (median of ``--repeats``, seeds 1, 2, ...),
@@ -38,7 +38,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from mlmi.plan import scenarios
+from mlmi.run.plan import scenarios
 
 REPO = Path(__file__).resolve().parents[1]
 R_SCRIPT = Path(__file__).with_name("vignette.R")
@@ -108,7 +108,7 @@ def run_r(m: int) -> tuple[float, dict]:
 
 def one_fit_seconds(m: int) -> float:
     """Median seconds of ``fit_mixed`` on the run's first imputation, after one warm-up fit."""
-    from mlmi.fit import fit_mixed
+    from mlmi.fit.lmer import fit_mixed
 
     data = pd.read_parquet(REPO / "results" / f"vs_r_m{m}" / "imputations" / "imp_1.parquet")
     fit_mixed(data, FORMULA)
@@ -123,9 +123,9 @@ def one_fit_seconds(m: int) -> float:
 def impute_seconds(m: int) -> tuple[float, float]:
     """The run's median impute job (Snakemake's benchmark file), and the median of ARGS.repeats imputations alone
     in this process (after one warm-up, which loads LightGBM)."""
-    from mlmi.impute import impute
-    from mlmi.imputation_models import method_settings
-    from mlmi.inputs import imputation_roles
+    from mlmi.impute.miceforest import impute
+    from mlmi.impute.models import method_settings
+    from mlmi.run.inputs import imputation_roles
 
     run = REPO / "results" / f"vs_r_m{m}"
     jobs = statistics.median(float(pd.read_csv(path, sep="\t")["s"].iloc[0])

@@ -8,9 +8,9 @@ from snakemake.common import overwrite_function_params
 from snakemake.settings.types import DeploymentMethod
 from snakemake.utils import validate
 
-from mlmi.damage import remove_damaged
-from mlmi.layout import CHECKS, FIGURES, compare_fit_paths, figure_paths, pooled_tables
-from mlmi.plan import NAME, InputError, Plan, imputation_files, run_parts, scenario_key
+from mlmi.run.damage import remove_damaged
+from mlmi.run.layout import CHECKS, FIGURES, compare_fit_paths, figure_paths, pooled_tables
+from mlmi.run.plan import NAME, InputError, Plan, imputation_files, run_parts, scenario_key
 
 # Check everything the user gave before any job runs; a problem is one line and a stop. The checks run once, in
 # the main process: a job that reads this file again on its own (each cluster job does) takes the config the
@@ -18,8 +18,8 @@ from mlmi.plan import NAME, InputError, Plan, imputation_files, run_parts, scena
 with open(workflow.source_path("../config/schema.yaml")) as stream:
     SCHEMA = yaml.safe_load(stream)
 if workflow.is_main_process:
-    from mlmi.inputs import check_inputs, schema_problem
-    from mlmi.study import plan_study
+    from mlmi.run.inputs import check_inputs, schema_problem
+    from mlmi.run.study import plan_study
 
     PROBLEM = schema_problem(config, SCHEMA)
     if PROBLEM:
@@ -43,7 +43,7 @@ if workflow.is_main_process:  # each job re-reads this file: say them once
 # A run killed by SIGKILL leaves Snakemake's lock behind; free it (only when no run is alive here) so
 # `snakemake --rerun-incomplete` alone resumes, without `--unlock`.
 if workflow.is_main_process:
-    from mlmi.io import release_stale_lock
+    from mlmi.run.io import release_stale_lock
 
     if release_stale_lock():
         print("mlmi: removed the lock left in .snakemake/locks by a killed run, resuming its unfinished jobs",
@@ -116,7 +116,7 @@ def get_input_warnings(wildcards):
 @functools.cache
 def rechecked_warnings():
     """The start-up check's warnings, found by checking the inputs again (once per process)."""
-    from mlmi.inputs import check_inputs  # pandas and the data: the load_data job's own
+    from mlmi.run.inputs import check_inputs  # pandas and the data: the load_data job's own
 
     said = []
     check_inputs(config, warn=said.append)
@@ -126,7 +126,7 @@ def rechecked_warnings():
 @input_function
 def get_imputation_settings(wildcards):
     """The imputation settings the run's method takes, so a study scenario may vary any of them."""
-    from mlmi.imputation_models import method_settings  # pandas and formulaic: an impute job's own imports
+    from mlmi.impute.models import method_settings  # pandas and formulaic: an impute job's own imports
 
     return method_settings(PLAN.run_config(wildcards.run)["imputation"])
 
@@ -141,7 +141,7 @@ def get_group(wildcards):
 def grouping_column(formula):
     """The outer grouping column of a model.formula (checked at start-up; ``MixedFormula.outer_group``), parsed once
     per formula."""
-    from mlmi.formula import parse_formula  # formulaic and pandas: an ampute job's own imports
+    from mlmi.fit.formula import parse_formula  # formulaic and pandas: an ampute job's own imports
 
     return parse_formula(formula).outer_group
 
@@ -196,7 +196,7 @@ def get_d3_imputations(wildcards):
     comparisons = PLAN.given(wildcards.run)["pooling"]["compare"]
     if not comparisons:
         return []
-    from mlmi.pool_compare import METHODS  # numpy and pandas: a pool job's own imports
+    from mlmi.pool.compare import METHODS  # numpy and pandas: a pool job's own imports
 
     if not any("D3" in c.get("methods", METHODS) for c in comparisons):
         return []
@@ -204,7 +204,7 @@ def get_d3_imputations(wildcards):
 
 
 def get_pooled_tables(run=config["scenario"]):
-    """Every pooled table of design §4, by name (``mlmi.results``). Outputs cannot differ between a study's
+    """Every pooled table of design §4, by name (``mlmi.report.results``). Outputs cannot differ between a study's
     runs, so merTools' legacy table follows the base config (the study planner refuses it per scenario)."""
     return pooled_tables(f"results/{run}", mertools_legacy=config["pooling"]["mertools_legacy"])
 

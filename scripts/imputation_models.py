@@ -1,5 +1,5 @@
-from mlmi import stages
-from mlmi.logs import log_to
+from mlmi.run import stages
+from mlmi.run.logs import log_to
 
 with log_to(snakemake.log[0]):
     stages.imputation_models(snakemake.input.missing, snakemake.output.models,

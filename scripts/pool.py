@@ -1,11 +1,11 @@
 import sys
 
-from mlmi import stages
-from mlmi.logs import log_to
-from mlmi.failed_fits import FailedFitError
-from mlmi.fit_record import RecordVersionError
-from mlmi.pool_compare import ComparisonError
-from mlmi.pool_tests import HypothesisError
+from mlmi.fit.record import RecordVersionError
+from mlmi.pool.compare import ComparisonError
+from mlmi.pool.failed_fits import FailedFitError
+from mlmi.pool.hypotheses import HypothesisError
+from mlmi.run import stages
+from mlmi.run.logs import log_to
 
 try:
     with log_to(snakemake.log[0]):

@@ -1,5 +1,5 @@
-from mlmi.logs import log_to
-from mlmi.provenance import write_provenance
+from mlmi.run.logs import log_to
+from mlmi.run.provenance import write_provenance
 
 with log_to(snakemake.log[0]):
     write_provenance(snakemake.output[0], config=snakemake.params.config, m=snakemake.params.m,

@@ -1,8 +1,8 @@
 import sys
 
-from mlmi import stages
-from mlmi.fit_record import RecordVersionError
-from mlmi.logs import log_to
+from mlmi.fit.record import RecordVersionError
+from mlmi.run import stages
+from mlmi.run.logs import log_to
 
 try:
     with log_to(snakemake.log[0]):

@@ -1,9 +1,9 @@
 import sys
 
-from mlmi import stages
-from mlmi.fit_record import RecordVersionError
-from mlmi.logs import log_to
-from mlmi.provenance import describe_run
+from mlmi.fit.record import RecordVersionError
+from mlmi.run import stages
+from mlmi.run.logs import log_to
+from mlmi.run.provenance import describe_run
 
 try:
     with log_to(snakemake.log[0]):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mlmi.provenance import sha256
+from mlmi.run.provenance import sha256
 
 REPO = Path(__file__).resolve().parents[1]
 #: What the suite reads from the repository and beside it (folders are walked).

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 from scipy.special import expit, logit
 
-from mlmi.ampute import ampute, ampute_from_config, ampute_mcar, missing_probabilities, solve_intercept
+from mlmi.data.ampute import ampute, ampute_from_config, ampute_mcar, missing_probabilities, solve_intercept
 
 N = 100_000
 PROB = {"minority": 0.05, "ses": 0.2, "size": 0.5}
@@ -353,7 +353,7 @@ def test_logistic_bad_input_is_an_error(small, settings, message):
 @pytest.fixture(scope="module")
 def schools():
     """Complete hsb-like data of 400 schools, school size constant within a school."""
-    from mlmi.simulate import simulate_hsb
+    from mlmi.data.simulate import simulate_hsb
 
     return simulate_hsb({"n_schools": 400}, np.random.default_rng(3))[0]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mlmi import io
-from mlmi.provenance import verify
+from mlmi.run import io
+from mlmi.run.provenance import verify
 
 REPO = Path(__file__).resolve().parents[1]
 SCENARIO = "results/hsb"
@@ -90,7 +90,7 @@ def test_archive_holds_exactly_what_git_tracks(clone, archive):
     tracked = set(run(["git", "ls-files"], cwd=clone).stdout.split())
     assert names == tracked, (f"in the archive, untracked: {sorted(names - tracked)}; "
                               f"tracked, not archived: {sorted(tracked - names)}")
-    assert {"Snakefile", "requirements.lock", "pyproject.toml", "config/config.yaml", "src/mlmi/pool.py"} <= names
+    assert {"Snakefile", "requirements.lock", "pyproject.toml", "config/config.yaml", "src/mlmi/pool/rubin.py"} <= names
 
 
 def test_rerun_from_the_archive_gives_byte_identical_pooled_tables(reproduced, baseline):

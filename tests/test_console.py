@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from mlmi.cli import main
-from mlmi.console import P_FLOOR, summary
+from mlmi.report.console import P_FLOOR, summary
 from test_report import FORMULA, write_fixture
 
 
@@ -87,7 +87,7 @@ def test_warnings_listed_after_the_model(text):
 
 
 def test_a_fits_flags_speak_only_when_it_recorded_no_warning():
-    from mlmi.results import fit_warnings
+    from mlmi.report.results import fit_warnings
 
     info = pd.DataFrame({"imputation": ["1", "2"], "converged": [True, False], "singular": [True, False],
                          "warnings": ["boundary (singular) fit: see help('isSingular')", ""]})
@@ -117,8 +117,8 @@ def test_python_dash_m_mlmi_runs_the_command(results):
 def test_imputation_models_and_their_warnings_are_listed(results, tmp_path):
     import shutil
 
-    from mlmi.formula import parse_formula
-    from mlmi.imputation_models import imputation_models
+    from mlmi.fit.formula import parse_formula
+    from mlmi.impute.models import imputation_models
 
     folder = tmp_path / "run"
     shutil.copytree(results, folder)
@@ -187,7 +187,7 @@ def test_no_r2_or_intervals_in_an_older_run(tmp_path):
 def test_r2_line_of_several_factors_and_of_a_generalized_model():
     """Several grouping factors: Nakagawa & Schielzeth's R² alone (RB1, RB2 and SB need one factor's null model);
     a GLMM's fits have no R², and the summary prints no R² line."""
-    from mlmi.console import r2_line
+    from mlmi.report.console import r2_line
 
     several = pd.DataFrame({"imputation": ["1", "pooled"], "r2_marginal": [0.2, 0.2], "r2_conditional": [0.3, 0.3],
                             "r2_rb1": [float("nan")] * 2, "r2_rb2": [float("nan")] * 2, "r2_sb": [float("nan")] * 2})

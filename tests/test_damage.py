@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlmi import io
-from mlmi.damage import DamagedFile, parquet_problem, remove_damaged
+from mlmi.run import io
+from mlmi.run.damage import DamagedFile, parquet_problem, remove_damaged
 
 
 @pytest.fixture

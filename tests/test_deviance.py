@@ -12,11 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi import deviance
-from mlmi.fit import Design, Evaluations, _blocks, cross_products, fit_design, fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.formula import _numbers_as_numbers, parse_formula
-from mlmi.r2 import fit_r2
+from mlmi.fit import deviance
+from mlmi.fit.formula import _numbers_as_numbers, parse_formula
+from mlmi.fit.lmer import Design, Evaluations, _blocks, cross_products, fit_design, fit_mixed
+from mlmi.fit.r2 import fit_r2
+from mlmi.fit.record import FitRecord
 
 DATA = Path(__file__).parent / "data"
 MODELS = ["mathach ~ ses + (1 | schid)", "mathach ~ ses + female + (1 + ses | schid)",

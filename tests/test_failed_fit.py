@@ -18,15 +18,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi import io, stages
-from mlmi.console import summary
-from mlmi.fit import GRAD_TOL, RESCUES, fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.inputs import schema_problem
-from mlmi.layout import POOLED_TABLES
-from mlmi.failed_fits import FailedFitError
-from mlmi.pool import pool
-from mlmi.report import gather_warnings, model_info_section
+from mlmi.fit.lmer import GRAD_TOL, RESCUES, fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.pool.failed_fits import FailedFitError
+from mlmi.pool.rubin import pool
+from mlmi.report.console import summary
+from mlmi.report.run_report import gather_warnings, model_info_section
+from mlmi.run import io
+from mlmi.run import stages
+from mlmi.run.inputs import schema_problem
+from mlmi.run.layout import POOLED_TABLES
 from test_workflow import REPO, run_workflow
 
 DATA = Path(__file__).parent / "data"
@@ -34,7 +35,7 @@ REFERENCE = json.loads((DATA / "small_lme4.json").read_text())
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
 #: An uncentring of ses that no optimizer and start of mlmi's brings to lme4's convergence criterion.
 HOPELESS = 3000
-TABLES = tuple(POOLED_TABLES)  # every table the pool stage writes (mlmi.layout)
+TABLES = tuple(POOLED_TABLES)  # every table the pool stage writes (mlmi.run.layout)
 
 
 @pytest.fixture(scope="module")
@@ -119,7 +120,7 @@ def test_the_same_data_give_the_same_record(small, hopeless):
 
 
 def write_record(made: dict, path: Path) -> None:
-    """A fit made here written as the fit stage writes one (``mlmi.stages.fit``)."""
+    """A fit made here written as the fit stage writes one (``mlmi.run.stages.fit``)."""
     io.write_json(FitRecord.from_fit(made).to_json(), path)
 
 

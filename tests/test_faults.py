@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlmi import io
+from mlmi.run import io
 from test_workflow import TINY, estimates, snakemake_command
 
 CONFIG = {**TINY, "imputation": {"m": 3, "iterations": 2}}
@@ -107,7 +107,7 @@ def test_killed_at_random_moments_the_run_resumes_to_the_clean_results(tmp_path,
 STALLED_WRITE = """
 import sys, time
 import pandas as pd
-from mlmi import io
+from mlmi.run import io
 
 def stall(self, path, **kwargs):
     with open(path, "w") as stream:
@@ -142,7 +142,7 @@ def test_a_write_killed_midway_leaves_the_output_whole_and_its_leftover_is_clear
 #: A run's start in a process of its own: release_stale_lock's answer, then alive for 300 s when asked to hold.
 RUN_START = """
 import sys, time
-from mlmi import io
+from mlmi.run import io
 print(io.release_stale_lock(sys.argv[1]), flush=True)
 if sys.argv[2] == "hold":
     time.sleep(300)

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from mlmi.fit import complete_cases, fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.summarize import model_info
+from mlmi.fit.lmer import complete_cases, fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.pool.summarize import model_info
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = json.loads((DATA / "small_lme4.json").read_text())   # from lme4_reference.R
@@ -150,13 +150,13 @@ def test_complete_cases_and_input_errors(small):
 
 @pytest.mark.parametrize("reml", [True, False])
 def test_lme4_deviance_equals_statsmodels_likelihood(small, reml):
-    """mlmi.deviance at an arbitrary theta against statsmodels' own profiled likelihood: the full solution's
+    """mlmi.fit.deviance at an arbitrary theta against statsmodels' own profiled likelihood: the full solution's
     deviance and the optimizer's criterion (from the Cholesky factor alone)."""
     from statsmodels.regression.mixed_linear_model import MixedLMParams
 
-    from mlmi.deviance import CrossProducts, criterion, lambda_of, solve
-    from mlmi.fit import Design, _blocks
-    from mlmi.formula import parse_formula
+    from mlmi.fit.deviance import CrossProducts, criterion, lambda_of, solve
+    from mlmi.fit.formula import parse_formula
+    from mlmi.fit.lmer import Design, _blocks
 
     design = Design(small, parse_formula(REFERENCE["full"]["formula"]))
     theta = np.array([0.3, -0.1, 0.2])
@@ -173,7 +173,7 @@ def test_lme4_deviance_equals_statsmodels_likelihood(small, reml):
 def test_a_rescue_start_that_cannot_be_made_keeps_its_warnings_to_itself(monkeypatch):
     """A start that gives no theta (statsmodels failing) is listed under skipped_starts with its warnings; it is not
     an attempt, and no attempt carries its words (they used to be appended to the attempt before it)."""
-    from mlmi import fit as fit_module
+    from mlmi.fit import lmer as fit_module
 
     failing = ("L-BFGS-B", "statsmodels MixedLM", lambda theta, design, objective: (None, ["statsmodels: boom"]))
     monkeypatch.setattr(fit_module, "RESCUES", [failing, fit_module.RESCUES[0]])

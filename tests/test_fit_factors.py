@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit import fit_mixed
-from mlmi.formula import level_label
+from mlmi.fit.formula import level_label
+from mlmi.fit.lmer import fit_mixed
 
 DATA = Path(__file__).parent / "data"
 LME4 = json.loads((DATA / "lme4_factors.json").read_text())
@@ -85,7 +85,7 @@ def test_one_term_keeps_the_single_factor_record():
 
 
 def test_too_many_effects_outside_the_largest_term_are_refused_by_name(monkeypatch):
-    from mlmi import deviance_factors
+    from mlmi.fit import deviance_factors
 
     monkeypatch.setattr(deviance_factors, "DENSE_LIMIT", 5)
     with pytest.raises(ValueError, match=r"^6 random effects outside the largest term \(24 effects\): more than the 5"):

@@ -1,4 +1,4 @@
-"""The typed, versioned fit record (``mlmi.fit_record``): what the fit stage writes reads back unchanged, a record of
+"""The typed, versioned fit record (``mlmi.fit.record``): what the fit stage writes reads back unchanged, a record of
 another version (or of none) is refused in one line naming the file and what to do, and every accessor says what
 the JSON on disk says, for a model of one grouping factor, of two crossed factors and a GLMM.
 
@@ -13,9 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi import cli, io, stages
-from mlmi.fit_record import RECORD_VERSION, FitRecord, RecordVersionError
-from mlmi.report import write_report
+from mlmi import cli
+from mlmi.fit.record import RECORD_VERSION, FitRecord, RecordVersionError
+from mlmi.report.run_report import write_report
+from mlmi.run import io
+from mlmi.run import stages
 
 DATA = Path(__file__).parent / "data"
 
@@ -57,7 +59,7 @@ def test_a_written_record_reads_back_unchanged(written, case):
 
 
 def test_the_record_on_disk_is_the_fit_s_mapping_plus_its_version(written):
-    from mlmi.fit import fit_mixed
+    from mlmi.fit.lmer import fit_mixed
 
     made = fit_mixed(pd.read_csv(DATA / "small.csv"), CASES["single"][1], label="imputation 1")
     raw = on_disk(written["single"])
@@ -81,7 +83,7 @@ def test_a_record_of_another_version_is_one_line_naming_the_file_and_what_to_do(
     assert str(error.value) == (f"{path} is a fit record of version {said!r}; this mlmi reads version "
                                 f"{RECORD_VERSION}: rerun the fit step (delete {path.parent})")
     with pytest.raises(RecordVersionError, match=r"^this mapping is a fit record of version .*: make it again with "
-                                                 r"this mlmi's fit stage \(mlmi.stages.fit\)$"):
+                                                 r"this mlmi's fit stage \(mlmi.run.stages.fit\)$"):
         FitRecord.from_json(raw)
 
 

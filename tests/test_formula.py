@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.formula import FormulaError, fixed_design, parse_formula
+from mlmi.fit.formula import FormulaError, fixed_design, parse_formula
 
 
 def test_vignette_formula():

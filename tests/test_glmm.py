@@ -1,4 +1,4 @@
-"""Generalized linear mixed models (mlmi.glmm, mlmi.families) against glmer's own numbers and closed forms.
+"""Generalized linear mixed models (mlmi.fit.glmm, mlmi.fit.families) against glmer's own numbers and closed forms.
 
 The lme4 numbers are frozen in data/glmm_lme4.json by data/glmm_reference.R (lme4 1.1-31, glmer's
 defaults: Laplace with its two optimisation stages, or nAGQ = 10), on cbpp (cbind, and the same as a
@@ -16,11 +16,11 @@ import pytest
 import statsmodels.api as sm
 from scipy import stats
 
-from mlmi import glmm
-from mlmi.families import Family, Response, binomial_response, response_problem
-from mlmi.fit_record import FitRecord, per_term
-from mlmi.pool import exponentiated, pool
-from mlmi.formula import FormulaError, parse_formula
+from mlmi.fit import glmm
+from mlmi.fit.families import Family, Response, binomial_response, response_problem
+from mlmi.fit.formula import FormulaError, parse_formula
+from mlmi.fit.record import FitRecord, per_term
+from mlmi.pool.rubin import exponentiated, pool
 
 DATA = Path(__file__).parent / "data"
 REFERENCE = json.loads((DATA / "glmm_lme4.json").read_text())

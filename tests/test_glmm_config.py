@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.console import summary
-from mlmi.inputs import InputError, check_inputs, schema_problem
-from mlmi.pool import exponentiated, pool
-from mlmi.summarize import random_effect_stats, varcorr
+from mlmi.pool.rubin import exponentiated, pool
+from mlmi.pool.summarize import random_effect_stats, varcorr
+from mlmi.report.console import summary
+from mlmi.run.inputs import InputError, check_inputs, schema_problem
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())
@@ -114,8 +114,8 @@ def test_schema_names_an_unknown_family():
 @pytest.fixture(scope="module")
 def glmm_fits():
     """Three fits of cbpp's model on bootstrap-like perturbations of cbpp (stand-ins for imputations)."""
-    from mlmi.fit_record import FitRecord
-    from mlmi.glmm import fit_glmm
+    from mlmi.fit.glmm import fit_glmm
+    from mlmi.fit.record import FitRecord
 
     data = pd.read_csv(DATA / "cbpp.csv")
     rng = np.random.default_rng(3)
@@ -141,8 +141,8 @@ def test_pooled_glmm_has_no_residual_and_mice_dfcom(glmm_fits):
 def pool_records(run: Path, fits: list, mertools_legacy: bool = False) -> dict:
     """A results folder made by the pool stage from ``fits`` (written as fits/imp_<k>.json; the first again as the
     listwise fit); the pooled tables' paths by key."""
-    from mlmi.layout import pooled_tables
-    from mlmi.stages import pool_fits
+    from mlmi.run.layout import pooled_tables
+    from mlmi.run.stages import pool_fits
 
     (run / "fits").mkdir(parents=True)
     paths = []
@@ -180,8 +180,8 @@ def test_an_imputed_file_whose_response_does_not_fit_is_named(binary):
 
 def test_a_glmm_s_axes_are_on_its_link_scale():
     """Figures label a GLMM's coefficients on the link's scale, not in the response's units."""
-    from mlmi.figures import units
-    from mlmi.fit_record import FitRecord
+    from mlmi.fit.record import FitRecord
+    from mlmi.report.figures import units
 
     fit = FitRecord.from_fit({"family": "binomial", "link": "logit"})
     assert units("passed", "(Intercept)", fit.link_scale) == "log odds of passed"

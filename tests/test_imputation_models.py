@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.formula import parse_formula
-from mlmi.imputation_models import COLUMNS, imputation_models, method_settings
+from mlmi.fit.formula import parse_formula
+from mlmi.impute.models import COLUMNS, imputation_models, method_settings
 
 VIGNETTE = {"method": "miceforest", "iterations": 5, "exclude": ["schid", "meanses"],
             "categorical": ["minority", "female"], "level2": ["size", "schtype"], "cluster_means": {},

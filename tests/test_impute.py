@@ -3,10 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.impute import (TRACE_COLUMNS, _cluster_bootstrap, _cluster_predictors, impute, impute_miceforest,
+from mlmi.impute.miceforest import (TRACE_COLUMNS, _cluster_bootstrap, _cluster_predictors, impute, impute_miceforest,
                          impute_once)
-from mlmi.imputation_models import method_settings
-from mlmi.seeds import int_seed_for, rng_for
+from mlmi.impute.models import method_settings
+from mlmi.run.seeds import int_seed_for, rng_for
 
 SETTINGS = {"iterations": 2, "exclude": ["g", "gmean"], "categorical": ["flag"]}
 
@@ -159,13 +159,13 @@ def test_level_settings_name_their_key(two_level):
 
 
 def test_impute_dispatches_by_method(two_level, monkeypatch):
-    """miceforest with the formula's grouping factor and an empty trace; multilevel is mlmi.multilevel's
+    """miceforest with the formula's grouping factor and an empty trace; multilevel is mlmi.impute.multilevel's
     sampler, given the config's settings as they are."""
     settings = {**LEVELS, "bootstrap": False, "cluster_predictors": False}
     completed, chains, trace = impute("miceforest", two_level, "y ~ x + size + (1 + x | g)", seed=4, **settings)
     pd.testing.assert_frame_equal(completed, miceforest_levels(two_level)[0])
     assert list(trace.columns) == TRACE_COLUMNS and trace.empty
-    multilevel = pytest.importorskip("mlmi.multilevel")
+    multilevel = pytest.importorskip("mlmi.impute.multilevel")
     seen = {}
     monkeypatch.setattr(multilevel, "impute_multilevel", lambda data, formula, **kw: seen.update(kw, formula=formula))
     config = {"method": "multilevel", "burn_in": 7, "iterations": 5, "exclude": ["g"], "categorical": [],
@@ -179,7 +179,7 @@ def test_impute_dispatches_by_method(two_level, monkeypatch):
 def test_every_method_keeps_level2_and_cluster_means(two_level, method):
     """Whatever the method: level-2 columns constant within each cluster, the cluster mean recomputed."""
     if method == "multilevel":
-        pytest.importorskip("mlmi.multilevel")
+        pytest.importorskip("mlmi.impute.multilevel")
     config = {**LEVELS, "method": method, "burn_in": 200, "bootstrap": True, "cluster_predictors": True,
               "exclude": [] if method == "multilevel" else ["g"]}     # the sampler's clusters are g
     completed, _, _ = impute(method, two_level, "y ~ x + size + gmean + (1 + x | g)", seed=9,

@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import yaml
 
-import mlmi.impute
-from mlmi.impute import impute_miceforest
-from mlmi.inputs import check_inputs
+import mlmi.impute.miceforest
+from mlmi.impute.miceforest import impute_miceforest
+from mlmi.run.inputs import check_inputs
 from test_glmm_config import message
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
@@ -61,7 +61,8 @@ def test_binary_and_count_columns_keep_their_kind(bootstrap, cluster_predictors)
 
 def test_without_mean_matching_the_same_imputation_gives_fractions(monkeypatch):
     """The check above can fail: with 0 candidates miceforest imputes its raw predictions (a 0/1 outcome as 0.37)."""
-    monkeypatch.setattr(mlmi.impute, "MEAN_MATCH", {"mean_match_strategy": "normal", "mean_match_candidates": 0})
+    monkeypatch.setattr(mlmi.impute.miceforest, "MEAN_MATCH",
+                        {"mean_match_strategy": "normal", "mean_match_candidates": 0})
     data = incomplete()
     completed, _ = impute_miceforest(data, "school", seed=7, iterations=3, exclude=["school"])
     for column in KINDS:

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.inputs import InputError, check_inputs, imputation_roles, schema_problem
-from mlmi.plan import imputation_files, natural_key
+from mlmi.run.inputs import InputError, check_inputs, imputation_roles, schema_problem
+from mlmi.run.plan import imputation_files, natural_key
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())
@@ -566,8 +566,8 @@ def test_a_damaged_parquet_file_of_the_user_is_one_line(user):
 
 def test_a_parquet_categorical_has_the_reference_level_of_its_csv_copy(tmp_path):
     """R's factor() order (sorted), whatever order the categorical stores, as the README promises."""
-    from mlmi.formula import fixed_design
-    from mlmi.tables import read_table
+    from mlmi.fit.formula import fixed_design
+    from mlmi.run.tables import read_table
 
     data = frame().assign(sex=pd.Categorical(["girl", "boy"] * 20, categories=["girl", "boy"]),
                           code=pd.Categorical([3, 1, None, 2] * 10, categories=[3, 2, 1]))

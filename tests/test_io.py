@@ -1,11 +1,11 @@
-"""mlmi.io: every file mlmi writes is readable as the user's umask says, not only by its owner."""
+"""mlmi.run.io: every file mlmi writes is readable as the user's umask says, not only by its owner."""
 import os
 import stat
 
 import pandas as pd
 import pytest
 
-from mlmi import io
+from mlmi.run import io
 
 #: One write of each kind mlmi makes: Parquet data, JSON records, CSV tables, HTML pages, PNG figures.
 WRITERS = {

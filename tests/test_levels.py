@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from mlmi.levels import cluster_means, fill_within_clusters, level2_columns
+from mlmi.data.levels import cluster_means, fill_within_clusters, level2_columns
 
 
 def frame():

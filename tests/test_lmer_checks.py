@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi import io, stages
-from mlmi.fit import fit_mixed
-from mlmi.formula import parse_formula
-from mlmi.inputs import InputError, check_inputs
-from mlmi.lmer_checks import RANK_TOL, aliased_columns, random_effects_problem, term_sizes
-from mlmi.random_design import random_effects
+from mlmi.fit.formula import parse_formula
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.lmer_checks import RANK_TOL, aliased_columns, random_effects_problem, term_sizes
+from mlmi.fit.random_design import random_effects
+from mlmi.run import io
+from mlmi.run import stages
+from mlmi.run.inputs import InputError, check_inputs
 
 DATA = Path(__file__).parent / "data"
 LME4 = json.loads((DATA / "lme4_checks.json").read_text())

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.mertools import MERTOOLS_VERSIONS, SMALL_BETWEEN_MESSAGE, mertools_fixed_effects
-from mlmi.pool import pool
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.pool.mertools import MERTOOLS_VERSIONS, SMALL_BETWEEN_MESSAGE, mertools_fixed_effects
+from mlmi.pool.rubin import pool
 
 DATA = Path(__file__).parent / "data"
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"

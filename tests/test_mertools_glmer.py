@@ -3,7 +3,7 @@ tests/data/mertools_glmer_reference.R (merTools 0.5.2, lme4 1.1-31) on mice's fi
 
 merTools has one modelFixedEff for every merModList: it reads each fit with broom.mixed's tidy, which for a
 glmerMod gives glmer's estimates and vcov() standard errors (z statistics, not t), and combines them with the
-same arithmetic as for lmer fits (mlmi.mertools), df included: its classical Rubin df on its own values, with no
+same arithmetic as for lmer fits (mlmi.pool.mertools), df included: its classical Rubin df on its own values, with no
 complete-data df (unlike mice, whose dfcom for glmer is n - npar).
 """
 import json
@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit_record import FitRecord
-from mlmi.glmm import fit_glmm
-from mlmi.mertools import MERTOOLS_VERSIONS, mertools_fixed_effects
+from mlmi.fit.glmm import fit_glmm
+from mlmi.fit.record import FitRecord
+from mlmi.pool.mertools import MERTOOLS_VERSIONS, mertools_fixed_effects
 from test_glmm_config import pool_records
 
 DATA = Path(__file__).parent / "data"

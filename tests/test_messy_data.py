@@ -9,11 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi import stages
-from mlmi.fit import fit_mixed
-from mlmi.impute import impute_once
-from mlmi.inputs import check_inputs
-from mlmi.tables import read_table
+from mlmi.fit.lmer import fit_mixed
+from mlmi.impute.miceforest import impute_once
+from mlmi.run import stages
+from mlmi.run.inputs import check_inputs
+from mlmi.run.tables import read_table
 from test_workflow import finished
 
 #: The brandsma-like model: a text category, an integer code as a factor, a random slope, text school ids.

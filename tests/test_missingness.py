@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.missingness import summarize_missingness
+from mlmi.data.missingness import summarize_missingness
 
 # Rows by hand (x = missing):   a  b  c
 #   0: complete                 .  .  .

@@ -6,16 +6,16 @@ import pytest
 from scipy import stats
 from threadpoolctl import threadpool_limits
 
-from mlmi.ampute import ampute
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.formula import parse_formula
-from mlmi.multilevel import _build, chain_diagnostics, complete_case_priors, impute_multilevel
-from mlmi.multilevel_cells import Conditional, binary_log_odds, normal_moments, refresh_means, update_variable
-from mlmi.multilevel_models import (Clusters, CrossProducts, draw_covariance, draw_fixed, draw_fixed_marginal, draw_latent,
-                                    draw_random, interweave, inverse_wishart)
-from mlmi.pool import pool
-from mlmi.simulate import simulate_hsb
+from mlmi.data.ampute import ampute
+from mlmi.fit.formula import parse_formula
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.impute.multilevel import _build, chain_diagnostics, complete_case_priors, impute_multilevel
+from mlmi.impute.multilevel_cells import Conditional, binary_log_odds, normal_moments, refresh_means, update_variable
+from mlmi.impute.multilevel_models import (Clusters, CrossProducts, draw_covariance, draw_fixed, draw_fixed_marginal,
+                                           draw_latent, draw_random, interweave, inverse_wishart)
+from mlmi.data.simulate import simulate_hsb
+from mlmi.pool.rubin import pool
 
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
 MESSY = dict(level2=["size", "schtype"], cluster_means={"meanses": "ses"}, exclude=["note", "schid"],

@@ -3,8 +3,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit_record import FitRecord
-from mlmi.pool import barnard_rubin_df, negligible_between, pool, pool_long
+from mlmi.fit.record import FitRecord
+from mlmi.pool.rubin import barnard_rubin_df, negligible_between, pool, pool_long
 
 # mice::pool.scalar(Q, U, n, k) printed with %.15g; dfcom = n - k. Columns:
 # qbar, ubar, b, t, df, riv, fmi.
@@ -115,11 +115,11 @@ def test_fits_that_dropped_different_aliased_columns_are_not_pooled():
 
 
 def test_pool_is_pure_pooling_without_the_fit_or_the_figures():
-    """``import mlmi.pool`` (Rubin's rules) pulls in neither the fit (statsmodels) nor the report's matplotlib."""
+    """``import mlmi.pool.rubin`` (Rubin's rules) pulls in neither the fit (statsmodels) nor the report's matplotlib."""
     import subprocess
     import sys
 
-    code = ("import sys, mlmi.pool; print(' '.join(name for name in ('statsmodels', 'matplotlib', 'mlmi.fit') "
-            "if name in sys.modules))")
+    code = ("import sys, mlmi.pool.rubin; print(' '.join(name for name in ('statsmodels', 'matplotlib', "
+            "'mlmi.fit.lmer') if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mlmi.deviance import CrossProducts, loglik_at
-from mlmi.fit import Design, cross_products, fit_mixed, relative_factor
-from mlmi.fit_record import FitRecord
-from mlmi.formula import parse_formula
-from mlmi.pool_compare import (ComparisonError, PooledParameters, comparison_tests, d2, d3, lr_statistics,
+from mlmi.fit.deviance import CrossProducts, loglik_at
+from mlmi.fit.formula import parse_formula
+from mlmi.fit.lmer import Design, cross_products, fit_mixed, relative_factor
+from mlmi.fit.record import FitRecord
+from mlmi.pool.compare import (ComparisonError, PooledParameters, comparison_tests, d2, d3, lr_statistics,
                                nesting_problem, reml_problem)
 
 # mitml:::.D2 (mitml 0.4-4), printed with %.15g: statistic, df2, riv, p.
@@ -139,7 +139,7 @@ def fake_fit(loglik: float, npar: int, reml: bool = False, label: str = "1") -> 
 
 
 def test_a_negative_lr_statistic_is_zero_with_a_warning(caplog):
-    with caplog.at_level(logging.WARNING, logger="mlmi.pool_compare"):
+    with caplog.at_level(logging.WARNING, logger="mlmi.pool.compare"):
         d = lr_statistics([fake_fit(-10.0, 5, label="1"), fake_fit(-10.0, 5, label="2")],
                           [fake_fit(-10.5, 4), fake_fit(-9.9, 4)])
     assert d.tolist() == [1.0, 0.0]

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mlmi.fit_record import FitRecord
-from mlmi.pool_tests import TEST_COLUMNS, HypothesisError, d1, d1_df, d1_tests, hypothesis
+from mlmi.fit.record import FitRecord
+from mlmi.pool.hypotheses import TEST_COLUMNS, HypothesisError, d1, d1_df, d1_tests, hypothesis
 
 # The fixture: p = 3 coefficients, up to m = 4 imputations, H0: beta2 = 0 and beta2 - 2 beta3 = 0.5 (k = 2).
 Q = np.array([[1.0, 0.5, -0.2], [1.3, 0.2, -0.1], [0.8, 0.6, 0.1], [1.1, 0.4, -0.3]])
@@ -115,7 +115,7 @@ def test_identity_contrasts_test_every_coefficient():
 
 
 def test_warns_when_reiter_df_are_not_trustworthy(caplog):
-    with caplog.at_level(logging.WARNING, logger="mlmi.pool_tests"):
+    with caplog.at_level(logging.WARNING, logger="mlmi.pool.hypotheses"):
         d1(Q[:3], U[:3], C, RHS, dfcom=20)                  # k (m - 1) = 4
     assert "not trustworthy" in caplog.text
 
@@ -196,8 +196,8 @@ def test_fits_with_different_terms_are_refused():
 
 
 def test_pure_numpy_no_fit_no_plotting():
-    code = ("import sys, mlmi.pool_tests; print(' '.join(name for name in ('statsmodels', 'matplotlib', 'mlmi.fit') "
-            "if name in sys.modules))")
+    code = ("import sys, mlmi.pool.hypotheses; print(' '.join(name for name in ('statsmodels', 'matplotlib', "
+            "'mlmi.fit.lmer') if name in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == ""
 

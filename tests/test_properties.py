@@ -18,9 +18,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from mlmi.formula import FormulaError, parse_formula
-from mlmi.inputs import InputError, check_inputs, schema_problem
-from mlmi.pool import barnard_rubin_df, pool_long
+from mlmi.fit.formula import FormulaError, parse_formula
+from mlmi.pool.rubin import barnard_rubin_df, pool_long
+from mlmi.run.inputs import InputError, check_inputs, schema_problem
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())

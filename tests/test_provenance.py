@@ -1,8 +1,8 @@
 """provenance.json: checksums, seeds and versions of a run."""
 import json
 
-from mlmi.provenance import describe_run, sha256, write_provenance
-from mlmi.seeds import int_seed_for
+from mlmi.run.provenance import describe_run, sha256, write_provenance
+from mlmi.run.seeds import int_seed_for
 
 
 def test_sha256_of_known_bytes(tmp_path):
@@ -45,7 +45,7 @@ def finished_run(tmp_path, monkeypatch):
 
 def test_verify_passes_untouched_and_catches_one_changed_byte(tmp_path, capsys, monkeypatch):
     from mlmi.cli import main
-    from mlmi.provenance import verify
+    from mlmi.run.provenance import verify
 
     results = finished_run(tmp_path, monkeypatch)
     monkeypatch.chdir("/")                                           # verify works from anywhere

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.r2 import MEASURES, fit_r2, measures, pool_r2, variance_parts
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.r2 import MEASURES, fit_r2, measures, pool_r2, variance_parts
+from mlmi.fit.record import FitRecord
 
 
 def test_variance_parts_by_hand():

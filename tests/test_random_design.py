@@ -12,8 +12,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlmi.formula import FormulaError, parse_formula
-from mlmi.random_design import random_effects
+from mlmi.fit.formula import FormulaError, parse_formula
+from mlmi.fit.random_design import random_effects
 
 DATA = Path(__file__).parent / "data"
 LME4 = json.loads((DATA / "lme4_bars.json").read_text())["cases"]

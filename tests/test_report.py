@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit_record import FitRecord
-from mlmi.report import FIGURES, gather_warnings, key_facts, logged_warnings, number, p_text, write_report
+from mlmi.fit.record import FitRecord
+from mlmi.report.run_report import FIGURES, gather_warnings, key_facts, logged_warnings, number, p_text, write_report
 
 FORMULA = "y ~ x + z + (1 + x | g)"
 HEADINGS = ["Warnings", "Fixed effects", "Tests and model comparison", "Data and missingness", "Imputation models", "Imputation diagnostics",
@@ -140,7 +140,7 @@ def write_imputations(root, missing: pd.DataFrame) -> None:
 
 
 def write_models_and_traces(root, mixing: bool = True) -> tuple:
-    """imputations/models.csv as mlmi.imputation_models writes it, and trace_<k>.csv of two chains of the
+    """imputations/models.csv as mlmi.impute.models writes it, and trace_<k>.csv of two chains of the
     multilevel sampler: independent draws around the same values, or (``mixing`` false) chains that disagree."""
     folder = root / "imputations"
     pd.DataFrame({"variable": ["x", "z"], "level": [1, 1], "in_model": [True, True],
@@ -199,7 +199,7 @@ def full(tmp_path_factory):
     """A simulated run: truth, chains, a job log with a warning, provenance; figures written as files too."""
     root = tmp_path_factory.mktemp("full")
     log = root / "impute.log"
-    log.write_text("2026-11-24 10:14:42,231 INFO mlmi.stages: imputation 1: seed 3\n"
+    log.write_text("2026-11-24 10:14:42,231 INFO mlmi.run.stages: imputation 1: seed 3\n"
                    "2026-11-24 10:14:42,232 WARNING py.warnings: kernel note\n")
     figures = {name: root / "figures" / f"{name}.png" for name in FIGURES}
     return {"page": write_page(root, logs={"impute/1": log}, provenance=PROVENANCE, figure_paths=figures),
@@ -305,8 +305,8 @@ def test_warnings_first_gathered_from_results_and_logs(page):
 
 def test_logged_lines_that_repeat_a_result_warning_are_listed_once(tmp_path):
     log = tmp_path / "fit.log"
-    log.write_text("2026-11-24 10:14:49,989 WARNING mlmi.stages: 2: Model failed to converge with max|grad| = 0.0024\n"
-                   "2026-11-24 10:14:50,000 ERROR mlmi.stages: something else broke\n")
+    log.write_text("2026-11-24 10:14:49,989 WARNING mlmi.run.stages: 2: Model failed to converge with max|grad| = 0.0024\n"
+                   "2026-11-24 10:14:50,000 ERROR mlmi.run.stages: something else broke\n")
     model_info = pd.read_csv(write_fixture(tmp_path)["pooled_dir"] / "model_info.csv")
     fixed = pd.read_csv(tmp_path / "pooled" / "fixed_effects.csv")
     found = gather_warnings(logged_warnings({"fit/2": log}), model_info, fixed)
@@ -318,7 +318,7 @@ def test_a_message_logged_by_several_jobs_is_listed_once_with_a_count(tmp_path):
     logs = {}
     for k in range(1, 7):
         logs[f"fit/{k}"] = tmp_path / f"fit{k}.log"
-        logs[f"fit/{k}"].write_text("2026-11-24 10:14:49,989 WARNING mlmi.stages: "
+        logs[f"fit/{k}"].write_text("2026-11-24 10:14:49,989 WARNING mlmi.run.stages: "
                                     f"{k}: statsmodels MixedLM: Random effects covariance is singular\n" * (k % 2 + 1))
     logs["fit/7"] = tmp_path / "never_written.log"
     model_info = pd.read_csv(write_fixture(tmp_path)["pooled_dir"] / "model_info.csv")
@@ -493,8 +493,8 @@ def test_tests_section_shows_the_comparisons_and_what_d2_and_d3_assume(page):
 
 
 def test_a_comparison_that_keeps_the_random_terms_tests_no_boundary():
-    from mlmi.formula import parse_formula
-    from mlmi.report import tests_context
+    from mlmi.fit.formula import parse_formula
+    from mlmi.report.run_report import tests_context
 
     tests = pd.DataFrame({"test": ["no_z", "no_slope"], "hypothesis": ["y ~ x + (1 + x | g)", "y ~ x + z + (1 | g)"],
                           "statistic": [1.0, 2.0], "df": [1, 2], "df_residual": [30.0, 40.0], "p_value": [0.3, 0.2],

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mlmi.report import FIGURES, number, p_text
+from mlmi.report.run_report import FIGURES, number, p_text
 from test_report import legends
 from test_workflow import TINY, finished
 

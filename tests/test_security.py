@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.fit import fit_mixed
-from mlmi.formula import FormulaError, parse_formula
-from mlmi.inputs import InputError, check_inputs, schema_problem
-from mlmi.plan import NAME, scenarios
-from mlmi.provenance import sha256
-from mlmi.study import plan_study
+from mlmi.fit.formula import FormulaError, parse_formula
+from mlmi.fit.lmer import fit_mixed
+from mlmi.run.inputs import InputError, check_inputs, schema_problem
+from mlmi.run.plan import NAME, scenarios
+from mlmi.run.provenance import sha256
+from mlmi.run.study import plan_study
 from test_workflow import TINY, run_workflow, snakemake_command
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
 
-from mlmi.simulate import COLUMNS, DEFAULTS, simulate_hsb
+from mlmi.data.simulate import COLUMNS, DEFAULTS, simulate_hsb
 
 SEED = 20261123
 
@@ -170,7 +170,7 @@ def test_three_levels_put_students_in_classes_within_schools(three_level, hsb):
 
 
 def test_the_fit_recovers_the_class_sd(three_level):
-    from mlmi.fit import fit_mixed
+    from mlmi.fit.lmer import fit_mixed
 
     data, _ = three_level
     fit = fit_mixed(data, "mathach ~ minority + female + ses + meanses + (1 + ses | schid) + (1 | schid:classid)")

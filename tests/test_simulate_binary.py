@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from mlmi.glmm import fit_glmm
-from mlmi.inputs import InputError, check_inputs, schema_problem
-from mlmi.simulate import COLUMNS, DEFAULTS, simulate_hsb, simulated_columns
+from mlmi.data.simulate import COLUMNS, DEFAULTS, simulate_hsb, simulated_columns
+from mlmi.fit.glmm import fit_glmm
+from mlmi.run.inputs import InputError, check_inputs, schema_problem
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())

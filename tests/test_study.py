@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.fit_record import FitRecord
-from mlmi.inputs import InputError
-from mlmi.plan import data_key, dotted, merge, run_parts, scenario_key, scenarios
-from mlmi.simulate import simulate_hsb
-from mlmi.study import performance, plan_study, replication_estimates, study_terms, summarize_study, true_value
+from mlmi.data.simulate import simulate_hsb
+from mlmi.fit.record import FitRecord
+from mlmi.run.inputs import InputError
+from mlmi.run.plan import data_key, dotted, merge, run_parts, scenario_key, scenarios
+from mlmi.run.study import performance, plan_study, replication_estimates, study_terms, summarize_study, true_value
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"
 DEFAULT = yaml.safe_load((CONFIG / "config.yaml").read_text())

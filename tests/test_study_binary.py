@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.plan import merge
-from mlmi.study import plan_study
+from mlmi.run.plan import merge
+from mlmi.run.study import plan_study
 from test_workflow import finished
 
 CONFIG = Path(__file__).resolve().parents[1] / "config"

@@ -11,17 +11,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.ampute import ampute_from_config
-from mlmi.fit import complete_cases, fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.impute import impute_once
-from mlmi.pool import pool
-from mlmi.seeds import int_seed_for, rng_for
-from mlmi.simulate import simulate_hsb
-from mlmi.plan import scenario_key
-from mlmi.study import replication_estimates, summarize_study
-from mlmi.summarize import random_effect_stats
-from mlmi.variance_components import pool_variance_components
+from mlmi.data.ampute import ampute_from_config
+from mlmi.data.simulate import simulate_hsb
+from mlmi.fit.lmer import complete_cases, fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.impute.miceforest import impute_once
+from mlmi.pool.rubin import pool
+from mlmi.pool.summarize import random_effect_stats
+from mlmi.pool.variance_components import pool_variance_components
+from mlmi.run.plan import scenario_key
+from mlmi.run.seeds import int_seed_for, rng_for
+from mlmi.run.study import replication_estimates, summarize_study
 
 R, M, SEED = 100, 3, 20261124
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"

@@ -2,8 +2,8 @@
 import numpy as np
 import pytest
 
-from mlmi.fit_record import FitRecord
-from mlmi.summarize import model_info, pool_ranef, random_effect_stats, varcorr
+from mlmi.fit.record import FitRecord
+from mlmi.pool.summarize import model_info, pool_ranef, random_effect_stats, varcorr
 
 
 def record(sd0, sd1, cor, sigma, modes, cond_var, converged=True, levels=(1, 2)):

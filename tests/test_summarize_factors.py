@@ -13,9 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi import figures, summarize
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.pool import summarize
+from mlmi.report import figures
 
 DATA = Path(__file__).parent / "data"
 FORMULA = "y ~ x + w + (1 + x | school) + (1 | school:class)"

@@ -11,11 +11,11 @@ import yaml
 
 from test_workflow import finished
 
-from mlmi.console import summary
-from mlmi.io import read_json
-from mlmi.report import random_context
-from mlmi.simulate import simulate_hsb
-from mlmi.study import true_value
+from mlmi.data.simulate import simulate_hsb
+from mlmi.report.console import summary
+from mlmi.report.run_report import random_context
+from mlmi.run.io import read_json
+from mlmi.run.study import true_value
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = yaml.safe_load((REPO / "config" / "studies" / "three_level.yaml").read_text())

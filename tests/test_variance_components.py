@@ -1,6 +1,6 @@
 """Variance components with intervals (issue 17, item 4): one fit's Wald covariance of its variance parameters on
-the log-SD / Fisher-z scale (mlmi.vc_wald) against closed forms, and Rubin's rules on that scale
-(mlmi.variance_components) against a hand computation. tests/parity/test_r2_vc.py holds the covariance to R's
+the log-SD / Fisher-z scale (mlmi.fit.vc_wald) against closed forms, and Rubin's rules on that scale
+(mlmi.pool.variance_components) against a hand computation. tests/parity/test_r2_vc.py holds the covariance to R's
 numerical Hessian of lme4's deviance; config/studies/variance_components.yaml shows the intervals' coverage."""
 from pathlib import Path
 
@@ -9,10 +9,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.variance_components import VC_COLUMNS, by_imputation, pool_variance_components, wald_intervals
-from mlmi.vc_wald import jacobian, parameter_names, transformed
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.fit.vc_wald import jacobian, parameter_names, transformed
+from mlmi.pool.variance_components import VC_COLUMNS, by_imputation, pool_variance_components, wald_intervals
 
 
 def balanced(groups: int, size: int, tau: float, sigma: float, seed: int) -> pd.DataFrame:
@@ -143,7 +143,7 @@ def test_one_singular_imputation_leaves_that_pool_without_an_interval():
 
 
 def test_a_record_without_variance_parameters_gives_its_estimates_without_an_interval():
-    """A GLMM's record has SDs and correlations but no variance_parameters (mlmi.vc_wald is a linear mixed
+    """A GLMM's record has SDs and correlations but no variance_parameters (mlmi.fit.vc_wald is a linear mixed
     model's), and no residual SD."""
     glmm = FitRecord.from_fit({"family": "binomial", "link": "logit", "sigma": 1.0, "random_effects": {
         "group": "g", "terms": ["(Intercept)", "x"], "sd": {"(Intercept)": 1.5, "x": 0.5}, "cor": {"(Intercept).x": -0.3}}})

@@ -66,8 +66,8 @@ def test_tiny_run_meets_the_output_contract(tiny):
 
 
 def test_mertools_legacy_table_only_on_request(tiny, default):
-    from mlmi.fit_record import FitRecord
-    from mlmi.mertools import mertools_fixed_effects
+    from mlmi.fit.record import FitRecord
+    from mlmi.pool.mertools import mertools_fixed_effects
 
     fits = [FitRecord.from_json(tiny[2] / "fits" / f"imp_{k}.json") for k in (1, 2)]
     legacy = pd.read_csv(tiny[2] / "pooled" / "mertools_fixed_effects.csv")
@@ -86,7 +86,7 @@ def test_one_and_two_cores_give_identical_results(tiny):
 
 
 def test_provenance_holds_every_output_checksum(tiny):
-    from mlmi.provenance import sha256
+    from mlmi.run.provenance import sha256
 
     record = json.loads((tiny[2] / "provenance.json").read_text())
     workdir = tiny[2].parent.parent
@@ -124,7 +124,7 @@ def test_the_default_says_its_imputation_cannot_carry_the_random_slope(tiny):
 
 def test_multilevel_imputation_runs_in_the_workflow(tmp_path):
     """The multilevel sampler through the impute rule: a trace per imputation, level 2 per school."""
-    pytest.importorskip("mlmi.multilevel")
+    pytest.importorskip("mlmi.impute.multilevel")
     config = {**TINY, "scenario": "multilevel", "imputation": {"method": "multilevel", "m": 2, "burn_in": 50}}
     results = finished(tmp_path, config)
     for k in (1, 2):

@@ -3,9 +3,9 @@
 import argparse
 import sys
 
-from mlmi.console import ResultsError, summary
-from mlmi.fit_record import RecordVersionError
-from mlmi.provenance import verify
+from mlmi.fit.record import RecordVersionError
+from mlmi.report.console import ResultsError, summary
+from mlmi.run.provenance import verify
 
 
 def parser() -> argparse.ArgumentParser:

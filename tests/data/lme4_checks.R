@@ -1,7 +1,7 @@
 # Writes lme4_checks.json and the small data sets it is about (checks_*.csv): lme4's verdict on
 # rank-deficient fixed effects (which columns lmer drops, and its estimates without them) and on
 # random effects its lmerControl checks refuse (check.nlev.gtr.1, check.nobs.vs.nlev, check.nobs.vs.nRE);
-# and lme4's convergence verdict on abnormal_lnsrch.csv (an hsb-like draw of mlmi.simulate, 40 schools, seed 4,
+# and lme4's convergence verdict on abnormal_lnsrch.csv (an hsb-like draw of mlmi.data.simulate, 40 schools, seed 4,
 # where L-BFGS-B ends with ABNORMAL_TERMINATION_IN_LNSRCH at the optimum; lme4's default optimizer stops
 # short of it there, at max|grad| = 0.003, so this one is fitted by bobyqa with rhoend = 1e-10).
 # Rscript lme4_checks.R   (run from tests/data/; R 4.x with lme4 and jsonlite)

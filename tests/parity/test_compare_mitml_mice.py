@@ -6,7 +6,7 @@ with a three-level factor) and froze ``tests/data/compare_tests_reference.json``
 "D3")``, ``testModels(method = "D2", use = "likelihood")``, ``mice::D2(use = "likelihood")``, each imputation's
 log-likelihood at the pooled estimates (mitml's, from lme4's ``devfun2``), and ``mice::D3``, which is another
 statistic for lmer fits (it fixes only the fixed effects, and counts only their parameters) and is not matched.
-Here the same data sets are fitted by ``mlmi.fit.fit_mixed`` and compared by ``mlmi.pool_compare``. D2's
+Here the same data sets are fitted by ``mlmi.fit.lmer.fit_mixed`` and compared by ``mlmi.pool.compare``. D2's
 statistic, df1, df2, p and riv must agree with mitml and mice within 1e-4 relative, D3's with mitml within 1e-3
 (issue 17). No R is needed to run it; ``Rscript compare_tests.R ../data`` remakes the reference.
 
@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.pool_compare import PooledParameters, comparison_tests
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.pool.compare import PooledParameters, comparison_tests
 
 from test_d1_mitml_mice import imputed_data_sets
 

@@ -4,8 +4,8 @@
 sets (two of lme4_mice.R's cases, and one with a three-level factor predictor), and, on lme4 fits of every
 imputed data set, ``mitml::testModels(method = "D1")`` / ``mitml::testConstraints(method = "D1")`` without and
 with ``df.com`` (the fit's residual df, n - npar) and ``mice::D1`` with its default dfcom (the same residual df).
-Here the same imputed data sets are fitted by ``mlmi.fit.fit_mixed`` and tested by ``mlmi.pool_tests`` from the
-config's shape of a test (``{name, terms}`` or ``{name, constraints}``). statistic, df1, df2, p and riv must agree
+Here the same imputed data sets are fitted by ``mlmi.fit.lmer.fit_mixed`` and tested by ``mlmi.pool.hypotheses``
+from the config's shape of a test (``{name, terms}`` or ``{name, constraints}``). statistic, df1, df2, p and riv must agree
 within 1e-4 relative (issue 17). No R is needed to run it; ``Rscript pool_tests.R ../data`` remakes the files.
 
     python -m pytest tests/parity/test_d1_mitml_mice.py     # about 20 s on 2 busy cores: 40 fits
@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.pool_tests import d1_tests
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.pool.hypotheses import d1_tests
 
 DATA = Path(__file__).parents[1] / "data"
 REFERENCE = json.loads((DATA / "pool_tests_reference.json").read_text())
@@ -104,8 +104,9 @@ def test_d1_matches_mitml_and_mice(case, worst_differences):
 def test_the_pool_stage_writes_the_configured_tests(tmp_path):
     """The pool stage's pooled/tests.csv on the factor case: a factor named by its name, and constraints, with
     mice::D1's dfcom (the fits' n - npar); the empty table keeps the header."""
-    from mlmi import io, stages
-    from mlmi.layout import pooled_tables
+    from mlmi.run import io
+    from mlmi.run import stages
+    from mlmi.run.layout import pooled_tables
 
     ref = CASES["factor3_100x12_m5"]
     paths = []

@@ -8,8 +8,8 @@ same data), makes predictor cells missing completely at random, imputes them in 
 in the imputation models) and writes, per case, the incomplete data, the m imputed CSV
 files and a JSON of lme4's numbers for each imputed data set together with
 ``mice::pool(with(imp, lmer(...)))``. All of it goes to pytest's temporary folders.
-The tests then fit the very same CSV files with ``mlmi.fit.fit_mixed``, pool them with
-``mlmi.pool.pool``, and compare, with issue 4's tolerances:
+The tests then fit the very same CSV files with ``mlmi.fit.lmer.fit_mixed``, pool them with
+``mlmi.pool.rubin.pool``, and compare, with issue 4's tolerances:
 
 - per fit: fixed effects and their SEs 1e-4 relative; SDs, correlations and sigma 1e-3
   relative; REML criterion (deviance for ML), logLik, AIC and BIC 1e-3 absolute;
@@ -21,7 +21,7 @@ The tests then fit the very same CSV files with ``mlmi.fit.fit_mixed``, pool the
   floors lambda at 1e-4 inside its df, mlmi does not: with b near 0 that moves df by about
   1e-4 relative); m and dfcom equal;
 - the same pooled columns from lme4's own per-imputation estimates and SEs pooled by
-  ``mlmi.pool.pool_long``: Rubin's rules alone, apart from the differences of the fits,
+  ``mlmi.pool.rubin.pool_long``: Rubin's rules alone, apart from the differences of the fits,
   which the pooled comparison above inherits (b, riv and small p-values amplify them);
 - one case end to end: the workflow run on mice's imputations (``imputation.method:
   external``), its pooled/fixed_effects.csv against mice::pool.
@@ -53,9 +53,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.pool import pool, pool_long
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.pool.rubin import pool, pool_long
 
 HERE = Path(__file__).parent
 REPO = HERE.parents[1]

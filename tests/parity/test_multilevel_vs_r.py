@@ -21,11 +21,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.simulate import simulate_hsb
-from mlmi.study import replication_estimates
-from mlmi.variance_components import wald_intervals
+from mlmi.data.simulate import simulate_hsb
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.record import FitRecord
+from mlmi.pool.variance_components import wald_intervals
+from mlmi.run.study import replication_estimates
 
 REPO = Path(__file__).parents[2]
 SPEC = importlib.util.spec_from_file_location("multilevel_vs_r", REPO / "benchmarks" / "multilevel_vs_r.py")

@@ -3,7 +3,7 @@ covariance of its variance parameters (item 4) with a numerical Hessian of lme4'
 
 ``r2_vc.R`` (beside this file) made ``tests/data/r2_vc_reference.json`` from the imputed data sets of
 pool_tests.R's three cases and from ``tests/data/small.csv`` (REML and ML). Here the same data sets are fitted by
-``mlmi.fit.fit_mixed`` and described by ``mlmi.r2.fit_r2``; the pooled R² is ``mlmi.r2.pool_r2``.
+``mlmi.fit.lmer.fit_mixed`` and described by ``mlmi.fit.r2.fit_r2``; the pooled R² is ``mlmi.fit.r2.pool_r2``.
 
 - R² within 1e-4 relative (issue 17) of ``mitml::multilevelR2`` per fit (RB1, RB2, SB, MVP = r2_marginal) and of
   its mean over the fits. The conditional R² is not mitml's; it is checked against performance's
@@ -24,9 +24,9 @@ import pandas as pd
 import pytest
 from test_d1_mitml_mice import imputed_data_sets
 
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord
-from mlmi.r2 import MEASURES, fit_r2, pool_r2
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.r2 import MEASURES, fit_r2, pool_r2
+from mlmi.fit.record import FitRecord
 
 DATA = Path(__file__).parents[1] / "data"
 REFERENCE = json.loads((DATA / "r2_vc_reference.json").read_text())
@@ -108,9 +108,10 @@ def test_wald_covariance_matches_a_numerical_hessian_of_lme4s_deviance(case, wor
 
 def test_the_pool_stage_writes_r2_and_variance_components(tmp_path):
     """pooled/r2.csv and pooled/variance_components.csv from the fit stage's records of the factor case."""
-    from mlmi import io, stages
-    from mlmi.results import pooled_tables
-    from mlmi.variance_components import VC_COLUMNS
+    from mlmi.pool.variance_components import VC_COLUMNS
+    from mlmi.report.results import pooled_tables
+    from mlmi.run import io
+    from mlmi.run import stages
 
     ref = CASES["factor3_100x12_m5"]
     paths = []

@@ -4,8 +4,8 @@ mlmi simulates three-level data (students in classes in schools: ``data.simulate
 and minority missing completely at random and imputes them with its own miceforest (the school as the
 clusters, the class means beside the school means as predictors), m = 5. The completed data sets are
 written to CSV; ``three_level_mice.R`` fits ``lmer(mathach ~ ... + (1 | schid/classid))`` on each and
-pools with ``mice::pool``; mlmi fits the same CSV files with ``mlmi.fit.fit_mixed`` and pools them with
-``mlmi.pool.pool``. Tolerances are those of ``test_lme4_mice.py``: per fit, fixed effects and SEs 1e-4
+pools with ``mice::pool``; mlmi fits the same CSV files with ``mlmi.fit.lmer.fit_mixed`` and pools them with
+``mlmi.pool.rubin.pool``. Tolerances are those of ``test_lme4_mice.py``: per fit, fixed effects and SEs 1e-4
 relative, SDs and sigma 1e-3 relative, the REML criterion 1e-3 absolute; pooled, every column of
 pooled/fixed_effects.csv 1e-4 relative and df 1e-3 relative, m and dfcom equal.
 
@@ -22,12 +22,12 @@ import pytest
 
 from test_lme4_mice import Comparison, compare_pooled   # skips this module too when R is lacking
 
-from mlmi.ampute import ampute_from_config
-from mlmi.fit import fit_mixed
-from mlmi.fit_record import FitRecord, per_term
-from mlmi.impute import impute
-from mlmi.pool import pool
-from mlmi.simulate import simulate_hsb
+from mlmi.data.ampute import ampute_from_config
+from mlmi.data.simulate import simulate_hsb
+from mlmi.fit.lmer import fit_mixed
+from mlmi.fit.record import FitRecord, per_term
+from mlmi.impute.miceforest import impute
+from mlmi.pool.rubin import pool
 
 HERE = Path(__file__).parent
 R_SCRIPT = HERE / "three_level_mice.R"

@@ -60,7 +60,7 @@ class Terms:
             raise ValueError(f"{q - self.q1} random effects outside the largest term ({self.q1} effects): more than "
                              f"the {DENSE_LIMIT} mlmi's dense Schur step takes; fit fewer or smaller terms beside "
                              "the largest")
-        self.lam_rows, self.lam_cols = _lambda_pattern(self.ks, self.levels, self.gp)
+        self.whole = _CsrPattern(*_lambda_pattern(self.ks, self.levels, self.gp), (q, q))
         self.rest = _CsrPattern(*_lambda_pattern(self.ks[1:], self.levels[1:], [g - self.q1 for g in self.gp[1:]]),
                                 (q - self.q1, q - self.q1))
         self.first = _CsrPattern(*_block_pattern(self.levels[0], self.ks[0]), (self.q1, self.q1))
@@ -118,15 +118,11 @@ class Terms:
 
     def lambda_rest(self, lams: list[np.ndarray]) -> sparse.csr_matrix:
         """The sparse Lambda of the terms after the first (q2 x q2), from each term's k x k Lambda."""
-        return self.rest.matrix(np.concatenate([np.tile(lam[np.tril_indices(len(lam))], n)
-                                                for lam, n in zip(lams[1:], self.levels[1:])]))
+        return self.rest.matrix(_tiled(lams[1:], self.levels[1:]))
 
     def lambda_matrix(self, theta: np.ndarray) -> sparse.csr_matrix:
         """The q x q sparse Lambda: each term's k x k Lambda repeated for every level of its factor."""
-        values = np.concatenate([np.tile(lam[np.tril_indices(len(lam))], n)
-                                 for lam, n in zip(self.lambdas(theta), self.levels)])
-        q = self.gp[-1]
-        return sparse.csr_matrix((values, (self.lam_rows, self.lam_cols)), shape=(q, q))
+        return self.whole.matrix(_tiled(self.lambdas(theta), self.levels))
 
     def criterion(self, theta: np.ndarray) -> float:
         """The deviance at theta (REML criterion, or -2 logLik for ML); +inf where rounding breaks a factor."""
@@ -259,6 +255,12 @@ def _sparse_z(structure: RandomEffects, n: int) -> sparse.csc_matrix:
             values.append(block.Z[:, c])
     q = structure.gp[-1]
     return sparse.csc_matrix((np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(n, q))
+
+
+def _tiled(lams: list[np.ndarray], levels: list[int]) -> np.ndarray:
+    """Lambda's non-zero values in ``_lambda_pattern``'s order: each term's lower triangle, row by row, once per
+    level of its factor."""
+    return np.concatenate([np.tile(lam[np.tril_indices(len(lam))], n) for lam, n in zip(lams, levels)])
 
 
 def _lambda_pattern(ks: list[int], levels: list[int], gp: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -54,8 +54,6 @@ def run_replication(config: dict, resolved: dict, name: str, r: int, out: Path) 
         return estimates
     for sub in ("data", "imputations", "fits", "pooled"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    family = {key: model.get(key) for key in ("family", "link", "nagq", "weights")}
-    fit = dict(formula=model["formula"], reml=model["reml"], family=family)
     stages.simulate(folder / "data/complete.parquet", folder / "data/truth.json", settings=given["data"]["simulate"],
                     seed=seed, seed_prefix=data_prefix)
     stages.ampute(folder / "data/complete.parquet", folder / "data/missing.parquet", missingness=given["missingness"],
@@ -67,9 +65,10 @@ def run_replication(config: dict, resolved: dict, name: str, r: int, out: Path) 
                       method=imputation["method"], formula=model["formula"], settings=method_settings(imputation),
                       threads=1, seed_prefix=prefix)
         fits.append(folder / f"fits/imp_{k}.json")
-        stages.fit(folder / f"imputations/imp_{k}.parquet", fits[-1], label=str(k), **fit)
-    stages.fit(folder / "data/missing.parquet", folder / "fits/listwise.json", label="listwise", listwise=True, **fit)
-    stages.fit(folder / "data/complete.parquet", folder / "fits/complete.json", label="complete", **fit)
+        stages.fit(folder / f"imputations/imp_{k}.parquet", fits[-1], model=model, label=str(k))
+    stages.fit(folder / "data/missing.parquet", folder / "fits/listwise.json", model=model, label="listwise",
+               listwise=True)
+    stages.fit(folder / "data/complete.parquet", folder / "fits/complete.json", model=model, label="complete")
     tables = pooled_tables(folder, mertools_legacy=config["pooling"]["mertools_legacy"])
     stages.pool_fits(fits, folder / "fits/listwise.json", tables, on_failed_fit=given["pooling"]["on_failed_fit"],
                      tests=given["pooling"]["tests"], formula=model["formula"])

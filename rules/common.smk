@@ -88,13 +88,6 @@ def get_param(*keys):
 
 
 @input_function
-def get_family(wildcards):
-    """The run's model.family with what goes with it (link, nagq, weights): what the fit passes to glmer's engine."""
-    model = PLAN.given(wildcards.run)["model"]
-    return {key: model.get(key) for key in ("family", "link", "nagq", "weights")}
-
-
-@input_function
 def get_run_config(wildcards):
     """The whole config of the single run, its 'auto' lists made explicit, for its report and provenance."""
     return PLAN.resolved()
@@ -175,10 +168,11 @@ def run_m(run):
 
 
 @input_function
-def get_compare_formula(wildcards):
-    """The formula of the run's comparison model ``wildcards.comparison`` (pooling.compare)."""
-    comparisons = PLAN.given(wildcards.run)["pooling"]["compare"]
-    return next(c["formula"] for c in comparisons if c["name"] == wildcards.comparison)
+def get_compare_model(wildcards):
+    """The run's model with the formula of its comparison model ``wildcards.comparison`` (pooling.compare)."""
+    given = PLAN.given(wildcards.run)
+    formula = next(c["formula"] for c in given["pooling"]["compare"] if c["name"] == wildcards.comparison)
+    return {**given["model"], "formula": formula}
 
 
 @input_function

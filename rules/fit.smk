@@ -8,9 +8,7 @@ rule fit:
     benchmark:
         f"{RUN}/benchmarks/fit/{{k}}.tsv"
     params:
-        formula=get_param("model", "formula"),
-        reml=get_param("model", "reml"),
-        family=get_family,
+        model=get_param("model"),
         listwise=False,
         label=get_label,
     threads: 1
@@ -42,4 +40,4 @@ use rule fit as fit_compare with:
     benchmark:
         f"{RUN}/benchmarks/fit_compare/{{comparison}}/{{k}}.tsv"
     params:
-        formula=get_compare_formula,
+        model=get_compare_model,

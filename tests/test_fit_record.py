@@ -39,8 +39,8 @@ def written(tmp_path_factory):
         io.write_parquet(pd.read_csv(DATA / data), folder / "data.parquet")
         paths[name] = folder / "fits" / "imp_1.json"
         paths[name].parent.mkdir()
-        stages.fit(folder / "data.parquet", paths[name], formula=formula, reml=reml, label="imputation 1",
-                   family=family)
+        stages.fit(folder / "data.parquet", paths[name], model={"formula": formula, "reml": reml, **(family or {})},
+                   label="imputation 1")
     return paths
 
 

@@ -114,6 +114,7 @@ def test_the_fit_job_logs_the_dropped_columns(tmp_path, caplog):
     """The fit job's log, which the report reads, has lme4's message; the record names the column."""
     data_to = tmp_path / "data.parquet"
     io.write_parquet(data_of("rank_twice"), data_to)
-    stages.fit(data_to, tmp_path / "fit.json", formula=LME4["rank_twice"]["formula"], reml=True, label="imputation 1")
+    stages.fit(data_to, tmp_path / "fit.json", model={"formula": LME4["rank_twice"]["formula"], "reml": True},
+               label="imputation 1")
     assert io.read_json(tmp_path / "fit.json")["dropped"] == ["x2"]
     assert f"imputation 1: {LME4['rank_twice']['messages'][0]}: 'x2'" in caplog.text

@@ -112,14 +112,3 @@ def test_fits_that_dropped_different_aliased_columns_are_not_pooled():
     assert str(raised.value) == ("the fits dropped different aliased fixed-effect columns (imputations 1, 5: 'x2'; "
                                  "imputation 2: none), so their terms differ and cannot be pooled; remove those "
                                  "columns from model.formula")
-
-
-def test_pool_is_pure_pooling_without_the_fit_or_the_figures():
-    """``import mlmi.pool.rubin`` (Rubin's rules) pulls in neither the fit (statsmodels) nor the report's matplotlib."""
-    import subprocess
-    import sys
-
-    code = ("import sys, mlmi.pool.rubin; print(' '.join(name for name in ('statsmodels', 'matplotlib', "
-            "'mlmi.fit.lmer') if name in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == ""

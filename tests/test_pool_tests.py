@@ -2,7 +2,6 @@
 hypotheses of ``pooling.tests`` (parity on real fits: tests/parity/test_d1_mitml_mice.py)."""
 import logging
 import subprocess
-import sys
 
 import numpy as np
 import pandas as pd
@@ -193,13 +192,6 @@ def test_fits_with_different_terms_are_refused():
     fits = [fit_record(Q[0], U[0]), fit_record(Q[1], U[1], terms=("(Intercept)", "x1", "x3"))]
     with pytest.raises(ValueError, match="terms differ"):
         d1_tests(fits, [{"name": "t", "terms": ["x1"]}], dfcom=None)
-
-
-def test_pure_numpy_no_fit_no_plotting():
-    code = ("import sys, mlmi.pool.hypotheses; print(' '.join(name for name in ('statsmodels', 'matplotlib', "
-            "'mlmi.fit.lmer') if name in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == ""
 
 
 def test_the_workflow_stops_on_a_bad_test_before_any_job(tmp_path):

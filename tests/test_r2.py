@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 
 from mlmi.fit.lmer import fit_mixed
-from mlmi.fit.r2 import MEASURES, fit_r2, measures, pool_r2, variance_parts
+from mlmi.fit.r2 import MEASURES, fit_r2, measures, variance_parts
 from mlmi.fit.record import FitRecord
+from mlmi.pool.r2 import pool_r2
 
 
 def test_variance_parts_by_hand():
@@ -50,17 +51,17 @@ def test_fit_r2_refits_the_null_model_with_the_same_method():
 
 
 def test_pool_r2_is_the_mean_over_imputations():
-    fits = {str(k): FitRecord.from_fit({"r2": dict(zip(MEASURES, values))}) for k, values in
-            enumerate([(0.2, 0.4, 0.1, 0.3, 0.15), (0.3, 0.5, 0.2, np.nan, 0.25)], start=1)}
-    table = pool_r2(fits)
-    assert list(table["imputation"]) == ["1", "2", "pooled"]
+    fits = [FitRecord.from_fit({"r2": dict(zip(MEASURES, values))}) for values in
+            [(0.2, 0.4, 0.1, 0.3, 0.15), (0.3, 0.5, 0.2, np.nan, 0.25)]]
+    table = pool_r2(fits, labels=["1", "3"])
+    assert list(table["imputation"]) == ["1", "3", "pooled"]
     pooled = table.iloc[-1]
     assert pooled["r2_marginal"] == pytest.approx(0.25) and pooled["r2_sb"] == pytest.approx(0.2)
     assert np.isnan(pooled["r2_rb2"])
 
 
 def test_a_record_without_r2_gives_nan_and_a_warning(caplog):
-    fits = {"1": FitRecord.from_fit({"r2": dict(zip(MEASURES, (0.2, 0.4, 0.1, 0.3, 0.15)))}), "2": FitRecord.from_fit({})}
+    fits = [FitRecord.from_fit({"r2": dict(zip(MEASURES, (0.2, 0.4, 0.1, 0.3, 0.15)))}), FitRecord.from_fit({})]
     with caplog.at_level("WARNING"):
         table = pool_r2(fits)
     assert table.iloc[1, 1:].isna().all() and table.iloc[2, 1:].isna().all()

@@ -3,7 +3,7 @@ covariance of its variance parameters (item 4) with a numerical Hessian of lme4'
 
 ``r2_vc.R`` (beside this file) made ``tests/data/r2_vc_reference.json`` from the imputed data sets of
 pool_tests.R's three cases and from ``tests/data/small.csv`` (REML and ML). Here the same data sets are fitted by
-``mlmi.fit.lmer.fit_mixed`` and described by ``mlmi.fit.r2.fit_r2``; the pooled R² is ``mlmi.fit.r2.pool_r2``.
+``mlmi.fit.lmer.fit_mixed`` and described by ``mlmi.fit.r2.fit_r2``; the pooled R² is ``mlmi.pool.r2.pool_r2``.
 
 - R² within 1e-4 relative (issue 17) of ``mitml::multilevelR2`` per fit (RB1, RB2, SB, MVP = r2_marginal) and of
   its mean over the fits. The conditional R² is not mitml's; it is checked against performance's
@@ -25,8 +25,9 @@ import pytest
 from test_d1_mitml_mice import imputed_data_sets
 
 from mlmi.fit.lmer import fit_mixed
-from mlmi.fit.r2 import MEASURES, fit_r2, pool_r2
+from mlmi.fit.r2 import MEASURES, fit_r2
 from mlmi.fit.record import FitRecord
+from mlmi.pool.r2 import pool_r2
 
 DATA = Path(__file__).parents[1] / "data"
 REFERENCE = json.loads((DATA / "r2_vc_reference.json").read_text())
@@ -73,7 +74,7 @@ def test_r2_matches_mitml_per_fit_and_pooled(case, worst_differences):
             if relative(fit.r2[ours_name], theirs["r2"][mitml_name]) > RTOL:
                 failures.append(f"fit {k} {ours_name}: mlmi {fit.r2[ours_name]!r}, "
                                 f"mitml {theirs['r2'][mitml_name]!r}")
-    pooled = pool_r2({str(k): fit for k, fit in enumerate(fits, start=1)}).set_index("imputation").loc["pooled"]
+    pooled = pool_r2(fits).set_index("imputation").loc["pooled"]
     for ours_name, mitml_name in MITML.items():
         if relative(pooled[ours_name], ref["pooled_r2"][mitml_name]) > RTOL:
             failures.append(f"pooled {ours_name}: mlmi {pooled[ours_name]!r}, mitml {ref['pooled_r2'][mitml_name]!r}")
@@ -118,7 +119,8 @@ def test_the_pool_stage_writes_r2_and_variance_components(tmp_path):
     for k, data in enumerate(data_sets(ref["name"], ref["m"]), start=1):
         io.write_parquet(data, tmp_path / f"imp_{k}.parquet")
         paths.append(tmp_path / f"imp_{k}.json")
-        stages.fit(tmp_path / f"imp_{k}.parquet", paths[-1], formula=ref["formula"], reml=ref["reml"], label=str(k))
+        stages.fit(tmp_path / f"imp_{k}.parquet", paths[-1], model={"formula": ref["formula"], "reml": ref["reml"]},
+                   label=str(k))
     outputs = pooled_tables(tmp_path)
     stages.pool_fits(paths, paths[0], outputs)
     r2 = pd.read_csv(outputs["r2"], dtype={"imputation": str})

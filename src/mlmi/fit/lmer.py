@@ -525,6 +525,20 @@ def relative_factor(psi: np.ndarray) -> np.ndarray:
         return upper.T * np.where(np.diag(upper) < 0, -1.0, 1.0)
 
 
+def loglik_at_parameters(data: pd.DataFrame, formula: str, parameters) -> float:
+    """The ML log-likelihood of ``formula`` (one random term) on one complete data set at given ``parameters``
+    (``terms``, ``beta``, the random effects' covariance ``cov_re`` and ``sigma2``: e.g. estimates pooled over
+    imputations, as D3 evaluates them), nothing profiled or optimised (``deviance.loglik_at``). ValueError when the
+    data's fixed-effect terms are not the parameters' ``terms``."""
+    design = Design(data, parse_formula(formula))
+    if design.fe_names != parameters.terms:
+        raise ValueError(f"the fixed-effect terms of {formula!r} on an imputed data set ({design.fe_names}) are not "
+                         f"those of its fits ({parameters.terms})")
+    lam = relative_factor(parameters.cov_re / parameters.sigma2)
+    return deviance.loglik_at(lam[np.tril_indices(len(lam))], parameters.beta, parameters.sigma2,
+                              cross_products(design))
+
+
 def cross_products(design: Design) -> deviance.CrossProducts:
     """The per-group cross-products of a design of one random term, all the deviance and the likelihood need of
     the data."""

@@ -18,7 +18,7 @@ with T the random effects' covariance matrix and sigma2 the residual variance. F
   (refitted with the same REML setting): of the residual variance (Raudenbush & Bryk's level 1), of the random
   intercept's variance (level 2), and of their sum (Snijders & Bosker 1994). RB2 and SB need a random intercept.
 
-The pooled value of each measure is its mean over the imputations (``pool_r2``), as ``mitml::multilevelR2`` averages
+The pooled value of each measure is its mean over the imputations (``mlmi.pool.r2.pool_r2``), as ``mitml::multilevelR2`` averages
 a list of fits (mitml 0.4-4, its default ``print = c("RB1", "RB2", "SB", "MVP")``): a point summary without an
 interval, since R² has no standard error of its own in these fits.
 
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 
 #: The measures, in the order of ``pooled/r2.csv``'s columns.
 MEASURES = ("r2_marginal", "r2_conditional", "r2_rb1", "r2_rb2", "r2_sb")
-R2_COLUMNS = ["imputation", *MEASURES]
 
 
 def variance_parts(X: np.ndarray, beta: np.ndarray, Zs: list[np.ndarray], covs: list[np.ndarray],
@@ -102,23 +101,3 @@ def fit_r2(data: pd.DataFrame, record: FitRecord, design=None) -> dict:
     null = {"formula": null_formula, "sigma2": null_fit.sigma ** 2,
             "tau00": float(null_fit.variance_components[0].cov[0, 0]), "converged": null_fit.converged}
     return {**parts, "null": null, **measures(parts, null, formula.random_intercept)}
-
-
-def r2_by_fit(fits: dict[str, FitRecord]) -> pd.DataFrame:
-    """One row per fit (label to record) of the measures its record holds; NaN, with a warning, for a record of a
-    linear mixed model without them (written by an mlmi before R², or by ``fit_mixed`` outside the fit stage);
-    NaN for a generalized model's (these R² are a linear mixed model's variance decomposition)."""
-    lacking = [label for label, fit in fits.items() if fit.r2 is None and fit.is_linear]
-    if lacking:
-        log.warning("fit records %s hold no R² (made before mlmi computed it, or outside the fit stage): their R² "
-                    "is NaN in pooled/r2.csv; fit them again to have it", ", ".join(lacking))
-    return pd.DataFrame([{"imputation": label, **{name: (fit.r2 or {}).get(name, np.nan) for name in MEASURES}}
-                         for label, fit in fits.items()], columns=R2_COLUMNS)
-
-
-def pool_r2(fits: dict[str, FitRecord]) -> pd.DataFrame:
-    """``pooled/r2.csv``: each imputation's measures, then the ``pooled`` row, their mean over the imputations
-    (``mitml::multilevelR2`` on a list of fits: ``rowMeans`` of the per-fit values; NaN in one fit, NaN pooled)."""
-    by_fit = r2_by_fit(fits)
-    pooled = {"imputation": "pooled", **by_fit[list(MEASURES)].mean(skipna=False).to_dict()}
-    return pd.concat([by_fit, pd.DataFrame([pooled])], ignore_index=True)[R2_COLUMNS]

@@ -57,6 +57,12 @@ def failure(convergence: dict) -> str:
             f"(tol = {GRAD_TOL})")
 
 
+def scale_of(name: str) -> str:
+    """The scale a variance parameter (broom.mixed's name) is Wald-approximated and pooled on: ``atanh`` for a
+    correlation, ``log`` for an SD."""
+    return "atanh" if name.startswith("cor__") else "log"
+
+
 @dataclass(frozen=True)
 class RandomTerm:
     """One random term's variance components (``VarCorr``): its grouping factor, its effects (``terms``:

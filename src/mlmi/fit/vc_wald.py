@@ -26,6 +26,7 @@ covariance is None, with the reason in ``problem``.
 import numpy as np
 
 from mlmi.fit import deviance
+from mlmi.fit.record import scale_of
 
 #: Step of the central differences of the profiled deviance and of log sigma^2 in theta (lme4's ``deriv12``).
 STEP = 1e-4
@@ -35,11 +36,6 @@ def parameter_names(terms: list[str]) -> list[str]:
     """broom.mixed's names of one random term's variance parameters: ``sd__`` per effect, ``cor__a.b`` per pair."""
     pairs = [f"cor__{terms[i]}.{terms[j]}" for i in range(len(terms)) for j in range(i + 1, len(terms))]
     return [f"sd__{t}" for t in terms] + pairs
-
-
-def scale_of(name: str) -> str:
-    """The scale a parameter is pooled on: ``atanh`` for a correlation, ``log`` for an SD."""
-    return "atanh" if name.startswith("cor__") else "log"
 
 
 def _lambdas(theta: np.ndarray, random_terms: list[tuple[str, list[str]]]) -> list[np.ndarray]:

@@ -13,8 +13,9 @@ Two layers, as ``mlmi.pool.hypotheses``: ``d2`` and ``d3`` take the numbers and 
 makes the rows of ``pooled/tests.csv`` from a run's fit records and imputed data sets. ``nesting_problem`` is the
 start-up check that the comparison model is nested. Estimates are pooled, never the data.
 
-The formula parser (formulaic, ~0.4 s to import) and the fit's design are imported only where a comparison
-needs them, so that the pool job of a run without comparisons does not pay for them.
+The formula parser (formulaic, ~0.4 s to import) is imported only where a comparison needs it, so that the pool
+job of a run without comparisons does not pay for it; D3's likelihoods on the data are the fit's
+(``mlmi.fit.lmer.loglik_at_parameters``), handed in by the pool stage: this module fits nothing.
 """
 import logging
 from dataclasses import dataclass
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from mlmi.fit.deviance import loglik_at
 from mlmi.fit.record import FitRecord
 from mlmi.pool.hypotheses import TEST_COLUMNS, d1_df, f_upper
 
@@ -198,17 +198,15 @@ class PooledParameters:
         cov_re = np.mean([fit.variance_components[0].cov for fit in fits], axis=0)
         return cls(terms, beta, cov_re, float(np.mean([fit.sigma ** 2 for fit in fits])))
 
-    def loglik(self, data: pd.DataFrame, formula: str) -> float:
-        """The ML log-likelihood of ``formula`` on one complete data set at these parameters."""
-        from mlmi.fit.formula import parse_formula
-        from mlmi.fit.lmer import Design, cross_products, relative_factor
 
-        design = Design(data, parse_formula(formula))
-        if design.fe_names != self.terms:
-            raise ComparisonError(f"the fixed-effect terms of {formula!r} on an imputed data set ({design.fe_names}) "
-                                  f"are not those of its fits ({self.terms})")
-        lam = relative_factor(self.cov_re / self.sigma2)
-        return loglik_at(lam[np.tril_indices(len(lam))], self.beta, self.sigma2, cross_products(design))
+def _logliks_at_pooled(fits: list[FitRecord], formula: str, imputations: list, loglik_on) -> list[float]:
+    """Each imputed data set's log-likelihood of ``formula`` at the parameters of ``fits`` pooled (D3's
+    ``loglik_pooled``); a ComparisonError when a data set's design does not match the fits."""
+    pooled = PooledParameters.of(fits)
+    try:
+        return [loglik_on(data, formula, pooled) for data in imputations]
+    except ValueError as error:
+        raise ComparisonError(str(error)) from None
 
 
 def lr_statistics(fits: list[FitRecord], compare_fits: list[FitRecord]) -> np.ndarray:
@@ -227,12 +225,14 @@ def lr_statistics(fits: list[FitRecord], compare_fits: list[FitRecord]) -> np.nd
 
 
 def comparison_tests(fits: list[FitRecord], comparisons: list[dict], compare_fits: dict, imputations: list | None,
-                     formula: str) -> pd.DataFrame:
+                     formula: str, loglik_on=None) -> pd.DataFrame:
     """Rows of ``pooled/tests.csv`` for ``pooling.compare``: each comparison's methods, in the order asked.
 
     ``fits`` are the analysis model's records, ``compare_fits`` each comparison's records of the same
     imputations (by name, in the same order), ``imputations`` the imputed data sets in that order (read only
-    for D3) and ``formula`` the analysis model's. ``dfcom`` is empty: neither test uses it.
+    for D3) and ``formula`` the analysis model's. ``loglik_on(data, formula, parameters)`` is D3's log-likelihood
+    of a model on one data set at ``PooledParameters`` (the fit's ``mlmi.fit.lmer.loglik_at_parameters``, which
+    the pool stage passes: pooling itself fits nothing). ``dfcom`` is empty: neither test uses it.
     """
     from mlmi.fit.formula import parse_formula
 
@@ -252,10 +252,9 @@ def comparison_tests(fits: list[FitRecord], comparisons: list[dict], compare_fit
             if method == "D2":
                 result = d2(lr_statistics(fits, nested), k)
             else:
-                full, small = PooledParameters.of(fits), PooledParameters.of(nested)
-                result = d3([fit.loglik for fit in fits], [full.loglik(data, formula) for data in imputations],
+                result = d3([fit.loglik for fit in fits], _logliks_at_pooled(fits, formula, imputations, loglik_on),
                             [fit.loglik for fit in nested],
-                            [small.loglik(data, comparison["formula"]) for data in imputations], k)
+                            _logliks_at_pooled(nested, comparison["formula"], imputations, loglik_on), k)
             rows.append({"test": name, "hypothesis": comparison["formula"], "statistic": result.statistic,
                          "df": result.df1, "df_residual": result.df2, "p_value": result.p_value, "riv": result.riv,
                          "dfcom": None, "method": method, "m": result.m})

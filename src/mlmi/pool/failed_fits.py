@@ -50,8 +50,11 @@ def left_out(model_info: pd.DataFrame) -> list[str]:
 
 
 def left_out_warnings(model_info: pd.DataFrame) -> list[str]:
-    """One warning per imputation left out of the pool, saying how many were pooled."""
-    excluded = left_out(model_info)
-    total = int((model_info["imputation"].astype(str) != "listwise").sum())
+    """One warning per imputation that model_info marks as left out of the pool (``left_out_messages``)."""
+    return left_out_messages(left_out(model_info), int((model_info["imputation"].astype(str) != "listwise").sum()))
+
+
+def left_out_messages(excluded: list[str], total: int) -> list[str]:
+    """One warning per imputation left out of the pool, saying how many of the ``total`` were pooled."""
     return [f"imputation {k} was left out of the pooled results: its fit did not converge "
             f"(pooling.on_failed_fit: warn); {total - len(excluded)} of {total} imputations pooled" for k in excluded]

@@ -375,3 +375,13 @@ def d1_tests(fits: list[FitRecord], tests: list[dict], dfcom: float | None) -> p
                          "df": result.df1, "df_residual": result.df2, "p_value": result.p_value, "riv": result.riv,
                          "dfcom": result.dfcom, "method": "D1", "m": result.m})
     return pd.DataFrame(rows, columns=TEST_COLUMNS)
+
+
+def tests_table(fits: list[FitRecord], tests, comparisons: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``pooled/tests.csv``: the D1 tests of ``pooling.tests`` (``d1_tests``, with the fits' complete-data df), then
+    the rows of ``pooling.compare``'s likelihood-ratio comparisons when there are any (``comparisons``:
+    ``mlmi.pool.compare.comparison_tests``); the header only when neither is asked for."""
+    table = d1_tests(fits, list(tests), dfcom=fits[0].dfcom)
+    if comparisons is None:
+        return table
+    return comparisons if table.empty else pd.concat([table, comparisons], ignore_index=True)

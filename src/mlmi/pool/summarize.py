@@ -100,11 +100,21 @@ def groups_cell(n_groups: dict[str, int]) -> int | str:
     return "; ".join(f"{name} {count}" for name, count in n_groups.items())
 
 
-def model_info(fits: dict[str, FitRecord]) -> pd.DataFrame:
-    """One row per fit (imputation label to record): size, criteria, sigma (lme4's: 1 for a GLMM) and
-    convergence."""
-    return pd.DataFrame([{
+def model_info(records: dict[str, FitRecord], labels=None) -> pd.DataFrame:
+    """``pooled/model_info.csv``: one row per fit (label to record: the imputations' and the listwise one): size,
+    criteria, sigma (lme4's: 1 for a GLMM) and convergence; with ``labels``, the imputations that were pooled,
+    a ``pooled`` column saying which rows they are (``mlmi.pool.failed_fits.left_out`` reads it)."""
+    info = pd.DataFrame([{
         "imputation": label, "n_obs": fit.n_obs, "n_levels": fit.n_levels, "n_groups": groups_cell(fit.n_groups),
         "aic": fit.aic, "bic": fit.bic, "loglik": fit.loglik, "reml_criterion": fit.reml_criterion, "sigma": fit.sigma,
         "converged": fit.converged, "singular": fit.singular, "warnings": "; ".join(fit.warnings),
-    } for label, fit in fits.items()])
+    } for label, fit in records.items()])
+    if labels is not None:
+        info["pooled"] = info["imputation"].isin(list(labels))
+    return info
+
+
+def listwise_fixed_effects(listwise: FitRecord) -> pd.DataFrame:
+    """``pooled/listwise_fixed_effects.csv``: the complete-case fit's fixed effects with Wald intervals (lme4's
+    ``confint(method = "Wald")``), the vignette's comparison beside the pooled ones."""
+    return listwise.wald_table()

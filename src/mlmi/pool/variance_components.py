@@ -19,8 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import special  # what scipy.stats calls, without its 1 s import
 
-from mlmi.fit.record import FitRecord, VarianceParameters
-from mlmi.fit.vc_wald import scale_of
+from mlmi.fit.record import FitRecord, VarianceParameters, scale_of
 from mlmi.pool.rubin import pool_long
 
 #: The columns of ``pooled/variance_components.csv``: broom's, and Rubin's quantities on the pooling scale.

@@ -62,7 +62,7 @@ class RunResults:
         if not folder.is_dir():
             raise ResultsError(f"{folder} is not a folder; give a results folder such as results/hsb")
         paths = pooled_tables(folder)
-        absent = [f"pooled/{POOLED_TABLES[key]}.csv" for key in required if not Path(paths[key]).is_file()]
+        absent = [f"pooled/{POOLED_TABLES[key].stem}.csv" for key in required if not Path(paths[key]).is_file()]
         if absent:
             raise ResultsError(f"{folder} is not an mlmi results folder: {absent[0]} is missing "
                                "(run the workflow first, or give results/<scenario>)")

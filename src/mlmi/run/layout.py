@@ -2,26 +2,41 @@
 under ``results/<run>/``.
 
 The rules (``rules/*.smk``), the pool stage and every reader (``mlmi.report.results``) take the names from here, so
-adding a pooled table is one entry in ``POOLED_TABLES`` and the code that writes it (docs/architecture.md).
-Every Snakemake process reads the workflow, a cluster's jobs too: this module imports nothing.
+adding a pooled table is one entry in ``POOLED_TABLES`` and the function that makes it (docs/architecture.md).
+Every Snakemake process reads the workflow, a cluster's jobs too: this module imports only ``typing``.
 """
+from typing import NamedTuple
 
-#: Every pooled table of design §4: its key (the pool rule's output name, the pool stage's ``outputs`` key)
-#: to its file stem under ``pooled/``.
+
+class PooledTable(NamedTuple):
+    """A pooled table of design §4: its file stem under ``pooled/``, the function that makes it in the pool stage
+    (``module:function``, as a package's entry points name code, resolved only there: every Snakemake process
+    reads this module) and the pool stage's inputs it is made from, passed by name (``mlmi.run.stages.Pooling``:
+    fits, labels, listwise, records, tests, comparisons)."""
+
+    stem: str
+    make: str
+    takes: tuple[str, ...]
+
+
+#: Every pooled table of design §4 by key (the pool rule's output name), in the order the pool stage writes them.
 POOLED_TABLES = {
-    "fixed_effects": "fixed_effects",
-    "by_imputation": "fixed_effects_by_imputation",
-    "listwise": "listwise_fixed_effects",
-    "random_effects": "random_effects",
-    "varcorr": "varcorr",
-    "ranef": "ranef",
-    "model_info": "model_info",
-    "tests": "tests",
-    "r2": "r2",
-    "variance_components": "variance_components",
+    "fixed_effects": PooledTable("fixed_effects", "mlmi.pool.rubin:pool", ("fits", "labels")),
+    "by_imputation": PooledTable("fixed_effects_by_imputation", "mlmi.pool.rubin:fixed_effects_by_imputation",
+                                 ("fits", "labels")),
+    "listwise": PooledTable("listwise_fixed_effects", "mlmi.pool.summarize:listwise_fixed_effects", ("listwise",)),
+    "random_effects": PooledTable("random_effects", "mlmi.pool.summarize:random_effect_stats", ("fits",)),
+    "varcorr": PooledTable("varcorr", "mlmi.pool.summarize:varcorr", ("fits",)),
+    "ranef": PooledTable("ranef", "mlmi.pool.summarize:pool_ranef", ("fits",)),
+    "model_info": PooledTable("model_info", "mlmi.pool.summarize:model_info", ("records", "labels")),
+    "tests": PooledTable("tests", "mlmi.pool.hypotheses:tests_table", ("fits", "tests", "comparisons")),
+    "r2": PooledTable("r2", "mlmi.pool.r2:pool_r2", ("fits", "labels")),
+    "variance_components": PooledTable("variance_components",
+                                       "mlmi.pool.variance_components:pool_variance_components", ("fits", "labels")),
 }
 #: Pooled tables written only when asked for (``pooling.mertools_legacy``).
-LEGACY_TABLES = {"mertools": "mertools_fixed_effects"}
+LEGACY_TABLES = {"mertools": PooledTable("mertools_fixed_effects", "mlmi.pool.mertools:mertools_fixed_effects",
+                                         ("fits",))}
 
 #: The report's figures: file stem under ``figures/`` to the part of Snakemake's report that shows it.
 FIGURES = {
@@ -38,8 +53,8 @@ CHECKS = "checks.json"
 
 def pooled_tables(run_dir, mertools_legacy: bool = False) -> dict[str, str]:
     """Every pooled table of a run by key, as a path under ``run_dir`` (merTools' legacy table when asked for)."""
-    names = {**POOLED_TABLES, **(LEGACY_TABLES if mertools_legacy else {})}
-    return {key: f"{run_dir}/pooled/{name}.csv" for key, name in names.items()}
+    tables = {**POOLED_TABLES, **(LEGACY_TABLES if mertools_legacy else {})}
+    return {key: f"{run_dir}/pooled/{table.stem}.csv" for key, table in tables.items()}
 
 
 def compare_fit_paths(run_dir, name: str, m: int) -> list[str]:

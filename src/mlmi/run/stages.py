@@ -4,13 +4,19 @@ The Snakemake scripts call these and nothing else, so every step runs and is tes
 without Snakemake. Each step imports the modules it needs when it runs: a job then pays only
 for its own imports (about 0.9 s less for an impute job; benchmarks/job_overhead.py).
 """
+import importlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from mlmi.run import io
 from mlmi.run.seeds import int_seed_for, rng_for
+
+if TYPE_CHECKING:
+    from mlmi.fit.record import FitRecord
 
 log = logging.getLogger(__name__)
 
@@ -64,46 +70,60 @@ def imputation_models(missing_path, models_path, *, imputation: dict, formula: s
     io.write_csv(models, models_path)
 
 
-def fit(data_path, fit_path, *, formula: str, reml: bool, label: str, listwise: bool = False,
-        family: dict | None = None) -> None:
-    """Fit the model to one data set (its complete cases when ``listwise``) and write the record: a linear mixed
-    model (``mlmi.fit.lmer``), or with ``family`` (model.family, .link, .nagq, .weights) binomial or poisson, a
-    generalized one fitted as glmer does (``mlmi.fit.glmm``). A linear mixed model's record gets its multilevel R²
-    (``mlmi.fit.r2``: the null model is fitted here, where the data are)."""
+def fit(data_path, fit_path, *, model: dict, label: str, listwise: bool = False) -> None:
+    """Fit ``model`` (the config's ``model`` section: formula, reml, family, link, nagq, weights) to one data set (its
+    complete cases when ``listwise``) and write the record: a linear mixed model (``mlmi.fit.lmer``), or of family
+    binomial or poisson a generalized one fitted as glmer does (``mlmi.fit.glmm``). A linear mixed model's record
+    gets its multilevel R² (``mlmi.fit.r2``: the null model is fitted here, where the data are). A key the
+    config's schema fills in may be absent for a library caller: its default holds."""
     from mlmi.fit.formula import parse_formula
     from mlmi.fit.lmer import Design, complete_cases, fit_design
     from mlmi.fit.r2 import fit_r2
     from mlmi.fit.record import FitRecord
 
-    family = family or {"family": "gaussian"}
+    formula, weights = model["formula"], model.get("weights")
     data = io.read_parquet(data_path)
     if listwise:
         data = complete_cases(data, formula)
-        if family.get("weights"):
-            data = data.loc[data[family["weights"]].notna()].reset_index(drop=True)
+        if weights:
+            data = data.loc[data[weights].notna()].reset_index(drop=True)
         log.info("listwise deletion keeps %d rows", len(data))
-    if family["family"] == "gaussian":
+    if model.get("family", "gaussian") == "gaussian":
         design = Design(data, parse_formula(formula))
-        made = fit_design(design, formula, reml=reml, label=label)
+        made = fit_design(design, formula, reml=model["reml"], label=label)
         made["r2"] = fit_r2(data, FitRecord.from_fit(made), design)
     else:
         from mlmi.fit.glmm import fit_glmm
 
-        made = fit_glmm(data, formula, family["family"], family.get("link"), family.get("nagq") or 1,
-                        weights=family.get("weights"), label=label)
+        made = fit_glmm(data, formula, model["family"], model.get("link"), model.get("nagq") or 1, weights=weights,
+                        label=label)
     record = FitRecord.from_fit(made)
     for message in record.warnings:
         log.warning("%s: %s", label, message)
     io.write_json(record.to_json(), fit_path)
 
 
+@dataclass(frozen=True)
+class Pooling:
+    """What the pool stage makes every pooled table from (``mlmi.run.layout.PooledTable.takes`` names the fields):
+    the pooled ``fits`` and their imputation ``labels`` (the converged ones under ``pooling.on_failed_fit``), the
+    ``listwise`` fit, every fit's record by label (``records``: the imputations' and ``listwise``), the
+    ``pooling.tests`` to run and the rows of ``pooling.compare``'s comparisons (None when none are asked for)."""
+
+    fits: list["FitRecord"]
+    labels: list[str]
+    listwise: "FitRecord"
+    records: dict[str, "FitRecord"]
+    tests: list
+    comparisons: pd.DataFrame | None
+
+
 def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", tests=(), comparisons=(),
               compare_paths=(), imputed_paths=(), formula: str | None = None) -> None:
     """Write every pooled table of design §4 from the m fit records and the listwise one.
 
-    ``outputs`` maps fixed_effects, by_imputation, listwise, random_effects, varcorr,
-    ranef, model_info, tests, r2 (``mlmi.fit.r2``) and variance_components (``mlmi.pool.variance_components``) to their
-    paths, and mertools (merTools' legacy arithmetic) when asked.
+    ``outputs`` maps keys of ``mlmi.run.layout.POOLED_TABLES`` (and ``LEGACY_TABLES``: merTools' legacy arithmetic,
+    when asked) to paths; each table is made by the function its entry names, from the ``Pooling`` fields it takes.
     ``tests`` are ``pooling.tests``: D1 tests of the pooled fits, with the pooling's dfcom (n - npar, as
     mice::D1 takes it: Reiter's small-sample df); none gives tests.csv with its header only.
     ``comparisons`` are ``pooling.compare``: D2 and D3 rows after the D1 ones, from the nested model's fit
@@ -113,41 +133,30 @@ def pool_fits(fit_paths, listwise_path, outputs, on_failed_fit: str = "stop", te
     pooled table (and a comparison leaves out the imputations where either model's fit failed);
     model_info keeps every fit, its ``pooled`` column saying which were pooled.
     """
-    from mlmi.fit.r2 import pool_r2
     from mlmi.fit.record import FitRecord
-    from mlmi.pool import rubin as pool
-    from mlmi.pool import summarize
-    from mlmi.pool.failed_fits import converged_fits, left_out_warnings
-    from mlmi.pool.hypotheses import d1_tests
-    from mlmi.pool.mertools import mertools_fixed_effects
-    from mlmi.pool.variance_components import pool_variance_components
+    from mlmi.pool.failed_fits import converged_fits, left_out_messages
+    from mlmi.run.layout import LEGACY_TABLES, POOLED_TABLES
 
     paths = {str(k): str(path) for k, path in enumerate(fit_paths, start=1)}
     every = {k: FitRecord.from_json(path) for k, path in paths.items()}
     kept = converged_fits(every, paths, on_failed_fit)
-    fits = list(kept.values())
-    listwise = FitRecord.from_json(listwise_path)
-    info = summarize.model_info(every | {"listwise": listwise})
-    info["pooled"] = info["imputation"].isin(list(kept))
-    for message in left_out_warnings(info):
+    for message in left_out_messages([k for k in every if k not in kept], len(every)):
         log.warning(message)
-    io.write_csv(pool.pool(fits, labels=list(kept)), outputs["fixed_effects"])
-    io.write_csv(pool.fixed_effects_by_imputation(fits, labels=list(kept)), outputs["by_imputation"])
-    io.write_csv(listwise.wald_table(), outputs["listwise"])
-    io.write_csv(summarize.random_effect_stats(fits), outputs["random_effects"])
-    io.write_csv(summarize.varcorr(fits), outputs["varcorr"])
-    io.write_csv(summarize.pool_ranef(fits), outputs["ranef"])
-    io.write_csv(info, outputs["model_info"])
-    table = d1_tests(fits, list(tests), dfcom=fits[0].dfcom)
-    if comparisons:
-        compared = _comparison_rows(kept, paths, list(comparisons), compare_paths, imputed_paths, formula,
-                                    on_failed_fit)
-        table = compared if table.empty else pd.concat([table, compared], ignore_index=True)
-    io.write_csv(table, outputs["tests"])
-    io.write_csv(pool_r2(kept), outputs["r2"])
-    io.write_csv(pool_variance_components(fits, labels=list(kept)), outputs["variance_components"])
-    if "mertools" in outputs:
-        io.write_csv(mertools_fixed_effects(fits), outputs["mertools"])
+    listwise = FitRecord.from_json(listwise_path)
+    compared = (_comparison_rows(kept, paths, list(comparisons), compare_paths, imputed_paths, formula, on_failed_fit)
+                if comparisons else None)
+    pooling = Pooling(fits=list(kept.values()), labels=list(kept), listwise=listwise,
+                      records=every | {"listwise": listwise}, tests=list(tests), comparisons=compared)
+    tables = {**POOLED_TABLES, **LEGACY_TABLES}
+    for key, path in outputs.items():
+        io.write_csv(_made(tables[key], pooling), path)
+
+
+def _made(table, pooling: Pooling) -> pd.DataFrame:
+    """A pooled table (``mlmi.run.layout.PooledTable``), made by its function from the fields of ``pooling`` it
+    takes."""
+    module, _, name = table.make.partition(":")
+    return getattr(importlib.import_module(module), name)(**{field: getattr(pooling, field) for field in table.takes})
 
 
 def _comparison_rows(kept: dict, paths: dict, comparisons: list, compare_paths, imputed_paths, formula: str,
@@ -174,9 +183,14 @@ def _comparison_rows(kept: dict, paths: dict, comparisons: list, compare_paths, 
         log.warning("the model comparisons leave out imputations %s, where a comparison model's fit did not "
                     "converge (pooling.on_failed_fit: warn)", [k for k in kept if k not in labels])
     imputed = dict(zip(paths, map(str, imputed_paths)))
-    data = [io.read_parquet(imputed[k]) for k in labels] if imputed_paths else None
+    data, loglik_on = None, None
+    if imputed_paths:                              # D3: the likelihoods on the data are the fit's
+        from mlmi.fit.lmer import loglik_at_parameters as loglik_on
+
+        data = [io.read_parquet(imputed[k]) for k in labels]
     return comparison_tests([kept[k] for k in labels], comparisons,
-                            {name: [records[k] for k in labels] for name, records in nested.items()}, data, formula)
+                            {name: [records[k] for k in labels] for name, records in nested.items()}, data, formula,
+                            loglik_on)
 
 
 def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path, truth_path, fit_paths,

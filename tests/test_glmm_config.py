@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from mlmi.pool.rubin import exponentiated, pool
+from mlmi.fit.record import FitRecord
+from mlmi.pool.rubin import exponentiated, pool, ratios
 from mlmi.pool.summarize import random_effect_stats, varcorr
 from mlmi.report.console import summary
 from mlmi.run.inputs import InputError, check_inputs, schema_problem
@@ -115,7 +116,6 @@ def test_schema_names_an_unknown_family():
 def glmm_fits():
     """Three fits of cbpp's model on bootstrap-like perturbations of cbpp (stand-ins for imputations)."""
     from mlmi.fit.glmm import fit_glmm
-    from mlmi.fit.record import FitRecord
 
     data = pd.read_csv(DATA / "cbpp.csv")
     rng = np.random.default_rng(3)
@@ -156,6 +156,24 @@ def pool_records(run: Path, fits: list, mertools_legacy: bool = False) -> dict:
     return outputs
 
 
+def test_the_pool_stage_writes_the_odds_ratios_of_a_logit_model(tmp_path, glmm_fits):
+    """pooled/ratios.csv: exp of each pooled estimate and of its interval's ends, term by term (mice's
+    ``exponentiate = TRUE``, checked against mice itself in tests/test_glmm.py)."""
+    outputs = pool_records(tmp_path / "results" / "cbpp", glmm_fits)
+    table, fixed = pd.read_csv(outputs["ratios"]), pd.read_csv(outputs["fixed_effects"])
+    assert list(table.columns) == ["term", "ratio", "conf_low", "conf_high"]
+    assert list(table["term"]) == list(fixed["term"])
+    np.testing.assert_allclose(table[["ratio", "conf_low", "conf_high"]],
+                               np.exp(fixed[["estimate", "conf_low", "conf_high"]]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("raw", [{}, {"family": "binomial", "link": "probit"}])
+def test_a_model_whose_coefficients_are_no_ratios_has_a_header_only(raw):
+    """A linear model's or a probit's exp(coefficient) is no ratio: the table keeps its columns and no row."""
+    table = ratios([FitRecord.from_fit(raw)] * 2)
+    assert table.empty and list(table.columns) == ["term", "ratio", "conf_low", "conf_high"]
+
+
 def test_summary_of_a_binomial_run_shows_odds_ratios(tmp_path, glmm_fits):
     """mlmi summary on a results folder of GLMM fits: glmer's model line and the odds ratios."""
     run = tmp_path / "results" / "cbpp"
@@ -180,7 +198,6 @@ def test_an_imputed_file_whose_response_does_not_fit_is_named(binary):
 
 def test_a_glmm_s_axes_are_on_its_link_scale():
     """Figures label a GLMM's coefficients on the link's scale, not in the response's units."""
-    from mlmi.fit.record import FitRecord
     from mlmi.report.figures import units
 
     fit = FitRecord.from_fit({"family": "binomial", "link": "logit"})

@@ -58,6 +58,7 @@ def test_binary_run_shows_odds_ratios(binary_run):
     assert "Generalized linear mixed model (binomial family, logit link)" in page and "Odds ratios" in page
     said = subprocess.run([sys.executable, "-m", "mlmi", "summary", str(binary_run)], capture_output=True, text=True)
     assert said.returncode == 0 and "Odds ratios (exp of the pooled estimates and intervals):" in said.stdout
+    assert list(pd.read_csv(binary_run / "pooled" / "ratios.csv")["term"]) == ["(Intercept)", "x", "z"]
 
 
 def test_a_glmm_of_two_random_terms_runs_through(nested_run):

@@ -99,6 +99,14 @@ def exponentiated(pooled: pd.DataFrame) -> pd.DataFrame:
                          "conf_low": np.exp(pooled["conf_low"]), "conf_high": np.exp(pooled["conf_high"])})
 
 
+def ratios(fits: list[FitRecord], labels=None) -> pd.DataFrame:
+    """``pooled/ratios.csv``: the pooled fixed effects as odds ratios (binomial, logit) or rate ratios (Poisson,
+    log), ``exponentiated``; the header only for any other model, whose exp of a coefficient is no ratio."""
+    if fits[0].ratio_kind is None:
+        return pd.DataFrame(columns=["term", "ratio", "conf_low", "conf_high"])
+    return exponentiated(pool(fits, labels=labels))
+
+
 def fixed_effects_by_imputation(fits: list[FitRecord], labels=None) -> pd.DataFrame:
     """One row per imputation and term: ``imputation, term, estimate, std_error, statistic``.
 

@@ -33,6 +33,7 @@ POOLED_TABLES = {
     "r2": PooledTable("r2", "mlmi.pool.r2:pool_r2", ("fits", "labels")),
     "variance_components": PooledTable("variance_components",
                                        "mlmi.pool.variance_components:pool_variance_components", ("fits", "labels")),
+    "ratios": PooledTable("ratios", "mlmi.pool.rubin:ratios", ("fits", "labels")),
 }
 #: Pooled tables written only when asked for (``pooling.mertools_legacy``).
 LEGACY_TABLES = {"mertools": PooledTable("mertools_fixed_effects", "mlmi.pool.mertools:mertools_fixed_effects",

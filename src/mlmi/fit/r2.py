@@ -18,9 +18,9 @@ with T the random effects' covariance matrix and sigma2 the residual variance. F
   (refitted with the same REML setting): of the residual variance (Raudenbush & Bryk's level 1), of the random
   intercept's variance (level 2), and of their sum (Snijders & Bosker 1994). RB2 and SB need a random intercept.
 
-The pooled value of each measure is its mean over the imputations (``mlmi.pool.r2.pool_r2``), as ``mitml::multilevelR2`` averages
-a list of fits (mitml 0.4-4, its default ``print = c("RB1", "RB2", "SB", "MVP")``): a point summary without an
-interval, since R² has no standard error of its own in these fits.
+The pooled value of each measure is its mean over the imputations (``mlmi.pool.r2.pool_r2``), as
+``mitml::multilevelR2`` averages a list of fits (mitml 0.4-4, its default ``print = c("RB1", "RB2", "SB", "MVP")``):
+a point summary without an interval, since R² has no standard error of its own in these fits.
 
 References
 ----------

@@ -105,7 +105,7 @@ def impute_miceforest(data: pd.DataFrame, group: str, *, seed: int, iterations: 
     means = dict(cluster_means or {})
     for key, columns in (("exclude", exclude), ("categorical", categorical), ("level2", level2),
                          ("cluster_means", [*means, *means.values()])):
-        _check_columns(data, f"imputation.{key}", columns)
+        _check_listed_columns(data, f"imputation.{key}", columns)
     ids = {group, *(column for factor in other_groups for column in factor)}
     level1 = [c for c in data.columns if c not in {*ids, *exclude, *level2, *means} and not is_text(data[c])]
     level2_seed, level1_seed = np.random.SeedSequence(seed).generate_state(2)
@@ -184,8 +184,8 @@ def impute_once(data: pd.DataFrame, *, seed: int, iterations: int, exclude=(), c
         from ``seed``), then impute ``data`` with them. A cluster drawn twice keeps its id:
         nothing is computed per cluster on the sample (``predictors`` come from ``data``).
     """
-    _check_columns(data, "imputation.exclude", exclude)
-    _check_columns(data, "imputation.categorical", categorical)
+    _check_listed_columns(data, "imputation.exclude", exclude)
+    _check_listed_columns(data, "imputation.categorical", categorical)
     work = data.drop(columns=list(exclude))
     work = work.astype({c: "category" if c in categorical or is_text(work[c]) else float for c in work.columns})
     targets = [c for c in (work.columns if targets is None else targets) if work[c].isna().any()]
@@ -231,7 +231,7 @@ def _chains(imputed, work: pd.DataFrame, targets, iterations: int) -> pd.DataFra
     return pd.DataFrame(rows, columns=CHAIN_COLUMNS)
 
 
-def _check_columns(data: pd.DataFrame, key: str, columns) -> None:
+def _check_listed_columns(data: pd.DataFrame, key: str, columns) -> None:
     """Fail with the config key's name when it lists a column the data lacks."""
     absent = [c for c in columns if c not in data.columns]
     if absent:

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from mlmi.report.figures import render
+from mlmi.report.figures import Z95, render
 from mlmi.report.page import render_page, table
 from mlmi.run.study import METHODS
 
@@ -21,7 +21,7 @@ def _panel(axes, summary: pd.DataFrame, value: str, mcse: str) -> None:
     for offset, method in zip((-0.2, 0.0, 0.2), METHODS):
         rows = summary[summary["method"] == method].set_index("scenario").reindex(scenarios)
         marker, line, colour = STYLES[method]
-        axes.errorbar(np.arange(len(scenarios)) + offset, rows[value], yerr=1.96 * rows[mcse], fmt=marker,
+        axes.errorbar(np.arange(len(scenarios)) + offset, rows[value], yerr=Z95 * rows[mcse], fmt=marker,
                       linestyle="none", color=colour, label=method, capsize=2)
     axes.set_xticks(range(len(scenarios)), scenarios, rotation=30, ha="right", fontsize=8)
 
@@ -47,7 +47,7 @@ def coverage_figure(summary: pd.DataFrame) -> Figure:
     covered = summary.dropna(subset=["coverage"])
     figure = measure_figure(covered, "coverage", "coverage_mcse", 0.95, "coverage of 95% CI")
     n = covered["n_reps"].min()
-    band = 1.96 * np.sqrt(0.95 * 0.05 / n)
+    band = Z95 * np.sqrt(0.95 * 0.05 / n)
     for axes in figure.axes:
         axes.axhspan(0.95 - band, 0.95 + band, color="grey", alpha=0.2, linewidth=0)
     return figure

@@ -181,7 +181,7 @@ def check_inputs(config: dict, warn=warn_user) -> list[str]:
                          "the files were imputed from (for the listwise fit)")
     if source == "simulate":
         columns = simulated_columns(config["data"]["simulate"])
-        _check_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1], columns=columns), formula, config)
+        _check_model_columns("the simulated data", pd.DataFrame(0.0, index=[0, 1], columns=columns), formula, config)
         _check_simulated_scale(config)
         _check_simulation(config)
         _check_tests(config, formula, _trial_data(config))
@@ -352,7 +352,7 @@ def _check_file_name(key: str, path: str) -> None:
                          "rename the file (or a copy of it) without them")
 
 
-def _check_columns(where: str, data: pd.DataFrame, formula, config: dict, users_data: bool = False) -> None:
+def _check_model_columns(where: str, data: pd.DataFrame, formula, config: dict, users_data: bool = False) -> None:
     """Every column the formula and the imputation settings name must be in ``data`` (the user's data when
     ``users_data``: level 2 is found in it, not read again)."""
     columns = list(data.columns)
@@ -450,7 +450,7 @@ def _check_data(path: str, formula, config: dict, warn) -> pd.DataFrame:
     numbers belong, observed and varying model variables, a group for every row, several groups, random
     effects lme4 can identify (and, with random slopes, no group of one)."""
     data = read_table(path, na_values=config["data"]["na_values"])
-    _check_columns(path, data, formula, config, users_data=True)
+    _check_model_columns(path, data, formula, config, users_data=True)
     used = formula.variables(data.columns)
     if config["imputation"]["method"] != "external":  # every column not excluded predicts the imputations
         excluded = listed_roles(config)["exclude"]   # level 2 would read the file again
@@ -472,7 +472,7 @@ def _check_imputed(files: list[str], source: str, data: pd.DataFrame, formula, c
         first = imputed if first is None else first
         if list(imputed.columns) != list(first.columns):
             raise InputError(f"{path}: columns {list(imputed.columns)} differ from {files[0]}'s {list(first.columns)}")
-        _check_columns(path, imputed, formula, config)
+        _check_model_columns(path, imputed, formula, config)
         if len(imputed) != len(data):
             raise InputError(f"{path}: {len(imputed)} rows, but {source} has {len(data)}; every imputed data set "
                              f"must have the rows of the incomplete data, in its order: give the files imputed from "

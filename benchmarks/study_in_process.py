@@ -72,9 +72,7 @@ def run_replication(config: dict, resolved: dict, name: str, r: int, out: Path) 
     tables = pooled_tables(folder, mertools_legacy=config["pooling"]["mertools_legacy"])
     stages.pool_fits(fits, folder / "fits/listwise.json", tables, on_failed_fit=given["pooling"]["on_failed_fit"],
                      tests=given["pooling"]["tests"], formula=model["formula"])
-    stages.replication(estimates, pooled_path=tables["fixed_effects"], random_effects_path=tables["random_effects"],
-                       variance_components_path=tables["variance_components"],
-                       listwise_path=folder / "fits/listwise.json", complete_path=folder / "fits/complete.json")
+    stages.replication(estimates, run_dir=folder)
     return estimates
 
 

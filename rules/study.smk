@@ -12,7 +12,7 @@ use rule fit as fit_complete with:
 
 
 rule replication:
-    input:
+    input:  # what the stage reads of the run (mlmi.report.results.RunResults), declared
         pooled=f"{RUN}/pooled/fixed_effects.csv",
         random_effects=f"{RUN}/pooled/random_effects.csv",
         variance_components=f"{RUN}/pooled/variance_components.csv",
@@ -24,6 +24,8 @@ rule replication:
         f"{RUN}/logs/replication.log",
     benchmark:
         f"{RUN}/benchmarks/replication.tsv"
+    params:
+        run_dir=RUN,
     threads: 1
     conda:
         CONDA_ENV

@@ -235,16 +235,18 @@ def load(source_path, data_path, checks_path=None, *, na_values=(), warnings=())
     io.write_parquet(data, data_path)
 
 
-def replication(estimates_path, *, pooled_path, random_effects_path, variance_components_path, listwise_path,
-                complete_path) -> None:
-    """One study replication's estimates by method (complete, listwise, pooled), in one table."""
-    from mlmi.fit.record import FitRecord
+def replication(estimates_path, *, run_dir) -> None:
+    """One study replication's estimates by method (complete, listwise, pooled), in one table, from the run's
+    results read as every reader reads them (``mlmi.report.results.RunResults``): its pooled fixed effects,
+    random-effect summaries and variance components, and its listwise and complete-data fits."""
+    from mlmi.report.results import RunResults
     from mlmi.run.study import replication_estimates
 
-    estimates = replication_estimates(pooled=pd.read_csv(pooled_path), random_effects=pd.read_csv(random_effects_path),
-                                      variance_components=pd.read_csv(variance_components_path),
-                                      listwise=FitRecord.from_json(listwise_path),
-                                      complete=FitRecord.from_json(complete_path))
+    results = RunResults.load(run_dir, required=("fixed_effects", "random_effects", "variance_components"))
+    estimates = replication_estimates(pooled=results.table("fixed_effects"),
+                                      random_effects=results.table("random_effects"),
+                                      variance_components=results.table("variance_components"),
+                                      listwise=results.fit("listwise"), complete=results.fit("complete"))
     io.write_csv(estimates, estimates_path)
 
 

@@ -17,8 +17,8 @@ which unpickles the job's ``snakemake`` object, then scripts/fit.py or scripts/p
 wall-clock and CPU seconds: the interpreter; the preamble alone; the floor, preamble and pandas (with pyarrow's
 Parquet reader for a job that reads Parquet), which any job of this shape pays; the job's imports (every module
 the whole job had loaded when it ended, its stage's lazy imports and what its work imported included); the whole
-job. Its imports less the floor is mlmi's own share (what its stage and libraries import: formulaic, scipy's
-parts, nlopt, mlmi itself), printed with the packages it is made of.
+job; each the least of a few runs. Its imports less the floor is mlmi's own share (what its stage and libraries
+import: formulaic, scipy's parts, nlopt, mlmi itself), printed with the packages it is made of.
 """
 import argparse
 import json
@@ -37,8 +37,8 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 REPEATS = 3
-#: Runs of each part of a job's floor (a median; each takes about a second).
-FLOOR_REPEATS = 7
+#: Runs of each part of a job's floor (the least is kept; each takes about a second).
+FLOOR_REPEATS = 9
 RULE_MODULES = {"simulate": "mlmi.data.simulate", "ampute": "mlmi.data.ampute", "impute": "mlmi.impute.miceforest",
                 "fit": "mlmi.fit.lmer", "fit_listwise": "mlmi.fit.lmer", "fit_complete": "mlmi.fit.lmer",
                 "pool": "mlmi.pool.rubin", "replication": "mlmi.run.study", "study_summary": "mlmi.report.study_report",
@@ -110,7 +110,8 @@ def study_job_counts(study: Path, workdir: Path) -> tuple[dict[str, int], int]:
 
 
 def cpu_and_wall(command, cwd=None) -> tuple[float, float]:
-    """Median wall-clock and median CPU seconds (user + system) of ``command`` over FLOOR_REPEATS runs."""
+    """The least wall-clock and the least CPU seconds (user + system) of ``command`` over FLOOR_REPEATS runs: what
+    the machine's other work does (waiting, cache misses) only ever adds, so the least is the cost itself."""
     walls, cpus = [], []
     for _ in range(FLOOR_REPEATS):
         before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
@@ -118,7 +119,7 @@ def cpu_and_wall(command, cwd=None) -> tuple[float, float]:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         walls.append(time.perf_counter() - start)
         cpus.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
-    return statistics.median(walls), statistics.median(cpus)
+    return min(walls), min(cpus)
 
 
 def kept_job_scripts(workdir: Path) -> dict[str, Path]:
@@ -180,7 +181,7 @@ def beyond_floor(job_modules: list[str], floor_modules: list[str]) -> list[str]:
 
 def print_floors(floors: dict) -> None:
     """The per-job floor table: each FLOOR_JOBS job's parts, wall-clock and CPU seconds."""
-    print(f"\nfloor of a job (wall s / CPU s, median of {FLOOR_REPEATS} runs of the script Snakemake wrote for it):")
+    print(f"\nfloor of a job (wall s / CPU s, the least of {FLOOR_REPEATS} runs of the script Snakemake wrote for it):")
     print(f"{'':<48}" + "".join(f"{rule:>16}" for rule in floors))
     rows = [("interpreter start", lambda t: t["interpreter"]),
             ("Snakemake's preamble (unpickles `snakemake`)", lambda t: _less(t["preamble"], t["interpreter"])),

@@ -16,7 +16,11 @@ Prints seconds and ratios (mlmi / R) for:
   the packages, Amelia, the listwise and m lmer fits, merTools' pooling) on that run's own incomplete data;
 - ``snakemake -n`` on config/studies/quick.yaml grown to ``--study-replications`` replications (320: about
   10,000 jobs), the time to plan a study, with the CPU seconds it used (on a busy machine the wall clock
-  mostly measures waiting); ``--only plan`` measures this alone, without R.
+  mostly measures waiting), beside Snakemake's own floor for that DAG (the same jobs from rules that do nothing,
+  planned with mlmi's workflow profile); ``--only plan`` measures this alone, without R;
+- ``snakemake --version``: Snakemake's start before it reads a workflow, which every run and plan above pays (where
+  Slurm's executor plugin is installed it asks ``scontrol show config`` at import, which waits up to 10 s when no
+  Slurm controller answers).
 
 and the machine's load average before and after, since the seconds move with it (the ratios less so).
 
@@ -45,7 +49,8 @@ R_SCRIPT = Path(__file__).with_name("vignette.R")
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
 #: Snakemake's own cost of planning: the quick study's DAG (per run: simulate, ampute, m imputations and fits, the
 #: listwise and complete fits, pool, replication; then a summary) with rules that do nothing, take no params and
-#: call no function, each with a log, a benchmark, resources and a script as mlmi's rules have.
+#: call no function, each with a log, a benchmark and a script as mlmi's rules have, and planned with mlmi's workflow
+#: profile (its resources per rule, its quiet dry-run lines), as mlmi's own workflow is.
 FLOOR_SNAKEFILE = """
 RUNS = [f"s/{i}" for i in range(config["runs"])]
 M = range(1, config["imputations"] + 1)
@@ -64,7 +69,6 @@ rule {name}:
     log: "{{run}}/logs/{name}{wildcard}"
     benchmark: "{{run}}/benchmarks/{name}{wildcard}"
     threads: 1
-    resources: mem_mb=1024, runtime=1
     script: "noop.py"
 """ for name, inputs, outputs, wildcard in [
     ("simulate", "[]", '"{run}/complete", "{run}/truth"', ""),
@@ -164,13 +168,21 @@ def floor_seconds(folder: Path) -> tuple[float, float, int]:
     (floor / "noop.py").write_text("")
     study = yaml.safe_load((REPO / "config/studies/quick.yaml").read_text())
     runs = ARGS.study_replications * len(scenarios(study["study"]))
-    command = [sys.executable, "-m", "snakemake", "-n", "--config", f"runs={runs}",
-               f"imputations={study['imputation']['m']}"]
+    command = [sys.executable, "-m", "snakemake", "-n", "--workflow-profile", str(REPO / "profiles" / "default"),
+               "--config", f"runs={runs}", f"imputations={study['imputation']['m']}"]
     start, cpu = time.perf_counter(), children_cpu_seconds()
     done = subprocess.run(command, cwd=floor, check=True, capture_output=True, text=True)
     seconds, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu
     total = next(line for line in done.stdout.splitlines() if line.startswith("total"))
     return seconds, cpu, int(total.split()[1])
+
+
+def snakemake_start_seconds() -> tuple[float, float]:
+    """Seconds and CPU seconds of ``snakemake --version``: Snakemake's start before it reads any workflow (its imports
+    and its executor plugins'), which the main process of every run and plan pays."""
+    start, cpu = time.perf_counter(), children_cpu_seconds()
+    subprocess.run([sys.executable, "-m", "snakemake", "--version"], check=True, capture_output=True)
+    return time.perf_counter() - start, children_cpu_seconds() - cpu
 
 
 def children_cpu_seconds() -> float:
@@ -210,6 +222,10 @@ def main() -> None:
         print(f"snakemake -n on a study of {jobs} jobs: {plan:.1f} s, {cpu:.1f} CPU s (R has no counterpart)")
         print(f"snakemake -n on the same DAG of rules that do nothing ({floor_jobs} jobs), Snakemake's own floor: "
               f"{floor:.1f} s, {floor_cpu:.1f} CPU s")
+    if ARGS.only != "fit":
+        start, start_cpu = snakemake_start_seconds()
+        print(f"snakemake --version, Snakemake's start that every run and plan pays before reading the workflow: "
+              f"{start:.1f} s, {start_cpu:.1f} CPU s")
     print(f"load average (1 min) before: {load:.2f}, after: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
 
 

@@ -22,7 +22,7 @@ import copy
 
 import numpy as np
 import pandas as pd
-from scipy import special, stats
+from scipy import special  # scipy.stats' norm and rankdata are written out below, without its ~0.5 s import
 
 TERMS = ["(Intercept)", "minority", "female", "ses", "meanses"]
 COLUMNS = ["schid", "minority", "female", "ses", "mathach", "size", "schtype", "meanses"]
@@ -116,11 +116,17 @@ def _latent_minority_cor(rate, point_biserial):
     With minority = 1{z > tau}, tau = Phi^-1(1 - rate), and (z, ses) bivariate normal with
     correlation rho, the point-biserial correlation is rho phi(tau) / sqrt(rate (1 - rate)).
     """
-    tau = stats.norm.ppf(1 - rate)
-    rho = point_biserial * np.sqrt(rate * (1 - rate)) / stats.norm.pdf(tau)
+    tau = special.ndtri(1 - rate)  # scipy.stats.norm.ppf
+    rho = point_biserial * np.sqrt(rate * (1 - rate)) / _normal_density(tau)
     if abs(rho) >= 1:
         raise ValueError(f"minority_ses_cor {point_biserial} is impossible with minority_rate {rate}")
     return rho
+
+
+def _normal_density(x) -> np.float64:
+    """The standard normal density at ``x`` as ``scipy.stats.norm.pdf`` computes it, bit for bit: on an array (numpy's
+    exp of a scalar can differ from its exp of an array in the last bit)."""
+    return (np.exp(-np.asarray(x, dtype=float) ** 2 / 2.0) / np.sqrt(2 * np.pi))[()]
 
 
 def _minority(rng, school, ses_std, ses_icc, s):
@@ -142,7 +148,14 @@ def _minority(rng, school, ses_std, ses_icc, s):
            + np.sqrt(1 - eps_icc) * rng.standard_normal(len(school)))
     z = rho * ses_std + np.sqrt(1 - rho**2) * eps
     n_minority = round(s["minority_rate"] * len(z))
-    return (stats.rankdata(z, method="ordinal") > len(z) - n_minority).astype(np.int64)
+    return (_ordinal_ranks(z) > len(z) - n_minority).astype(np.int64)
+
+
+def _ordinal_ranks(values: np.ndarray) -> np.ndarray:
+    """Ranks 1..n of ``values``, ties in order of appearance (``scipy.stats.rankdata(values, method="ordinal")``)."""
+    ranks = np.empty(len(values), dtype=np.int64)
+    ranks[np.argsort(values, kind="stable")] = np.arange(1, len(values) + 1)
+    return ranks
 
 
 def _female(rng, school, students, s):

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import special  # what scipy.stats calls, without its 1 s import
 
 from mlmi.run.io import read_json
 
@@ -246,6 +245,8 @@ class FitRecord:
 
     def wald_table(self, conf_level: float = 0.95) -> pd.DataFrame:
         """The fixed effects in broom's columns with Wald (normal) intervals, as lme4's confint."""
+        from scipy import special  # here: a fit job writes records without p-values, and scipy.special costs ~0.2 s
+
         table = self.fixed_effects
         half = special.ndtri(0.5 + conf_level / 2) * table["std_error"]
         return table.assign(p_value=2 * special.ndtr(-np.abs(table["statistic"])),

@@ -12,8 +12,7 @@ import pandas as pd
 from mlmi.fit.record import FitRecord
 from mlmi.pool.summarize import true_random_value, truth_parameters
 from mlmi.pool.variance_components import wald_intervals
-from mlmi.run.inputs import InputError, check_inputs, schema_problem
-from mlmi.run.plan import Plan
+from mlmi.run.plan import InputError, Plan
 
 METHODS = ("complete", "listwise", "pooled")
 SUMMARY_COLUMNS = ["scenario", "method", "term", "n_reps", "mean_estimate", "bias", "bias_mcse", "rel_bias",
@@ -24,6 +23,8 @@ SUMMARY_COLUMNS = ["scenario", "method", "term", "n_reps", "mean_estimate", "bia
 def plan_study(config: dict, schema: dict) -> dict[str, dict]:
     """Scenario name -> its whole config (the base with the scenario's override, ``auto`` imputation
     lists made explicit), each checked as the base config is; {} when the config has no ``study``."""
+    from mlmi.run.inputs import check_inputs, schema_problem  # the main process's: a replication job needs neither
+
     plan = Plan(config)
     for name, scenario_config in plan.scenarios.items():
         problem = schema_problem(scenario_config, schema)

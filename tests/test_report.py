@@ -527,3 +527,16 @@ def test_a_run_before_r2_and_intervals_says_so(tmp_path):
     write_report(tmp_path / "report.html", formula=FORMULA, scenario="old", **paths)
     page = (tmp_path / "report.html").read_text(encoding="utf-8")
     assert "predates the R² table" in page and "predates the table of variance components" in page
+
+
+@pytest.mark.parametrize("n", [2, 7, 500])
+def test_kernel_density_is_scipys_gaussian_kde(n):
+    """The imputation figure's densities: scipy.stats.gaussian_kde's (Scott's bandwidth), to rounding, on values
+    with ties and far tails; the grid is evaluated in chunks (figures.KDE_CHUNK) with the same result."""
+    from scipy.stats import gaussian_kde
+
+    from mlmi.report.figures import kernel_density
+
+    values = pd.Series(np.round(np.random.default_rng(n).gamma(2.0, 3.0, size=n), 1))
+    grid = np.linspace(values.min() - 10, values.max() + 10, 200)
+    np.testing.assert_allclose(kernel_density(values, grid), gaussian_kde(values)(grid), rtol=1e-12, atol=1e-300)

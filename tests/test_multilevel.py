@@ -11,7 +11,7 @@ from mlmi.fit.formula import parse_formula
 from mlmi.fit.lmer import fit_mixed
 from mlmi.fit.record import FitRecord
 from mlmi.impute.multilevel import _build, chain_diagnostics, complete_case_priors, impute_multilevel
-from mlmi.impute.multilevel_cells import Conditional, binary_log_odds, normal_moments, refresh_means, update_variable
+from mlmi.impute.multilevel_cells import Conditional, binary_log_odds, normal_moments, refresh_means
 from mlmi.impute.multilevel_models import (Clusters, CrossProducts, draw_covariance, draw_fixed, draw_fixed_marginal,
                                            draw_latent, draw_random, interweave, inverse_wishart)
 from mlmi.data.simulate import simulate_hsb

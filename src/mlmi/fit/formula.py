@@ -28,9 +28,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from formulaic import Formula, model_matrix
-from formulaic.transforms.contrasts import C, TreatmentContrasts
-from formulaic.utils.sentinels import UNSET
 
 #: A plain column name; ``\x00<i>\x00`` stands for the i-th backtick-quoted name while parsing.
 _NAME = re.compile(r"^(?:[A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00)$")
@@ -53,8 +50,6 @@ CONTRASTS = ("contr.treatment", "contr.sum", "contr.helmert", "contr.poly")
 #: What to write instead of a piece a formula may not hold.
 ALLOWED = ("a formula holds column names (in backticks if not plain), numbers, + - * / : ^ ** and parentheses, "
            f"and the functions {', '.join(USAGE)}")
-#: R's ``factor(x)`` means what formulaic's ``C(x)`` does; numpy gives the functions formulaic lacks.
-_CONTEXT = {"factor": C, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs}
 #: The pieces of a formula's text: whitespace, numbers, names (``_NAME``'s) and operators; nothing else.
 _LEXEME = re.compile(r"(?P<space>\s+)|(?P<number>\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)"
                      r"|(?P<name>[A-Za-z_.][A-Za-z0-9_.]*|\x00\d+\x00)|(?P<operator>\*\*|[-+*/:^(),=|~])")
@@ -525,6 +520,8 @@ def _formulaic_terms(text: str, inner: str, terms: str, quoted: list[str]) -> tu
     """Any other random part (``x:z``, ``log(x)``, ``x * z``) as formulaic parses it: (intercept, slopes as
     formulaic writes them, the same as formulaic text, whether each slope is one column); formulaic's
     objections as a one-line FormulaError."""
+    from formulaic import Formula  # here: parsing a plain formula (most jobs) does not pay formulaic's ~0.4 s import
+
     try:
         parsed = Formula(_checked_fixed(text, terms, quoted))
     except Exception as error:  # formulaic's errors are many classes, some several lines long
@@ -647,8 +644,12 @@ def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
     """
     if fixed == "1":
         return FixedDesign(["(Intercept)"], np.ones((len(data), 1)), {})
+    from formulaic import model_matrix
+    from formulaic.transforms.contrasts import C
+
+    context = {"factor": C, "sqrt": np.sqrt, "log1p": np.log1p, "abs": np.abs}  # R's factor(x) is formulaic's C(x)
     try:
-        matrix = model_matrix(fixed, _numbers_as_numbers(data), context=_CONTEXT)
+        matrix = model_matrix(fixed, _numbers_as_numbers(data), context=context)
     except Exception as error:  # formulaic's errors are many classes, some several lines long
         raise ValueError(str(error).strip().splitlines()[0]) from None
     columns = set(data.columns)
@@ -698,6 +699,9 @@ def level_label(level) -> str:
 
 def _reference(state) -> str | None:
     """The level a treatment contrast leaves out (its base, or the first level); None for other contrasts."""
+    from formulaic.transforms.contrasts import TreatmentContrasts
+    from formulaic.utils.sentinels import UNSET
+
     contrasts = state.contrasts
     if not isinstance(contrasts, TreatmentContrasts):
         return None

@@ -168,6 +168,13 @@ def run_m(run):
 
 
 @input_function
+def get_run_dir(wildcards, input):
+    """A run's results folder as its job sees it: the folder of its inputs (``pooled/`` and ``fits/``), not a path
+    written here, so a job whose inputs are staged elsewhere (storage without a shared file system) reads them."""
+    return os.path.dirname(os.path.dirname(input.pooled))
+
+
+@input_function
 def get_compare_model(wildcards):
     """The run's model with the formula of its comparison model ``wildcards.comparison`` (pooling.compare)."""
     given = PLAN.given(wildcards.run)

@@ -25,7 +25,7 @@ rule replication:
     benchmark:
         f"{RUN}/benchmarks/replication.tsv"
     params:
-        run_dir=RUN,
+        run_dir=get_run_dir,
     threads: 1
     conda:
         CONDA_ENV

@@ -97,6 +97,37 @@ def test_fixed_part_errors_of_formulaic_are_one_line():
     assert "\n" not in str(error.value)
 
 
+#: Data of every kind a fixed part of plain columns may name: floats, integers, nullable integers without holes,
+#: names with spaces and dots, a column named as a function formulaic knows; and kinds it codes otherwise.
+PLAIN = pd.DataFrame({"x": [1.5, 2.0, -3.25, 4.0], "n": [1, 2, 3, 4], "k": pd.array([3, 1, 2, 2], dtype="Int64"),
+                      "x y": [0.1, 0.2, 0.3, 0.5], "school.id": [1.0, 2.0, 1.0, 2.0], "log": [1.0, 0.0, 1.0, 1.0],
+                      "flag": [True, False, True, True], "sex": ["a", "b", "a", "b"],
+                      "cat": pd.Categorical([1, 2, 1, 2]), "hole": [1.0, np.nan, 2.0, 3.0]})
+
+
+@pytest.mark.parametrize("fixed", ["x", "x + n + k", "1 + x + n", "0 + x + n", "n + x", "x + x + n", "x + `x`",
+                                   "`x y` + `school.id` + x", "log + x"])
+def test_plain_columns_are_built_as_formulaic_builds_them(fixed, monkeypatch):
+    """The fixed part of plain numeric columns is built without formulaic: the same names, values (to the bit)
+    and memory order as formulaic's matrix, so that every fit downstream is the same to the last bit."""
+    import mlmi.fit.formula as formula
+
+    plain = fixed_design(fixed, PLAIN)
+    monkeypatch.setattr(formula, "_plain_design", lambda fixed, data: None)
+    reference = fixed_design(fixed, PLAIN)
+    assert plain.names == reference.names and plain.factors == reference.factors == {}
+    assert plain.X.dtype == reference.X.dtype and plain.X.flags.f_contiguous == reference.X.flags.f_contiguous
+    np.testing.assert_array_equal(plain.X, reference.X)
+
+
+@pytest.mark.parametrize("fixed", ["flag", "sex", "cat", "hole", "absent", "x - 1", "x:n", "log(x)", "x + 1", "0",
+                                   "a b"])
+def test_anything_but_plain_numeric_columns_is_left_to_formulaic(fixed):
+    from mlmi.fit.formula import _plain_design
+
+    assert _plain_design(fixed, PLAIN) is None
+
+
 #: Fixed parts R users write, and the columns lme4 makes of them (on ``SHAPES``' data).
 ALLOWED_FORMS = [
     ("log(x)", ["log(x)"]),

@@ -644,6 +644,9 @@ def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
     """
     if fixed == "1":
         return FixedDesign(["(Intercept)"], np.ones((len(data), 1)), {})
+    plain = _plain_design(fixed, data)
+    if plain is not None:
+        return plain
     from formulaic import model_matrix
     from formulaic.transforms.contrasts import C
 
@@ -660,6 +663,38 @@ def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
     labels = {factor: {str(v): level_label(v) for v in state.levels} for factor, state in contrasts.items()}
     names = [":".join(_piece(part, columns, labels) for part in name.split(":")) for name in matrix.columns]
     return FixedDesign(names, np.asarray(matrix, dtype=float), factors)
+
+
+def _plain_design(fixed: str, data: pd.DataFrame) -> FixedDesign | None:
+    """``fixed_design`` of a fixed part of plain numeric columns (``1 + a + `b c```: names joined by '+', a leading
+    ``1`` or ``0``), without formulaic: the matrix formulaic builds (an intercept column first unless ``0``, then
+    each column once, as floats, in the order written; Fortran order, as formulaic's matrix converts), the
+    same names. None for anything else (a factor, an expression, a missing value, an absent column), which
+    formulaic builds: the fit job of the usual model then never imports it (~0.3 s, more than the fit)."""
+    tokens = [token.strip() for token in fixed.split("+")]
+    intercept = tokens[0] != "0"
+    if tokens[0] in ("0", "1"):
+        tokens = tokens[1:]
+    if not tokens or not all(_QUOTED.fullmatch(token) or token.isidentifier() and not keyword.iskeyword(token) for token in tokens):
+        return None
+    columns = list(dict.fromkeys(token.strip("`") for token in tokens))
+    if not all(_plain_numbers(data, column) for column in columns):
+        return None
+    X = np.empty((len(data), intercept + len(columns)), order="F")
+    if intercept:
+        X[:, 0] = 1.0
+    for j, column in enumerate(columns, start=int(intercept)):
+        X[:, j] = data[column].to_numpy(dtype=float)
+    names = ["(Intercept)"] * intercept + [lme4_term(column, set(data.columns)) for column in columns]
+    return FixedDesign(names, X, {})
+
+
+def _plain_numbers(data: pd.DataFrame, column: str) -> bool:
+    """Whether ``column`` is one of ``data``'s, of integers or floats (not true/false, which formulaic codes as a
+    factor), with no missing value."""
+    types = pd.api.types
+    return column in data.columns and (types.is_integer_dtype(data[column]) or types.is_float_dtype(data[column])) \
+        and not data[column].isna().any()
 
 
 def _numbers_as_numbers(data: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,6 @@ import scipy
 from threadpoolctl import ThreadpoolController
 
 from mlmi.fit import deviance
-from mlmi.fit import deviance_factors
 from mlmi.fit.formula import MixedFormula, fixed_design, parse_formula
 from mlmi.fit.lmer_checks import aliased_columns, random_effects_problem, rank_message, term_sizes
 from mlmi.fit.random_design import random_effects
@@ -79,6 +78,8 @@ class Design:
         per-group path for one random term, the two-block sparse one for several."""
         if self.single:
             return deviance.OneFactor(cross_products(self), reml)
+        from mlmi.fit import deviance_factors  # here: a fit of one term pays for no scipy.sparse nor scipy.linalg
+
         return deviance_factors.Terms(self.y, self.X, self.structure, reml)
 
 
@@ -444,7 +445,9 @@ def random_parts(design: Design, solution, theta: np.ndarray) -> dict:
         lam = deviance.lambda_of(theta, design.Z.shape[1])
         return {"random_effects": _variance_components(design.group, design.re_names, solution.sigma2 * lam @ lam.T),
                 "ranef": _ranef(design.group, design.levels, design.re_names, solution.modes, solution.cond_var)}
-    lams = deviance_factors.lambdas(theta, [block.k for block in design.structure.blocks])
+    from mlmi.fit.deviance_factors import lambdas
+
+    lams = lambdas(theta, [block.k for block in design.structure.blocks])
     parts = {"random_effects": [], "ranef": []}
     for block, lam, modes, cond_var in zip(design.structure.blocks, lams, solution.modes, solution.cond_var):
         factor = design.structure.factors[block.factor]

@@ -13,7 +13,9 @@ Prints seconds and ratios (mlmi / R) for:
   first ``--m`` alone (no planning);
 - the default pipeline end to end at each ``--m``: ``snakemake --cores 2`` on the default config (scenario
   ``vs_r_m<m>``, every job forced) against the R script ``benchmarks/vignette.R`` (Rscript's start, loading
-  the packages, Amelia, the listwise and m lmer fits, merTools' pooling) on that run's own incomplete data;
+  the packages, Amelia, the listwise and m lmer fits, merTools' pooling) on that run's own incomplete data; and
+  beside it Snakemake's own floor for that run: the same DAG at that m from rules that do nothing, run the same way
+  (its start, and a process with Snakemake's script preamble per job);
 - ``snakemake -n`` on config/studies/quick.yaml grown to ``--study-replications`` replications (320: about
   10,000 jobs), the time to plan a study, with the CPU seconds it used (on a busy machine the wall clock
   mostly measures waiting), beside Snakemake's own floor for that DAG (the same jobs from rules that do nothing,
@@ -47,22 +49,42 @@ from mlmi.run.plan import scenarios
 REPO = Path(__file__).resolve().parents[1]
 R_SCRIPT = Path(__file__).with_name("vignette.R")
 FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
-#: Snakemake's own cost of planning: the quick study's DAG (per run: simulate, ampute, m imputations and fits, the
-#: listwise and complete fits, pool, replication; then a summary) with rules that do nothing, take no params and
-#: call no function, each with a log, a benchmark and a script as mlmi's rules have, and planned with mlmi's workflow
-#: profile (its resources per rule, its quiet dry-run lines), as mlmi's own workflow is.
-FLOOR_SNAKEFILE = """
+#: The jobs of one run of the default pipeline (design §1), as rules that do nothing: (name, inputs, outputs,
+#: wildcard of its log). Each writes empty outputs and has a log, a benchmark and a script, as mlmi's rules have.
+PIPELINE_STEPS = [
+    ("simulate", "[]", '"{run}/complete", "{run}/truth"', ""),
+    ("ampute", '"{run}/complete"', '"{run}/missing"', ""),
+    ("imputation_models", '"{run}/missing"', '"{run}/models"', ""),
+    ("impute", '"{run}/missing"', '"{run}/imp_{k}", "{run}/chains_{k}", "{run}/trace_{k}"', "_{k}"),
+    ("fit", '"{run}/imp_{k}"', '"{run}/fit_{k}"', "_{k}"),
+    ("fit_listwise", '"{run}/missing"', '"{run}/listwise"', ""),
+    ("pool", 'expand("{{run}}/fit_{k}", k=M), "{run}/listwise"', '"{run}/pooled", "{run}/random_effects"', ""),
+]
+#: A study's run ends with the fit of the complete data and its replication's estimates (config/studies/quick.yaml);
+#: a default run with the report and the provenance record.
+STUDY_STEPS = PIPELINE_STEPS[:2] + PIPELINE_STEPS[3:] + [
+    ("fit_complete", '"{run}/complete"', '"{run}/complete_fit"', ""),
+    ("replication", '"{run}/pooled", "{run}/random_effects", "{run}/listwise", "{run}/complete_fit"',
+     '"{run}/estimates"', ""),
+]
+RUN_STEPS = PIPELINE_STEPS + [
+    ("report", '"{run}/pooled", "{run}/models", expand("{{run}}/imp_{k}", k=M), expand("{{run}}/chains_{k}", k=M)',
+     '"{run}/report"', ""),
+    ("provenance", '"{run}/report"', '"{run}/provenance"', ""),
+]
+FLOOR_HEADER = """
 RUNS = [f"s/{i}" for i in range(config["runs"])]
 M = range(1, config["imputations"] + 1)
 wildcard_constraints:
     run=r"s/\\d+", k=r"\\d+"
-rule all:
-    input: "summary"
-rule summary:
-    input: expand("{run}/estimates", run=RUNS)
-    output: "summary"
-    script: "noop.py"
-""" + "".join(f"""
+"""
+#: A job that does nothing but write its (empty) outputs.
+NOOP_SCRIPT = "for path in snakemake.output:\n    open(path, 'w').close()\n"
+
+
+def floor_rules(steps) -> str:
+    """The Snakefile text of ``steps``' rules, each doing nothing (NOOP_SCRIPT) with a log and a benchmark."""
+    return "".join(f"""
 rule {name}:
     input: {inputs}
     output: {outputs}
@@ -70,17 +92,28 @@ rule {name}:
     benchmark: "{{run}}/benchmarks/{name}{wildcard}"
     threads: 1
     script: "noop.py"
-""" for name, inputs, outputs, wildcard in [
-    ("simulate", "[]", '"{run}/complete", "{run}/truth"', ""),
-    ("ampute", '"{run}/complete"', '"{run}/missing"', ""),
-    ("impute", '"{run}/missing"', '"{run}/imp_{k}", "{run}/chains_{k}", "{run}/trace_{k}"', "_{k}"),
-    ("fit", '"{run}/imp_{k}"', '"{run}/fit_{k}"', "_{k}"),
-    ("fit_listwise", '"{run}/missing"', '"{run}/listwise"', ""),
-    ("fit_complete", '"{run}/complete"', '"{run}/complete_fit"', ""),
-    ("pool", 'expand("{{run}}/fit_{k}", k=M), "{run}/listwise"', '"{run}/pooled", "{run}/random_effects"', ""),
-    ("replication", '"{run}/pooled", "{run}/random_effects", "{run}/listwise", "{run}/complete_fit"',
-     '"{run}/estimates"', ""),
-])
+""" for name, inputs, outputs, wildcard in steps)
+
+
+#: Snakemake's own cost of planning: the quick study's DAG (per run: simulate, ampute, m imputations and fits, the
+#: listwise and complete fits, pool, replication; then a summary) with rules that do nothing, take no params and
+#: call no function, planned with mlmi's workflow profile (its resources per rule, its quiet dry-run lines), as
+#: mlmi's own workflow is.
+STUDY_FLOOR = FLOOR_HEADER + """
+rule all:
+    input: "summary"
+rule summary:
+    input: expand("{run}/estimates", run=RUNS)
+    output: "summary"
+    script: "noop.py"
+""" + floor_rules(STUDY_STEPS)
+#: Snakemake's own cost of running the default pipeline: its DAG at m imputations with rules that do nothing, run
+#: as mlmi's is (2 cores, mlmi's workflow profile): Snakemake's start, and building, starting and waiting for each
+#: job, a process with Snakemake's script preamble.
+RUN_FLOOR = FLOOR_HEADER + """
+rule all:
+    input: expand("{run}/provenance", run=RUNS)
+""" + floor_rules(RUN_STEPS)
 
 
 def wall(command: list[str], **kwargs) -> float:
@@ -161,20 +194,32 @@ def plan_seconds(folder: Path) -> tuple[float, float, int]:
 
 
 def floor_seconds(folder: Path) -> tuple[float, float, int]:
-    """Seconds and CPU seconds of ``snakemake -n`` on FLOOR_SNAKEFILE with the study's runs and m, and its jobs."""
-    floor = folder / "floor"
-    floor.mkdir()
-    (floor / "Snakefile").write_text(FLOOR_SNAKEFILE)
-    (floor / "noop.py").write_text("")
+    """Seconds and CPU seconds of ``snakemake -n`` on STUDY_FLOOR with the study's runs and m, and its jobs."""
     study = yaml.safe_load((REPO / "config/studies/quick.yaml").read_text())
     runs = ARGS.study_replications * len(scenarios(study["study"]))
-    command = [sys.executable, "-m", "snakemake", "-n", "--workflow-profile", str(REPO / "profiles" / "default"),
-               "--config", f"runs={runs}", f"imputations={study['imputation']['m']}"]
     start, cpu = time.perf_counter(), children_cpu_seconds()
-    done = subprocess.run(command, cwd=floor, check=True, capture_output=True, text=True)
+    done = run_floor(folder / "study_floor", STUDY_FLOOR, ["-n"], runs=runs, imputations=study["imputation"]["m"])
     seconds, cpu = time.perf_counter() - start, children_cpu_seconds() - cpu
     total = next(line for line in done.stdout.splitlines() if line.startswith("total"))
     return seconds, cpu, int(total.split()[1])
+
+
+def run_floor_seconds(m: int, folder: Path) -> float:
+    """Seconds of RUN_FLOOR at m imputations, run as ``run_pipeline`` runs mlmi's (``--cores 2``)."""
+    start = time.perf_counter()
+    run_floor(folder / f"run_floor_m{m}", RUN_FLOOR, ["--cores", "2", "--quiet"], runs=1, imputations=m)
+    return time.perf_counter() - start
+
+
+def run_floor(floor: Path, snakefile: str, options: list[str], **config) -> subprocess.CompletedProcess:
+    """Snakemake with ``options`` on ``snakefile`` (its noop.py beside it) in a new folder ``floor``, with mlmi's
+    workflow profile and ``config``."""
+    floor.mkdir()
+    (floor / "Snakefile").write_text(snakefile)
+    (floor / "noop.py").write_text(NOOP_SCRIPT)
+    command = [sys.executable, "-m", "snakemake", *options, "--workflow-profile", str(REPO / "profiles" / "default"),
+               "--config", *(f"{key}={value}" for key, value in config.items())]
+    return subprocess.run(command, cwd=floor, check=True, capture_output=True, text=True)
 
 
 def snakemake_start_seconds() -> tuple[float, float]:
@@ -198,7 +243,7 @@ def row(what: str, r: float, mlmi: float) -> str:
 
 def main() -> None:
     load = os.getloadavg()[0]
-    lines = [f"{'':<52} {'R s':>8} {'mlmi s':>8} {'mlmi/R':>8}"]
+    lines, floors = [f"{'':<52} {'R s':>8} {'mlmi s':>8} {'mlmi/R':>8}"], []
     with tempfile.TemporaryDirectory() as tmp:
         for m in {"plan": [], "impute": ARGS.m[:1], "fit": ARGS.m[:1]}.get(ARGS.only, ARGS.m):
             reuse = ARGS.only == "fit" and (REPO / "results" / f"vs_r_m{m}" / "imputations" / "imp_1.parquet").exists()
@@ -213,11 +258,13 @@ def main() -> None:
                 lines.append(row("imputation per data set: the imputation alone", per_set, alone))
             if ARGS.only != "fit":
                 lines.append(row(f"default pipeline end to end, m = {m}", script, pipeline))
+                floors.append(f"the default pipeline's DAG at m = {m} with jobs that do nothing, run as mlmi's is "
+                              f"(Snakemake's own floor): {run_floor_seconds(m, Path(tmp)):.1f} s")
         if ARGS.only not in ("impute", "fit"):
             plan, cpu, jobs = plan_seconds(Path(tmp))
             floor, floor_cpu, floor_jobs = floor_seconds(Path(tmp))
     if ARGS.only != "plan":
-        print("\n".join(lines))
+        print("\n".join(lines + floors))
     if ARGS.only not in ("impute", "fit"):
         print(f"snakemake -n on a study of {jobs} jobs: {plan:.1f} s, {cpu:.1f} CPU s (R has no counterpart)")
         print(f"snakemake -n on the same DAG of rules that do nothing ({floor_jobs} jobs), Snakemake's own floor: "

@@ -27,7 +27,9 @@ rule report:
         config=get_run_config,
         m=M,
         benchmarks=get_run_benchmarks(),
-    threads: 1
+    # Its figures are drawn two at a time (mlmi.report.figures.render_all); more gains little, as the largest figure
+    # is half of the drawing. With --cores 1 Snakemake gives it one.
+    threads: 2
     conda:
         CONDA_ENV
     script:

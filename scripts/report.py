@@ -15,7 +15,7 @@ try:
                       log_paths=snakemake.input.logs, scenario=snakemake.params.scenario,
                       formula=snakemake.params.formula, categorical=snakemake.params.categorical,
                       models_path=next(iter(snakemake.input.models), None), trace_paths=snakemake.input.traces,
-                      checks_path=next(iter(snakemake.input.checks), None),
+                      checks_path=next(iter(snakemake.input.checks), None), threads=snakemake.threads,
                       provenance=describe_run(snakemake.params.config, snakemake.params.m, snakemake.input.run_inputs,
                                               snakemake.params.benchmarks))
 except RecordVersionError as error:  # a fit record another mlmi wrote: one line, not a traceback

@@ -422,6 +422,17 @@ def test_figures_written_as_png_files_for_snakemakes_report(full):
         assert path.read_bytes().startswith(b"\x89PNG"), path.name
 
 
+def test_figures_drawn_by_two_processes_are_the_same_bytes_as_by_one(full, tmp_path):
+    """The report job draws its figures two at a time (forked workers): the files and the page are the same."""
+    log = tmp_path / "impute.log"
+    log.write_text((full["figures"]["forest"].parents[1] / "impute.log").read_text())
+    figures = {name: tmp_path / "figures" / f"{name}.png" for name in FIGURES}
+    page = write_page(tmp_path, logs={"impute/1": log}, provenance=PROVENANCE, figure_paths=figures, processes=2)
+    assert page == full["page"]
+    for name, path in figures.items():
+        assert path.read_bytes() == full["figures"][name].read_bytes(), name
+
+
 def test_random_effects_tables_and_plots(page):
     shown = section_text(page, "Random effects")
     assert "VarCorr (mean over imputations)" in shown and "<b>SD over imputations</b>: the SD of the imputations' estimates: a spread, not a standard error" in shown

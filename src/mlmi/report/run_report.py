@@ -47,8 +47,9 @@ COMPARISON_LABELS = {"test": "comparison", "hypothesis": "nested model", "method
 def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path, imputed_paths, formula: str,
                  scenario: str, chain_paths=(), truth_path=None, categorical=(), model_vars=None, logs=None,
                  provenance: dict | None = None, figure_paths: dict | None = None, models_path=None,
-                 trace_paths=(), checks_path=None) -> None:
-    """Write the report page to ``path``, and its figures as PNG files to ``figure_paths`` (name to path).
+                 trace_paths=(), checks_path=None, processes: int = 1) -> None:
+    """Write the report page to ``path``, and its figures as PNG files to ``figure_paths`` (name to path), drawn by
+    up to ``processes`` processes at once (``mlmi.report.figures.render_all``).
 
     The pooled tables are read from ``pooled_dir`` (``mlmi.report.results``); the other files are given: the data
     with its missing values, the fit records, the imputed data sets, their chains (none when imputed
@@ -82,7 +83,7 @@ def write_report(path, *, pooled_dir, missing_path, fit_paths, listwise_fit_path
                                                       table_of("random_effects"), truth, parsed.response, scale),
         "caterpillar": figures.caterpillar_plot(table_of("ranef"), parsed.response, scale),
     }
-    images = {name: figures.render(figure, figures.ALT[name]) for name, figure in drawn.items()}
+    images = figures.render_all(drawn, processes)
     for name, figure_path in (figure_paths or {}).items():
         write_bytes(images[name].png, figure_path)
     warnings = gather_warnings(logged_warnings(logs or {}), model_info, fixed,

@@ -195,9 +195,11 @@ def _comparison_rows(kept: dict, paths: dict, comparisons: list, compare_paths, 
 
 def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path, truth_path, fit_paths,
            listwise_fit_path, imputed_paths, chain_paths, log_paths, scenario: str, formula: str,
-           categorical, provenance: dict | None, models_path=None, trace_paths=(), checks_path=None) -> None:
+           categorical, provenance: dict | None, models_path=None, trace_paths=(), checks_path=None,
+           threads: int = 1) -> None:
     """Write the HTML report and its figure files, with the warnings the run's records carry (the fits', the
-    imputation models' ``models_path``, the start-up check's ``checks_path``) and those logged in ``log_paths``.
+    imputation models' ``models_path``, the start-up check's ``checks_path``) and those logged in ``log_paths``;
+    the figures drawn by up to ``threads`` processes at once.
 
     ``log_paths`` are the logs of this run's jobs whose warnings no record carries
     (``<results>/logs/<job>.log``, declared inputs of the report), named in the report by the job
@@ -211,7 +213,7 @@ def report(report_path, *, figure_paths: dict, fixed_effects_path, missing_path,
                  truth_path=truth_path, fit_paths=fit_paths, listwise_fit_path=listwise_fit_path,
                  imputed_paths=imputed_paths, chain_paths=chain_paths, scenario=scenario, formula=formula,
                  categorical=categorical, logs=logs, provenance=provenance, figure_paths=figure_paths,
-                 models_path=models_path, trace_paths=trace_paths, checks_path=checks_path)
+                 models_path=models_path, trace_paths=trace_paths, checks_path=checks_path, processes=threads)
 
 
 def log_label(path) -> str:

@@ -13,10 +13,12 @@ import os
 import shutil
 import uuid
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from mlmi.run.damage import DamagedFile, parquet_problem
+
+if TYPE_CHECKING:  # pandas is imported where a table is read: a job that writes only JSON (provenance) needs none
+    import pandas as pd
 
 #: Ends the name of every temporary file a write makes beside its output (``.<name>.<random>.partial``).
 PARTIAL = ".partial"
@@ -51,17 +53,19 @@ def _atomic(path, write) -> None:
             os.remove(tmp)
 
 
-def write_parquet(data: pd.DataFrame, path) -> None:
+def write_parquet(data: "pd.DataFrame", path) -> None:
     """Write a data set to Parquet, dtypes (nullable integers too) kept."""
     _atomic(path, lambda tmp: data.to_parquet(tmp, index=False))
 
 
-def read_parquet(path) -> pd.DataFrame:
+def read_parquet(path) -> "pd.DataFrame":
     """Read a data set written by ``write_parquet``; a damaged one is a ``DamagedFile`` error naming it."""
     problem = parquet_problem(path)
     if problem:
         raise DamagedFile(f"{path} is damaged ({problem}); run snakemake again: it removes damaged outputs and "
                           "makes them again")
+    import pandas as pd
+
     return pd.read_parquet(path)
 
 
@@ -80,7 +84,7 @@ def read_json(path) -> dict:
         return json.load(stream)
 
 
-def write_csv(table: pd.DataFrame, path) -> None:
+def write_csv(table: "pd.DataFrame", path) -> None:
     """Write a table as CSV with a header and no index."""
     _atomic(path, lambda tmp: table.to_csv(tmp, index=False))
 

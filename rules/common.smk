@@ -119,7 +119,7 @@ def rechecked_warnings():
 @input_function
 def get_imputation_settings(wildcards):
     """The imputation settings the run's method takes, so a study scenario may vary any of them."""
-    from mlmi.impute.models import method_settings  # pandas and formulaic: an impute job's own imports
+    from mlmi.impute.models import method_settings  # pandas: an impute job's own import
 
     return method_settings(PLAN.run_config(wildcards.run)["imputation"])
 

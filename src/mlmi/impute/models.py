@@ -16,7 +16,6 @@ imputation library, so the workflow reads ``METHOD_SETTINGS`` from it at no cost
 import re
 
 import pandas as pd
-from formulaic import Formula
 
 from mlmi.data.levels import level2_columns
 from mlmi.fit.formula import lme4_term
@@ -127,6 +126,8 @@ def _product_term(fixed: str, column: str) -> str | None:
     itself (an interaction, power or transformation), or None."""
     name = re.compile(rf"(?<![A-Za-z0-9_.]){re.escape(column)}(?![A-Za-z0-9_.])")
     alone = {column, f"C({column})", f"factor({column})"}
+    from formulaic import Formula  # here: the workflow reads METHOD_SETTINGS in every run's main process
+
     for term in Formula(fixed):
         factors = [str(factor) for factor in term.factors]
         if any(name.search(factor) for factor in factors) and not (len(factors) == 1 and factors[0] in alone):

@@ -85,6 +85,13 @@ def lambda_of(theta: np.ndarray, q: int) -> np.ndarray:
     return lam
 
 
+def lambdas(theta: np.ndarray, ks: list[int]) -> list[np.ndarray]:
+    """Each random term's k x k Lambda from theta (terms of ``ks`` effects): each term's lower triangle, row by row,
+    term after term."""
+    sizes = np.cumsum([0] + [theta_size(k) for k in ks])
+    return [lambda_of(np.asarray(theta[a:b], dtype=float), k) for a, b, k in zip(sizes, sizes[1:], ks)]
+
+
 @functools.cache
 def _tril(q: int) -> tuple[np.ndarray, np.ndarray]:
     """np.tril_indices(q), computed once per q (the optimizer asks for Lambda hundreds of times)."""

@@ -114,7 +114,7 @@ class Terms:
 
     def lambdas(self, theta: np.ndarray) -> list[np.ndarray]:
         """Each term's k x k Lambda from theta."""
-        return lambdas(theta, self.ks)
+        return deviance.lambdas(theta, self.ks)
 
     def lambda_rest(self, lams: list[np.ndarray]) -> sparse.csr_matrix:
         """The sparse Lambda of the terms after the first (q2 x q2), from each term's k x k Lambda."""
@@ -236,12 +236,6 @@ class _CsrPattern:
 def _scale_rows(matrix: sparse.csc_matrix, scale: np.ndarray) -> sparse.csc_matrix:
     """diag(scale) @ matrix, by scaling its stored values (no product)."""
     return sparse.csc_matrix((matrix.data * scale[matrix.indices], matrix.indices, matrix.indptr), shape=matrix.shape)
-
-
-def lambdas(theta: np.ndarray, ks: list[int]) -> list[np.ndarray]:
-    """Each term's k x k Lambda from theta: each term's lower triangle, row by row, term after term."""
-    sizes = np.cumsum([0] + [deviance.theta_size(k) for k in ks])
-    return [deviance.lambda_of(np.asarray(theta[a:b], dtype=float), k) for a, b, k in zip(sizes, sizes[1:], ks)]
 
 
 def _sparse_z(structure: RandomEffects, n: int) -> sparse.csc_matrix:

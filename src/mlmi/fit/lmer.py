@@ -41,7 +41,11 @@ JITTER_SD = 0.5
 JITTER_SEED = 20261123
 #: Each optimizer's tolerances and iteration limit (lme4's ``optCtrl``). BOBYQA's are 100 times tighter than
 #: ``nloptwrap``'s defaults (1e-8), which stop up to ~2e-6 from the optimum in theta; at 1e-10, within ~2e-7.
+#: The restart off a bound is nlopt's L-BFGS (``LD_LBFGS``) on the deviance's gradient, to scipy's L-BFGS-B's relative
+#: tolerance: nlopt is loaded for BOBYQA already, and scipy.optimize (0.4 s to import, with scipy.linalg) is then
+#: imported only by a fit that needs a rescue.
 OPTIONS = {"BOBYQA": {"xtol_abs": 1e-10, "ftol_abs": 1e-10, "maxeval": 100_000},
+           "L-BFGS": {"xtol_abs": 1e-10, "ftol_rel": 1e-13, "maxeval": 4000},
            "L-BFGS-B": {"ftol": 1e-13, "gtol": 1e-6, "maxiter": 2000},
            "Nelder-Mead": {"xatol": 1e-9, "fatol": 1e-9, "maxiter": 4000},
            "Powell": {"xtol": 1e-9, "ftol": 1e-13, "maxiter": 4000}}
@@ -136,7 +140,7 @@ class Evaluations:
     here as there) that remembers every value it has computed, by theta to the last bit.
 
     A theta evaluated again costs nothing: the gradient check's Hessian at the kept attempt is the Wald covariance's
-    (``mlmi.fit.vc_wald``, the same points), L-BFGS-B's gradient at its last point is the check's. ``criteria`` gives
+    (``mlmi.fit.vc_wald``, the same points), L-BFGS's gradient at its last point is the check's. ``criteria`` gives
     many points at once, by the deviance's own ``criteria`` where it has one; the values are the same numbers as
     one by one, so nothing a fit reports depends on which is used."""
 
@@ -185,7 +189,7 @@ def _optimize(design: Design, objective) -> tuple[list[dict], list[dict]]:
     for i in _on_bound(np.array(best["theta"]), objective.bounds):
         escape = np.array(best["theta"])
         escape[i] = BOUNDARY_ESCAPE
-        attempts.append(_minimize(objective, escape, f"off the bound in theta[{i}]", "L-BFGS-B"))
+        attempts.append(_minimize(objective, escape, f"off the bound in theta[{i}]", "L-BFGS"))
     for method, start, move in RESCUES:
         if _settled(attempts):
             break
@@ -318,7 +322,9 @@ def _minimize(objective, theta0: np.ndarray, start: str, method: str) -> dict:
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         if method == "BOBYQA":
-            result = _bobyqa(value, theta0, bounds)
+            result = _nlopt(nlopt.LN_BOBYQA, lambda theta, _grad: value(theta), theta0, bounds, OPTIONS[method])
+        elif method == "L-BFGS":
+            result = _nlopt(nlopt.LD_LBFGS, _with_gradient(objective), theta0, bounds, OPTIONS[method])
         else:
             from scipy import optimize  # here: a fit that BOBYQA settles needs none of its ~0.1 s import
 
@@ -333,30 +339,44 @@ def _minimize(objective, theta0: np.ndarray, start: str, method: str) -> dict:
             "message": str(result.message), "warnings": [f"{method}: {w.message}" for w in seen]}
 
 
-def _bobyqa(objective, theta0: np.ndarray, bounds: list) -> SimpleNamespace:
-    """nlopt's BOBYQA with ``nloptwrap``'s settings, as scipy's result has it (x, fun, success, message); the best
-    point it evaluated when nlopt stops on round-off (which lme4 reports as a warning, not a failure)."""
+def _nlopt(algorithm: int, objective, theta0: np.ndarray, bounds: list, options: dict) -> SimpleNamespace:
+    """nlopt's ``algorithm`` (BOBYQA with ``nloptwrap``'s settings, or L-BFGS) on ``objective(theta, grad)`` from
+    theta0 with ``options`` (its ``set_<name>`` values), as scipy's result has it (x, fun, success, message): the
+    best point it evaluated, also when nlopt stops on round-off (which lme4 reports as a warning, not a failure)
+    or fails (the attempt is then not converged, and the rescues follow)."""
     best = {"fun": np.inf, "x": np.asarray(theta0, dtype=float)}
 
-    def counted(theta, _grad):
-        value = objective(theta)
+    def counted(theta, grad):
+        value = objective(theta, grad)
         if value < best["fun"]:
             best.update(fun=value, x=np.array(theta))
         return value if np.isfinite(value) else np.finfo(float).max
 
-    opt = nlopt.opt(nlopt.LN_BOBYQA, len(theta0))
+    opt = nlopt.opt(algorithm, len(theta0))
     opt.set_lower_bounds([-np.inf if low is None else low for low, _ in bounds])
     opt.set_min_objective(counted)
-    opt.set_xtol_abs(OPTIONS["BOBYQA"]["xtol_abs"])
-    opt.set_ftol_abs(OPTIONS["BOBYQA"]["ftol_abs"])
-    opt.set_maxeval(OPTIONS["BOBYQA"]["maxeval"])
+    for name, setting in options.items():
+        getattr(opt, f"set_{name}")(setting)
     try:
         opt.optimize(np.asarray(theta0, dtype=float))
         code = opt.last_optimize_result()
         success, message = code > 0, NLOPT_RESULTS.get(code, f"nlopt result {code}")
     except nlopt.RoundoffLimited:
         success, message = True, "NLOPT_ROUNDOFF_LIMITED: optimization stopped by round-off"
+    except nlopt.runtime_error as error:
+        success, message = False, f"NLOPT_FAILURE: {error}"
     return SimpleNamespace(x=best["x"], fun=best["fun"], success=success, message=message)
+
+
+def _with_gradient(objective: "Evaluations"):
+    """The deviance as nlopt's gradient-based algorithms call it: its value, with the gradient written into
+    ``grad``."""
+    def value(theta, grad):
+        deviance_value, gradient = _deviance_and_gradient(np.asarray(theta, dtype=float), objective)
+        if grad.size:
+            grad[:] = gradient
+        return deviance_value
+    return value
 
 
 #: nlopt's result codes, by the names lme4's ``nloptwrap`` reports.
@@ -389,7 +409,7 @@ def _deviance(theta: np.ndarray, objective) -> float:
 
 
 def _deviance_and_gradient(theta: np.ndarray, objective: Evaluations) -> tuple[float, np.ndarray]:
-    """``_deviance`` and ``_gradient`` at theta, their points evaluated at once (what L-BFGS-B asks at every step)."""
+    """``_deviance`` and ``_gradient`` at theta, their points evaluated at once (what L-BFGS asks at every step)."""
     value, grad = deviance.value_and_gradient(objective.criterion, theta, many=objective.criteria)
     return _finite(value), grad
 
@@ -445,9 +465,7 @@ def random_parts(design: Design, solution, theta: np.ndarray) -> dict:
         lam = deviance.lambda_of(theta, design.Z.shape[1])
         return {"random_effects": _variance_components(design.group, design.re_names, solution.sigma2 * lam @ lam.T),
                 "ranef": _ranef(design.group, design.levels, design.re_names, solution.modes, solution.cond_var)}
-    from mlmi.fit.deviance_factors import lambdas
-
-    lams = lambdas(theta, [block.k for block in design.structure.blocks])
+    lams = deviance.lambdas(theta, [block.k for block in design.structure.blocks])
     parts = {"random_effects": [], "ranef": []}
     for block, lam, modes, cond_var in zip(design.structure.blocks, lams, solution.modes, solution.cond_var):
         factor = design.structure.factors[block.factor]

@@ -40,9 +40,7 @@ def parameter_names(terms: list[str]) -> list[str]:
 
 def _lambdas(theta: np.ndarray, random_terms: list[tuple[str, list[str]]]) -> list[np.ndarray]:
     """Each random term's Lambda from theta (its lower triangle, term after term)."""
-    from mlmi.fit.deviance_factors import lambdas  # here: a fit of one term pays for no scipy.sparse
-
-    return lambdas(np.asarray(theta, dtype=float), [len(names) for _, names in random_terms])
+    return deviance.lambdas(np.asarray(theta, dtype=float), [len(names) for _, names in random_terms])
 
 
 def transformed(theta: np.ndarray, sigma2: float, random_terms: list[tuple[str, list[str]]]) -> np.ndarray:

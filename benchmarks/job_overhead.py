@@ -11,14 +11,15 @@ plugin runs each as `srun python -m snakemake ...`); a Slurm round trip (`sbatch
 that does nothing), when Slurm answers. Then it counts the study's jobs with and without the
 profile's grouping (a dry run) and puts the figures together.
 
-Last, the floor of a fit job and a pool job: the default pipeline runs to its pooled tables (m = 2, in a
-temporary folder) keeping the scripts Snakemake wrote for its jobs (``--skip-script-cleanup``: Snakemake's preamble,
-which unpickles the job's ``snakemake`` object, then scripts/fit.py or scripts/pool.py), and each is timed again, in
+Last, the floor of an impute job, a fit job and the pool job: the default pipeline runs to its pooled tables (m = 2,
+in a temporary folder) keeping the scripts Snakemake wrote for its jobs (``--skip-script-cleanup``: Snakemake's
+preamble, which unpickles the job's ``snakemake`` object, then scripts/impute.py, fit.py or pool.py), and each is
+timed again, in
 wall-clock and CPU seconds: the interpreter; the preamble alone; the floor, preamble and pandas (with pyarrow's
 Parquet reader for a job that reads Parquet), which any job of this shape pays; the job's imports (every module
 the whole job had loaded when it ended, its stage's lazy imports and what its work imported included); the whole
-job; each the least of a few runs. Its imports less the floor is mlmi's own share (what its stage and libraries
-import: formulaic, scipy's parts, nlopt, mlmi itself), printed with the packages it is made of.
+job; each the least of a few runs. Its imports less the floor is what its step adds (the libraries it works with:
+miceforest and LightGBM, nlopt, scipy's parts; and mlmi itself), printed with the packages it is made of.
 """
 import argparse
 import json
@@ -44,7 +45,7 @@ RULE_MODULES = {"simulate": "mlmi.data.simulate", "ampute": "mlmi.data.ampute", 
                 "pool": "mlmi.pool.rubin", "replication": "mlmi.run.study", "study_summary": "mlmi.report.study_report",
                 "report": "mlmi.report.run_report"}
 #: The jobs whose floor is measured, and whether each reads Parquet (pandas then imports pyarrow's reader).
-FLOOR_JOBS = {"fit": True, "pool": False}
+FLOOR_JOBS = {"impute": True, "fit": True, "pool": False}
 #: Lines of a script Snakemake writes for a job that are its preamble (start marker, code, end marker).
 PREAMBLE_LINES = 3
 TRIVIAL_SNAKEFILE = """
@@ -124,7 +125,7 @@ def cpu_and_wall(command, cwd=None) -> tuple[float, float]:
 
 def kept_job_scripts(workdir: Path) -> dict[str, Path]:
     """Run the default pipeline to its pooled tables at m = 2 in ``workdir``, keeping the scripts Snakemake wrote for
-    its jobs; one script of each FLOOR_JOBS rule, by rule (a fit job of an imputation, the pool job)."""
+    its jobs; one script of each FLOOR_JOBS rule, by rule (an impute job, a fit job of an imputation, the pool job)."""
     (workdir / "m2.yaml").write_text("imputation: {m: 2}\n")
     subprocess.run([sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir),
                     "--configfile", str(workdir / "m2.yaml"), "--cores", "2", "--quiet", "--skip-script-cleanup",
@@ -188,7 +189,7 @@ def print_floors(floors: dict) -> None:
             ("pandas (+ pyarrow.parquet to read Parquet)", lambda t: _less(t["floor"], t["preamble"])),
             ("= the floor: interpreter, preamble, pandas", lambda t: t["floor"]),
             ("the job's imports, all told", lambda t: t["imports"]),
-            ("mlmi's own share above the floor", lambda t: _less(t["imports"], t["floor"])),
+            ("above the floor: the step's libraries, mlmi", lambda t: _less(t["imports"], t["floor"])),
             ("the job's work (read, compute, write)", lambda t: _less(t["job"], t["imports"])),
             ("the whole job (its script, without Snakemake)", lambda t: t["job"])]
     for label, value in rows:
@@ -244,7 +245,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", nargs="?", default=REPO / "config" / "studies" / "realistic.yaml", type=Path,
                         help="the study whose jobs are counted (default: config/studies/realistic.yaml)")
-    parser.add_argument("--floor-only", action="store_true", help="measure only the floor of a fit and a pool job")
+    parser.add_argument("--floor-only", action="store_true", help="measure only the floor of an impute, a fit and the pool job")
     args = parser.parse_args()
     print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:

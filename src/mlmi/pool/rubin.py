@@ -7,7 +7,6 @@ import logging
 
 import numpy as np
 import pandas as pd
-from scipy import special  # what scipy.stats calls, without its 1 s import
 
 from mlmi.fit.record import FIXED_COLUMNS, FitRecord
 
@@ -79,6 +78,8 @@ def pool_long(table: pd.DataFrame, dfcom: float, conf_level: float = 0.95) -> pd
     pooled = rubin(estimates, variances)
     df = barnard_rubin_df(m, pooled["b"], pooled["t"], dfcom)
     std_error = np.sqrt(pooled["t"])
+    from scipy import special  # scipy.stats' functions, without its 1 s import; here: the report needs none of it
+
     half = np.asarray(special.stdtrit(df, 0.5 + conf_level / 2)) * std_error   # Student t quantile
     statistic = pooled["qbar"] / std_error
     return pd.DataFrame({

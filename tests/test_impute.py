@@ -1,4 +1,7 @@
 """miceforest imputation: shape, dtypes, exclusions, categories and thread-independence."""
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -216,3 +219,13 @@ def test_the_other_grouping_columns_are_ids_and_change_the_draws_reproducibly(tw
     assert not without["x"].equals(completed["x"])                      # the class means took part
     via_formula, _, _ = impute("miceforest", data, "y ~ x + (1 | g/c)", seed=4, **switches)
     pd.testing.assert_frame_equal(via_formula, completed)
+
+
+def test_miceforest_is_loaded_without_matplotlib_which_stays_importable():
+    """LightGBM imports matplotlib only to know whether it could plot; an impute job does not pay for that (~0.2 s),
+    and matplotlib imports as ever afterwards."""
+    code = ("import sys\nfrom mlmi.impute.miceforest import imputation_kernel\nimputation_kernel()\n"
+            "print('lightgbm' in sys.modules, 'matplotlib' in sys.modules)\nimport matplotlib.figure\nprint('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "False", "ok"]
+

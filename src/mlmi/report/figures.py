@@ -7,6 +7,7 @@ import base64
 import io
 import math
 import multiprocessing
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,8 +86,9 @@ def render_all(drawn: dict, processes: int = 1) -> dict:
     """``render`` of each figure of ``drawn`` (name of ``ALT`` to figure), name to Image, by up to ``processes``
     processes at once: drawing the figures is most of the report job, on every run's critical path, and they
     are independent. The workers are forked from this process, so each has the figures as they are (nothing is
-    pickled but the PNGs coming back), and the images are the same bytes whatever the number of processes."""
-    if processes <= 1 or len(drawn) <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    pickled but the PNGs coming back), and the images are the same bytes whatever the number of processes. Only on
+    Linux: macOS's system libraries are not safe to use in a forked child, and elsewhere there is no fork."""
+    if processes <= 1 or len(drawn) <= 1 or not sys.platform.startswith("linux"):
         return {name: render(figure, ALT[name]) for name, figure in drawn.items()}
     _FORKED.update(drawn)
     try:

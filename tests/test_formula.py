@@ -106,7 +106,8 @@ PLAIN = pd.DataFrame({"x": [1.5, 2.0, -3.25, 4.0], "n": [1, 2, 3, 4], "k": pd.ar
 
 
 @pytest.mark.parametrize("fixed", ["x", "x + n + k", "1 + x + n", "0 + x + n", "n + x", "x + x + n", "x + `x`",
-                                   "`x y` + `school.id` + x", "log + x"])
+                                   "`x y` + `school.id` + x", "school.id + x", "log + x", "x + 1", "x + 0", "-1 + x",
+                                   "0 + x + 1", "1 + x + 0"])
 def test_plain_columns_are_built_as_formulaic_builds_them(fixed, monkeypatch):
     """The fixed part of plain numeric columns is built without formulaic: the same names, values (to the bit)
     and memory order as formulaic's matrix, so that every fit downstream is the same to the last bit."""
@@ -120,8 +121,8 @@ def test_plain_columns_are_built_as_formulaic_builds_them(fixed, monkeypatch):
     np.testing.assert_array_equal(plain.X, reference.X)
 
 
-@pytest.mark.parametrize("fixed", ["flag", "sex", "cat", "hole", "absent", "x - 1", "x:n", "log(x)", "x + 1", "0",
-                                   "a b"])
+@pytest.mark.parametrize("fixed", ["flag", "sex", "cat", "hole", "absent", "x - 1", "x:n", "log(x)", "0", "a b",
+                                   "x + sex"])
 def test_anything_but_plain_numeric_columns_is_left_to_formulaic(fixed):
     from mlmi.fit.formula import _plain_design
 

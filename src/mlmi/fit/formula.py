@@ -503,8 +503,9 @@ def _written_groups(text: str, inner: str, quoted: list[str]) -> tuple[str, ...]
 
 
 def _plain_terms(terms: str, quoted: list[str]) -> tuple | None:
-    """A random part of column names, ``1``, ``0`` and ``-1`` joined by '+' (``1 + x``, ``0 + x``, ``x``), read
-    without formulaic: (intercept, slopes, slopes as formulaic text, True); None for anything else."""
+    """A random part (or a fixed part: ``_plain_design``) of column names, ``1``, ``0`` and ``-1`` joined by '+'
+    (``1 + x``, ``0 + x``, ``x``), read without formulaic: (intercept, slopes, slopes as formulaic text, True); None
+    for anything else."""
     intercept, slopes = True, []
     for token in (piece.strip() for piece in terms.split("+")):
         if token in ("1", "0", "-1"):
@@ -666,19 +667,18 @@ def fixed_design(fixed: str, data: pd.DataFrame) -> FixedDesign:
 
 
 def _plain_design(fixed: str, data: pd.DataFrame) -> FixedDesign | None:
-    """``fixed_design`` of a fixed part of plain numeric columns (``1 + a + `b c```: names joined by '+', a leading
-    ``1`` or ``0``), without formulaic: the matrix formulaic builds (an intercept column first unless ``0``, then
-    each column once, as floats, in the order written; Fortran order, as formulaic's matrix converts), the
-    same names. None for anything else (a factor, an expression, a missing value, an absent column), which
-    formulaic builds: the fit job of the usual model then never imports it (~0.3 s, more than the fit)."""
-    tokens = [token.strip() for token in fixed.split("+")]
-    intercept = tokens[0] != "0"
-    if tokens[0] in ("0", "1"):
-        tokens = tokens[1:]
-    if not tokens or not all(_QUOTED.fullmatch(token) or token.isidentifier() and not keyword.iskeyword(token) for token in tokens):
+    """``fixed_design`` of a fixed part of plain numeric columns (column names, ``1``, ``0`` and ``-1`` joined by
+    '+', read as a random part's are: ``_plain_terms``), without formulaic: the matrix formulaic builds (an
+    intercept column first unless the last of ``1``, ``0``, ``-1`` removes it, then each column once, as floats, in
+    the order written; Fortran order, as formulaic's matrix converts), the same names. None for anything else (a
+    factor, an expression, a missing value, an absent column, a name Python reads as a constant), which formulaic
+    builds: the fit job of the usual model then never imports it (~0.3 s, more than the fit)."""
+    plain = _plain_terms(*_mask(fixed))
+    if plain is None:
         return None
-    columns = list(dict.fromkeys(token.strip("`") for token in tokens))
-    if not all(_plain_numbers(data, column) for column in columns):
+    intercept, slopes = plain[:2]
+    columns = list(dict.fromkeys(slopes))
+    if not columns or not all(_plain_numbers(data, column) and not keyword.iskeyword(column) for column in columns):
         return None
     X = np.empty((len(data), intercept + len(columns)), order="F")
     if intercept:

@@ -14,11 +14,10 @@ profile's grouping (a dry run) and puts the figures together.
 Last, the floor of an impute job, a fit job and the pool job: the default pipeline runs to its pooled tables (m = 2,
 in a temporary folder) keeping the scripts Snakemake wrote for its jobs (``--skip-script-cleanup``: Snakemake's
 preamble, which unpickles the job's ``snakemake`` object, then scripts/impute.py, fit.py or pool.py), and each is
-timed again, in
-wall-clock and CPU seconds: the interpreter; the preamble alone; the floor, preamble and pandas (with pyarrow's
-Parquet reader for a job that reads Parquet), which any job of this shape pays; the job's imports (every module
-the whole job had loaded when it ended, its stage's lazy imports and what its work imported included); the whole
-job; each the least of a few runs. Its imports less the floor is what its step adds (the libraries it works with:
+timed again, in wall-clock and CPU seconds: the interpreter; the preamble alone; the floor, preamble and pandas (with
+pyarrow's Parquet reader for a job that reads Parquet), which any job of this shape pays; the job's imports (every
+module the whole job had loaded when it ended, its stage's lazy imports and what its work imported included); the
+whole job; each the least of a few runs. Its imports less the floor is what its step adds (the libraries it works with:
 miceforest and LightGBM, nlopt, scipy's parts; and mlmi itself), printed with the packages it is made of.
 """
 import argparse
@@ -245,7 +244,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", nargs="?", default=REPO / "config" / "studies" / "realistic.yaml", type=Path,
                         help="the study whose jobs are counted (default: config/studies/realistic.yaml)")
-    parser.add_argument("--floor-only", action="store_true", help="measure only the floor of an impute, a fit and the pool job")
+    parser.add_argument("--floor-only", action="store_true",
+                        help="measure only the floor of an impute, a fit and the pool job")
     args = parser.parse_args()
     print(f"load average (1 min) before: {os.getloadavg()[0]:.2f}; {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:

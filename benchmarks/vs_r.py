@@ -54,20 +54,20 @@ FORMULA = "mathach ~ minority + female + ses + meanses + (1 + ses | schid)"
 PIPELINE_STEPS = [
     ("simulate", "[]", '"{run}/complete", "{run}/truth"', ""),
     ("ampute", '"{run}/complete"', '"{run}/missing"', ""),
-    ("imputation_models", '"{run}/missing"', '"{run}/models"', ""),
     ("impute", '"{run}/missing"', '"{run}/imp_{k}", "{run}/chains_{k}", "{run}/trace_{k}"', "_{k}"),
     ("fit", '"{run}/imp_{k}"', '"{run}/fit_{k}"', "_{k}"),
     ("fit_listwise", '"{run}/missing"', '"{run}/listwise"', ""),
     ("pool", 'expand("{{run}}/fit_{k}", k=M), "{run}/listwise"', '"{run}/pooled", "{run}/random_effects"', ""),
 ]
 #: A study's run ends with the fit of the complete data and its replication's estimates (config/studies/quick.yaml);
-#: a default run with the report and the provenance record.
-STUDY_STEPS = PIPELINE_STEPS[:2] + PIPELINE_STEPS[3:] + [
+#: a default run has the imputation models' table, and ends with the report and the provenance record.
+STUDY_STEPS = PIPELINE_STEPS + [
     ("fit_complete", '"{run}/complete"', '"{run}/complete_fit"', ""),
     ("replication", '"{run}/pooled", "{run}/random_effects", "{run}/listwise", "{run}/complete_fit"',
      '"{run}/estimates"', ""),
 ]
 RUN_STEPS = PIPELINE_STEPS + [
+    ("imputation_models", '"{run}/missing"', '"{run}/models"', ""),
     ("report", '"{run}/pooled", "{run}/models", expand("{{run}}/imp_{k}", k=M), expand("{{run}}/chains_{k}", k=M)',
      '"{run}/report"', ""),
     ("provenance", '"{run}/report"', '"{run}/provenance"', ""),
